@@ -1,0 +1,24 @@
+//! missiond-core: everything missiond does except argument parsing.
+//!
+//! Events flow one way: pty bytes -> [`screen`] -> [`semantic`] -> broadcast -> [`server`].
+//!
+//! - [`config`]: slot and server settings, token and state directory.
+//! - [`pty`]: spawn a program in a pseudo-terminal, read pump, write, resize, signals, exit.
+//! - [`screen`]: the vt100 emulator of a slot, snapshots, answers to terminal queries.
+//! - [`semantic`]: reads a screen into states (idle, thinking, confirming, ...), rules as data.
+//! - [`tasks`]: Claude Code task files: watcher, model, diff.
+//! - [`supervisor`]: the set of slots, their lifecycle and restart policy.
+//! - [`protocol`]: every wire message type, shared by server and clients.
+//! - [`server`]: HTTP, WebSocket routes, auth.
+
+pub mod config;
+pub mod protocol;
+pub mod pty;
+pub mod screen;
+pub mod semantic;
+pub mod server;
+pub mod supervisor;
+pub mod tasks;
+
+/// The version clients and `/health` report.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

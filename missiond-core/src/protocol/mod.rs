@@ -1,0 +1,337 @@
+//! Every message that crosses a wire: REST bodies, `/pty`, `/events` and `/tasks` frames.
+//!
+//! Server and clients (the CLI, tests, examples) share these types so the two ends cannot drift.
+//! Field names are camelCase on the wire; enum values are snake_case.
+
+pub mod tasks;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How a slot's screen is read into states: by the Claude Code rules or the generic shell rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    ClaudeCode,
+    Shell,
+}
+
+impl Profile {
+    /// `claude-code` when the command's file name is `claude`, else `shell`.
+    pub fn for_command(command: &str) -> Profile {
+        let name = std::path::Path::new(command)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(command);
+        if name == "claude" {
+            Profile::ClaudeCode
+        } else {
+            Profile::Shell
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::ClaudeCode => "claude-code",
+            Profile::Shell => "shell",
+        }
+    }
+}
+
+/// When a slot whose program ended is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    Never,
+    OnFailure,
+    Always,
+}
+
+/// What a client asks for when it creates a slot (REST body, CLI `launch`, config `[[slots]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlotSpec {
+    pub id: String,
+    #[serde(default = "default_command")]
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    #[serde(default = "default_true")]
+    pub autostart: bool,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<usize>,
+}
+
+fn default_command() -> String {
+    "claude".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl SlotSpec {
+    /// A spec with every optional field at its default.
+    pub fn new(id: impl Into<String>, command: impl Into<String>) -> SlotSpec {
+        SlotSpec {
+            id: id.into(),
+            command: command.into(),
+            args: Vec::new(),
+            cwd: None,
+            env: BTreeMap::new(),
+            cols: None,
+            rows: None,
+            profile: None,
+            autostart: true,
+            restart: RestartPolicy::Never,
+            scrollback: None,
+        }
+    }
+}
+
+/// The process lifecycle of a slot (as opposed to its semantic state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotStatus {
+    Starting,
+    Running,
+    Exited,
+}
+
+/// What the program in a slot is doing, read from its screen, title, session file and exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SemanticState {
+    Starting,
+    Idle,
+    Thinking,
+    ToolRunning,
+    Responding,
+    Confirming,
+    Error,
+    Exited,
+}
+
+impl SemanticState {
+    /// `thinking`, `tool_running` and `responding`: the program is working, not waiting.
+    pub fn is_busy(self) -> bool {
+        matches!(
+            self,
+            SemanticState::Thinking | SemanticState::ToolRunning | SemanticState::Responding
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SemanticState::Starting => "starting",
+            SemanticState::Idle => "idle",
+            SemanticState::Thinking => "thinking",
+            SemanticState::ToolRunning => "tool_running",
+            SemanticState::Responding => "responding",
+            SemanticState::Confirming => "confirming",
+            SemanticState::Error => "error",
+            SemanticState::Exited => "exited",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SemanticState> {
+        Some(match s {
+            "starting" => SemanticState::Starting,
+            "idle" => SemanticState::Idle,
+            "thinking" => SemanticState::Thinking,
+            "tool_running" => SemanticState::ToolRunning,
+            "responding" => SemanticState::Responding,
+            "confirming" => SemanticState::Confirming,
+            "error" => SemanticState::Error,
+            "exited" => SemanticState::Exited,
+            _ => return None,
+        })
+    }
+}
+
+/// Which kind of question a `confirming` slot is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogKind {
+    Permission,
+    Trust,
+    Question,
+    ApiKey,
+    Other,
+}
+
+/// One numbered choice of a dialog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialogOption {
+    pub n: u32,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// A dialog parsed from the screen, so a client can answer it with an option number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dialog {
+    pub kind: DialogKind,
+    pub title: String,
+    pub question: String,
+    pub body: String,
+    pub options: Vec<DialogOption>,
+}
+
+/// Extra facts about the current state: the dialog while `confirming`, the rule that matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialog: Option<Dialog>,
+    /// Name of the rule (or signal) that decided the state, for people debugging rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A slot as clients see it (REST, `/events`, CLI `ls`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotInfo {
+    pub id: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub cols: u16,
+    pub rows: u16,
+    pub profile: Profile,
+    pub restart: RestartPolicy,
+    pub pid: Option<u32>,
+    pub status: SlotStatus,
+    pub state: SemanticState,
+    #[serde(default)]
+    pub state_detail: StateDetail,
+    /// Milliseconds since the Unix epoch when the state last changed.
+    pub state_since: u64,
+    /// Milliseconds since the Unix epoch when the current (or last) process started.
+    pub started_at: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<String>,
+    pub restarts: u32,
+    pub viewers: usize,
+}
+
+/// Error body of every failed REST call: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+/// `GET /api/slots/{id}/screen`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScreenText {
+    pub cols: u16,
+    pub rows: u16,
+    /// `[row, col]`, zero-based.
+    pub cursor: [u16; 2],
+    pub text: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputRequest {
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResizeRequest {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptRequest {
+    pub text: String,
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfirmRequest {
+    pub option: u32,
+}
+
+/// Answer of `prompt`, `confirm` and `wait`: the state the slot is in when the call returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateReply {
+    pub state: SemanticState,
+    #[serde(default)]
+    pub state_detail: StateDetail,
+}
+
+/// Frames the server sends on `/pty/<slot>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PtyServerMsg {
+    /// The whole current screen as ANSI; always the first frame, and again after a viewer lagged.
+    Screen { data: String, cols: u16, rows: u16 },
+    Data { data: String },
+    #[serde(rename_all = "camelCase")]
+    State {
+        state: SemanticState,
+        prev_state: Option<SemanticState>,
+        #[serde(flatten)]
+        detail: StateDetail,
+    },
+    Resize { cols: u16, rows: u16 },
+    Exit { code: Option<i32>, signal: Option<String> },
+    Error { message: String },
+}
+
+/// Frames a client sends on `/pty/<slot>` (a non-JSON text or binary frame is raw input).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PtyClientMsg {
+    Input { data: String },
+    Resize { cols: u16, rows: u16 },
+}
+
+/// Frames of the `/events` stream: every slot's lifecycle and state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SlotEvent {
+    Slots { slots: Vec<SlotInfo> },
+    SlotCreated { slot: SlotInfo },
+    #[serde(rename_all = "camelCase")]
+    SlotState {
+        slot_id: String,
+        state: SemanticState,
+        prev_state: Option<SemanticState>,
+        detail: StateDetail,
+    },
+    #[serde(rename_all = "camelCase")]
+    SlotExited { slot_id: String, code: Option<i32>, signal: Option<String> },
+    #[serde(rename_all = "camelCase")]
+    SlotStarted { slot_id: String, pid: Option<u32> },
+    #[serde(rename_all = "camelCase")]
+    SlotRemoved { slot_id: String },
+}

@@ -1,0 +1,1 @@
+//! Wire types of the `/tasks` stream (owned by the tasks work).

@@ -1,0 +1,1 @@
+//! Semantic states: placeholder until the classifier lands.

@@ -1,0 +1,1 @@
+//! Claude Code task files: placeholder until the watcher lands.
