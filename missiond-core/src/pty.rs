@@ -1,0 +1,296 @@
+//! One program in a pseudo-terminal: spawn, read pump, input writer, resize, signals, exit.
+//!
+//! The program is started as the leader of its own session and process group (portable-pty
+//! calls `setsid`), so a signal to the group reaches its children too. Everything that blocks
+//! (reading, writing, waiting for the exit) runs on a dedicated thread, never on the async
+//! runtime.
+
+use bytes::Bytes;
+use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// Bytes read from the terminal in one go. PTYs hand out at most about 4 KiB per read; the
+/// larger buffer lets a burst that is already buffered come out as one chunk.
+const READ_BUFFER: usize = 16 * 1024;
+/// Input messages queued for a program that is not reading its terminal.
+const INPUT_QUEUE: usize = 1024;
+/// Stack size of the per-slot threads: they hold small buffers only.
+const THREAD_STACK: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PtyError {
+    #[error("cannot open a pseudo-terminal: {0}")]
+    Open(String),
+    #[error("cannot start {command:?}: {message}")]
+    Spawn { command: String, message: String },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("resize failed: {0}")]
+    Resize(String),
+    #[error("the program's input queue is full (it is not reading its terminal)")]
+    InputFull,
+    #[error("the program has exited")]
+    Gone,
+}
+
+/// The input queue of a program; `try_send` never blocks.
+pub type InputSender = mpsc::SyncSender<Bytes>;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    pub command: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// Added to the daemon's own environment.
+    pub env: BTreeMap<String, String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// How a program ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// The exit code, when the program exited by itself.
+    pub code: Option<i32>,
+    /// The signal's name (`Killed`, `Terminated`, ...), when a signal ended it.
+    pub signal: Option<String>,
+}
+
+/// Receives everything a running program produces. Called from the pump threads.
+pub trait PtyEvents: Send + Sync + 'static {
+    /// A chunk of output that never ends inside a UTF-8 character.
+    fn output(&self, chunk: Bytes);
+    /// The terminal reached end of file (every holder of the slave side closed it).
+    fn output_closed(&self);
+    /// The program was reaped.
+    fn exited(&self, exit: ExitInfo);
+}
+
+/// Handle on a running program: write, resize, signal. Dropping it closes the terminal.
+pub struct PtyProcess {
+    pid: u32,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    input: mpsc::SyncSender<Bytes>,
+}
+
+impl std::fmt::Debug for PtyProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PtyProcess").field("pid", &self.pid).finish()
+    }
+}
+
+impl PtyProcess {
+    /// Starts `req` and its reader, writer and waiter threads, which report to `events`.
+    pub fn spawn(req: &SpawnRequest, events: Arc<dyn PtyEvents>) -> Result<PtyProcess, PtyError> {
+        let pair = native_pty_system()
+            .openpty(pty_size(req.cols, req.rows))
+            .map_err(|e| PtyError::Open(e.to_string()))?;
+        let mut cmd = CommandBuilder::new(&req.command);
+        cmd.args(&req.args);
+        cmd.cwd(&req.cwd);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("COLORTERM", "truecolor");
+        for (key, value) in &req.env {
+            cmd.env(key, value);
+        }
+        let spawn_err = |message: String| PtyError::Spawn { command: req.command.clone(), message };
+        let mut child = pair.slave.spawn_command(cmd).map_err(|e| spawn_err(e.to_string()))?;
+        // Our copy of the slave side must go, or the reader would never see end of file.
+        drop(pair.slave);
+        let pid = child.process_id().unwrap_or(0);
+        let reader = pair.master.try_clone_reader().map_err(|e| spawn_err(e.to_string()))?;
+        let writer = pair.master.take_writer().map_err(|e| spawn_err(e.to_string()))?;
+        let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
+
+        let pump_events = events.clone();
+        spawn_thread(format!("pty-read-{pid}"), move || read_pump(reader, pump_events.as_ref()))?;
+        spawn_thread(format!("pty-write-{pid}"), move || write_pump(writer, input_rx))?;
+        spawn_thread(format!("pty-wait-{pid}"), move || {
+            let exit = match child.wait() {
+                Ok(status) => exit_info(&status),
+                Err(e) => {
+                    tracing::warn!(pid, "waiting for the program failed: {e}");
+                    ExitInfo { code: None, signal: None }
+                }
+            };
+            events.exited(exit);
+        })?;
+        Ok(PtyProcess { pid, master: Mutex::new(pair.master), input: input_tx })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Another handle on the input queue (the emulator uses it to answer queries).
+    pub fn input(&self) -> InputSender {
+        self.input.clone()
+    }
+
+    /// Queues bytes for the program's input. Never blocks: a program that stopped reading
+    /// its terminal gets an error instead of stalling the caller.
+    pub fn write(&self, data: Bytes) -> Result<(), PtyError> {
+        self.input.try_send(data).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => PtyError::InputFull,
+            mpsc::TrySendError::Disconnected(_) => PtyError::Gone,
+        })
+    }
+
+    /// Sets the terminal size; the kernel sends SIGWINCH to the program.
+    pub fn resize(&self, cols: u16, rows: u16) -> Result<(), PtyError> {
+        let master = self.master.lock().map_err(|_| PtyError::Resize("lock poisoned".into()))?;
+        master.resize(pty_size(cols, rows)).map_err(|e| PtyError::Resize(e.to_string()))
+    }
+
+    /// Sends `signal` to the program and everything else in its session.
+    pub fn signal(&self, signal: libc::c_int) {
+        signal_session(self.pid, signal);
+    }
+}
+
+/// Sends `signal` to every process of session `sid`: the slot's program leads its session, and
+/// an interactive shell puts each job in a process group of its own, so a group signal alone
+/// would miss them. Returns how many processes were signalled.
+pub fn signal_session(sid: u32, signal: libc::c_int) -> usize {
+    if sid <= 1 {
+        return 0;
+    }
+    let mut count = 0;
+    for pid in session_members(sid) {
+        // SAFETY: kill has no memory effects; a process that is already gone yields ESRCH.
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Live processes (not zombies) whose session id is `sid`.
+pub fn session_members(sid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| matches!(proc_stat(*pid), Some(stat) if stat.session == sid && stat.state != 'Z'))
+        .collect()
+}
+
+/// The fields of `/proc/<pid>/stat` missiond needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    pub state: char,
+    pub ppid: u32,
+    pub session: u32,
+}
+
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let _pgrp = fields.next()?;
+    let session = fields.next()?.parse().ok()?;
+    Some(ProcStat { state, ppid, session })
+}
+
+fn pty_size(cols: u16, rows: u16) -> PtySize {
+    PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }
+}
+
+fn spawn_thread(name: String, f: impl FnOnce() + Send + 'static) -> Result<(), PtyError> {
+    std::thread::Builder::new().name(name).stack_size(THREAD_STACK).spawn(f)?;
+    Ok(())
+}
+
+fn exit_info(status: &portable_pty::ExitStatus) -> ExitInfo {
+    match status.signal() {
+        Some(signal) => ExitInfo { code: None, signal: Some(signal.to_string()) },
+        None => ExitInfo { code: Some(status.exit_code() as i32), signal: None },
+    }
+}
+
+/// Reads until end of file, handing out chunks that end on a UTF-8 character boundary.
+fn read_pump(mut reader: Box<dyn Read + Send>, events: &dyn PtyEvents) {
+    let mut buf = vec![0u8; READ_BUFFER];
+    // Bytes of a character split by the previous read; at most 3.
+    let mut carry = 0usize;
+    loop {
+        match reader.read(&mut buf[carry..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                let filled = carry + n;
+                let complete = utf8_complete_len(&buf[..filled]);
+                if complete > 0 {
+                    events.output(Bytes::copy_from_slice(&buf[..complete]));
+                }
+                buf.copy_within(complete..filled, 0);
+                carry = filled - complete;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // Linux reports EIO once the last slave descriptor is closed: that is end of file.
+            Err(_) => break,
+        }
+    }
+    if carry > 0 {
+        events.output(Bytes::copy_from_slice(&buf[..carry]));
+    }
+    events.output_closed();
+}
+
+fn write_pump(mut writer: Box<dyn Write + Send>, input: mpsc::Receiver<Bytes>) {
+    while let Ok(data) = input.recv() {
+        if writer.write_all(&data).and_then(|_| writer.flush()).is_err() {
+            break;
+        }
+    }
+}
+
+/// Length of the longest prefix of `buf` that does not end inside a UTF-8 character.
+///
+/// Only a genuinely incomplete sequence at the very end is held back; invalid bytes pass
+/// through (they are the program's business), so this never holds more than 3 bytes.
+pub fn utf8_complete_len(buf: &[u8]) -> usize {
+    let len = buf.len();
+    // Look at most 3 bytes back for the lead byte of a multi-byte character.
+    for back in 1..=len.min(3) {
+        let byte = buf[len - back];
+        if byte & 0b1100_0000 == 0b1000_0000 {
+            continue; // continuation byte: keep looking for the lead
+        }
+        let needed = if byte >= 0b1111_0000 {
+            4
+        } else if byte >= 0b1110_0000 {
+            3
+        } else if byte >= 0b1100_0000 {
+            2
+        } else {
+            1
+        };
+        return if needed > back { len - back } else { len };
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_boundaries() {
+        let s = "aé€😀".as_bytes(); // 1 + 2 + 3 + 4 bytes
+        assert_eq!(utf8_complete_len(s), s.len());
+        for cut in 0..=s.len() {
+            let prefix = &s[..cut];
+            let n = utf8_complete_len(prefix);
+            assert!(std::str::from_utf8(&prefix[..n]).is_ok(), "cut {cut}");
+            assert!(cut - n <= 3);
+        }
+        assert_eq!(utf8_complete_len(&s[..2]), 1); // half of é held back
+        assert_eq!(utf8_complete_len(b"\xff\xfe"), 2); // invalid bytes pass
+    }
+}

@@ -1,0 +1,270 @@
+//! A slot's emulated terminal: the vt100 parser, its window title, snapshots, and the answers
+//! to the terminal queries a program sends.
+//!
+//! The daemon answers queries (device attributes, cursor position, colours, version) from this
+//! emulator, exactly once, whoever is watching; viewers' own answers are dropped by
+//! [`strip_query_replies`]. That is the only way a program gets one answer with ten viewers
+//! attached and one answer with none.
+
+use crate::protocol::ScreenText;
+
+/// Primary device attributes, as xterm.js reports them (VT100 with advanced video).
+const DA1_REPLY: &[u8] = b"\x1b[?1;2c";
+/// Secondary device attributes, as xterm.js reports them.
+const DA2_REPLY: &[u8] = b"\x1b[>0;276;0c";
+/// Default colours reported for OSC 10/11/12 queries: a dark terminal.
+const FOREGROUND: &str = "rgb:e5e5/e5e5/e5e5";
+const BACKGROUND: &str = "rgb:1e1e/1e1e/1e1e";
+
+/// vt100 callbacks: remember the title, collect replies to queries.
+#[derive(Debug, Default)]
+pub struct Answers {
+    title: String,
+    replies: Vec<u8>,
+}
+
+impl vt100::Callbacks for Answers {
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        self.title = String::from_utf8_lossy(title).into_owned();
+    }
+
+    fn set_window_icon_name(&mut self, _: &mut vt100::Screen, name: &[u8]) {
+        // OSC 0 sets both; vt100 reports it through both callbacks.
+        self.title = String::from_utf8_lossy(name).into_owned();
+    }
+
+    fn unhandled_csi(
+        &mut self,
+        screen: &mut vt100::Screen,
+        i1: Option<u8>,
+        _i2: Option<u8>,
+        params: &[&[u16]],
+        c: char,
+    ) {
+        let first = params.first().and_then(|p| p.first()).copied().unwrap_or(0);
+        match (i1, c) {
+            (None, 'c') if first == 0 => self.replies.extend_from_slice(DA1_REPLY),
+            (Some(b'>'), 'c') if first == 0 => self.replies.extend_from_slice(DA2_REPLY),
+            (Some(b'>'), 'q') => {
+                let reply = format!("\x1bP>|missiond({})\x1b\\", crate::VERSION);
+                self.replies.extend_from_slice(reply.as_bytes());
+            }
+            (None, 'n') if first == 5 => self.replies.extend_from_slice(b"\x1b[0n"),
+            (None, 'n') if first == 6 => {
+                let (row, col) = screen.cursor_position();
+                let reply = format!("\x1b[{};{}R", row + 1, col + 1);
+                self.replies.extend_from_slice(reply.as_bytes());
+            }
+            // `CSI ? u` asks for the kitty keyboard protocol. The viewers (xterm.js) do not
+            // speak it, so like them we stay silent and the program falls back to legacy keys.
+            _ => {}
+        }
+    }
+
+    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        let colour = match params {
+            [b"10", b"?"] => Some(("10", FOREGROUND)),
+            [b"11", b"?"] => Some(("11", BACKGROUND)),
+            [b"12", b"?"] => Some(("12", FOREGROUND)),
+            _ => None,
+        };
+        if let Some((which, rgb)) = colour {
+            let reply = format!("\x1b]{which};{rgb}\x1b\\");
+            self.replies.extend_from_slice(reply.as_bytes());
+        }
+    }
+}
+
+/// The emulated terminal of one slot.
+pub struct Screen {
+    parser: vt100::Parser<Answers>,
+}
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rows, cols) = self.parser.screen().size();
+        f.debug_struct("Screen").field("cols", &cols).field("rows", &rows).finish()
+    }
+}
+
+impl Screen {
+    pub fn new(cols: u16, rows: u16, scrollback: usize) -> Screen {
+        Screen { parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, Answers::default()) }
+    }
+
+    /// Feeds program output. Returns the replies owed to the program for queries in `bytes`.
+    pub fn process(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.parser.process(bytes);
+        std::mem::take(&mut self.parser.callbacks_mut().replies)
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.parser.screen_mut().set_size(rows, cols);
+    }
+
+    pub fn vt(&self) -> &vt100::Screen {
+        self.parser.screen()
+    }
+
+    /// The last title set with OSC 0 or 2.
+    pub fn title(&self) -> &str {
+        &self.parser.callbacks().title
+    }
+
+    /// `(cols, rows)`.
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.parser.screen().size();
+        (cols, rows)
+    }
+
+    /// The visible screen as plain text, rows joined by newlines, trailing blanks trimmed.
+    pub fn text(&self) -> ScreenText {
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        let (crow, ccol) = screen.cursor_position();
+        ScreenText {
+            cols,
+            rows,
+            cursor: [crow, ccol],
+            text: screen.contents(),
+            title: self.title().to_string(),
+        }
+    }
+
+    /// Escape sequences that make a freshly reset terminal of the same size show exactly this
+    /// screen: alternate screen, contents, attributes, cursor position and visibility, input
+    /// modes (application keys, bracketed paste, mouse) and the title.
+    pub fn ansi(&self) -> Vec<u8> {
+        let screen = self.parser.screen();
+        let mut out = Vec::with_capacity(8 * 1024);
+        if screen.alternate_screen() {
+            out.extend_from_slice(b"\x1b[?1049h");
+        }
+        out.extend_from_slice(&screen.state_formatted());
+        let title = self.title();
+        if !title.is_empty() {
+            let clean: String = title.chars().filter(|c| !c.is_control()).collect();
+            out.extend_from_slice(format!("\x1b]2;{clean}\x1b\\").as_bytes());
+        }
+        out
+    }
+}
+
+/// Removes from viewer input the replies a terminal sends to queries (device attributes,
+/// version, colours, kitty flags): the daemon already answered the program itself.
+///
+/// Cursor position reports (`CSI row;col R`) are kept unless `drop_cursor_reports`, because
+/// the same bytes are a modified F3 key in xterm; the caller passes true only while a cursor
+/// position query is recent.
+pub fn strip_query_replies(input: &[u8], drop_cursor_reports: bool) -> std::borrow::Cow<'_, [u8]> {
+    if !input.contains(&0x1b) {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match reply_len(&input[i..], drop_cursor_reports) {
+            Some(n) => i += n,
+            None => {
+                out.push(input[i]);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// If `s` starts with a query reply, its length.
+fn reply_len(s: &[u8], drop_cursor_reports: bool) -> Option<usize> {
+    if s.len() < 3 || s[0] != 0x1b {
+        return None;
+    }
+    match s[1] {
+        b'[' => {
+            // CSI ? ... c | CSI > ... c | CSI ? ... u | CSI ... R | CSI 0 n
+            let prefix = s.get(2).copied()?;
+            let body_start = if prefix == b'?' || prefix == b'>' { 3 } else { 2 };
+            let end = s[body_start..].iter().position(|b| !(b.is_ascii_digit() || *b == b';'))?;
+            let fin = s[body_start + end];
+            let len = body_start + end + 1;
+            let is_reply = match (prefix, fin) {
+                (b'?' | b'>', b'c') => true,
+                (b'?', b'u') => true,
+                (_, b'R') if body_start == 2 => drop_cursor_reports && end > 0,
+                (_, b'n') if body_start == 2 => &s[2..2 + end] == b"0",
+                _ => false,
+            };
+            is_reply.then_some(len)
+        }
+        // DCS >| ... ST (XTVERSION)
+        b'P' if s.get(2) == Some(&b'>') && s.get(3) == Some(&b'|') => string_end(s, 4),
+        // OSC 10/11/12/4 ; rgb:... (BEL | ST)
+        b']' => {
+            let rest = &s[2..];
+            let colour = [&b"10;rgb:"[..], b"11;rgb:", b"12;rgb:", b"4;"].iter().any(|p| rest.starts_with(p));
+            if colour {
+                string_end(s, 2)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// End of a string sequence started at `from`: after BEL or ESC \.
+fn string_end(s: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < s.len() {
+        match s[i] {
+            0x07 => return Some(i + 1),
+            0x1b if s.get(i + 1) == Some(&b'\\') => return Some(i + 2),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_queries_once() {
+        let mut screen = Screen::new(80, 24, 0);
+        let replies = screen.process(b"hi\x1b[c\x1b[>0q\x1b[?u\x1b[6n\x1b]11;?\x1b\\");
+        let text = String::from_utf8_lossy(&replies).into_owned();
+        assert!(text.starts_with("\x1b[?1;2c"), "{text:?}");
+        assert!(text.contains("\x1bP>|missiond("), "{text:?}");
+        assert!(text.contains("\x1b[1;3R"), "{text:?}");
+        assert!(text.contains("\x1b]11;rgb:"), "{text:?}");
+        assert!(screen.process(b"more").is_empty());
+    }
+
+    #[test]
+    fn title_is_tracked() {
+        let mut screen = Screen::new(80, 24, 0);
+        screen.process(b"\x1b]0;\xe2\x9c\xb3 Claude Code\x07");
+        assert_eq!(screen.title(), "✳ Claude Code");
+    }
+
+    #[test]
+    fn snapshot_reproduces_screen() {
+        let mut screen = Screen::new(40, 10, 0);
+        screen.process(b"\x1b[31mred\x1b[0m plain\r\n\x1b[1;4mbold\x1b[5;7H@\x1b[?1h\x1b[?2004h");
+        let mut copy = vt100::Parser::new(10, 40, 0);
+        copy.process(&screen.ansi());
+        assert_eq!(copy.screen().contents_formatted(), screen.vt().contents_formatted());
+        assert_eq!(copy.screen().cursor_position(), screen.vt().cursor_position());
+        assert!(copy.screen().application_cursor());
+        assert!(copy.screen().bracketed_paste());
+    }
+
+    #[test]
+    fn strips_viewer_replies_only() {
+        let input = b"a\x1b[?1;2cb\x1b[>0;276;0c\x1bP>|xterm.js(5.5.0)\x1b\\\x1b]11;rgb:0000/0000/0000\x07c\x1b[A\x1b[1;2R";
+        assert_eq!(&*strip_query_replies(input, false), b"abc\x1b[A\x1b[1;2R");
+        assert_eq!(&*strip_query_replies(input, true), b"abc\x1b[A");
+        assert_eq!(&*strip_query_replies(b"plain \x1b", false), b"plain \x1b");
+    }
+}

@@ -1,0 +1,160 @@
+//! REST under `/api`: everything the CLI does, JSON in and out.
+
+use super::error::{ApiError, ApiJson};
+use super::AppState;
+use crate::config::validate_slot_id;
+use crate::protocol::{
+    ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SemanticState, SlotInfo,
+    SlotSpec, StateReply,
+};
+use crate::supervisor::Slot;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Looks a slot up by an id from the URL, refusing malformed ids with 400.
+fn slot(state: &AppState, id: &str) -> ApiResult<Arc<Slot>> {
+    validate_slot_id(id).map_err(ApiError::bad_request)?;
+    Ok(state.supervisor.get(id)?)
+}
+
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<SlotInfo>> {
+    Json(state.supervisor.list())
+}
+
+pub async fn create(State(state): State<Arc<AppState>>, ApiJson(spec): ApiJson<SlotSpec>) -> ApiResult<Response> {
+    let info = state.supervisor.create(spec)?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+    Ok(Json(slot(&state, &id)?.info()))
+}
+
+pub async fn remove(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    slot(&state, &id)?;
+    state.supervisor.remove(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn start(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+    slot(&state, &id)?;
+    Ok(Json(state.supervisor.start(&id)?))
+}
+
+pub async fn kill(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+    slot(&state, &id)?;
+    Ok(Json(state.supervisor.kill(&id).await?))
+}
+
+pub async fn restart(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+    slot(&state, &id)?;
+    Ok(Json(state.supervisor.restart(&id).await?))
+}
+
+pub async fn input(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<InputRequest>,
+) -> ApiResult<StatusCode> {
+    let slot = slot(&state, &id)?;
+    let run = slot.live_run()?;
+    run.write(Bytes::from(req.data.into_bytes()))
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "input_failed", e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn resize(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ResizeRequest>,
+) -> ApiResult<Json<SlotInfo>> {
+    let slot = slot(&state, &id)?;
+    slot.resize(req.cols, req.rows).await?;
+    Ok(Json(slot.info()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScreenQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+pub async fn screen(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ScreenQuery>,
+) -> ApiResult<Response> {
+    let slot = slot(&state, &id)?;
+    let run = slot.run().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "not_started", format!("slot '{id}' has not started yet")))?;
+    let ansi = match q.format.as_deref() {
+        None | Some("text") => false,
+        Some("ansi") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("unknown format '{other}': use text or ansi"))),
+    };
+    let gone = || ApiError::new(StatusCode::GONE, "gone", "the slot's screen is gone");
+    let text: ScreenText = run
+        .inspect(move |screen, _| {
+            let mut text = screen.text();
+            if ansi {
+                text.text = String::from_utf8_lossy(&screen.ansi()).into_owned();
+            }
+            text
+        })
+        .await
+        .ok_or_else(gone)?;
+    Ok(Json(text).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitQuery {
+    state: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// Blocks until the slot is in the asked state (or, for `idle`, any state but busy/starting).
+pub async fn wait(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Json<StateReply>> {
+    let slot = slot(&state, &id)?;
+    let target = SemanticState::parse(&q.state)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown state '{}'", q.state)))?;
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(300_000).min(3_600_000));
+    let view = crate::supervisor::interact::wait_for(&slot, timeout, |s| s == target).await?;
+    Ok(Json(StateReply { state: view.state, state_detail: view.detail }))
+}
+
+pub async fn prompt(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PromptRequest>,
+) -> ApiResult<Json<StateReply>> {
+    let slot = slot(&state, &id)?;
+    let view = crate::supervisor::interact::prompt(&slot, &req).await?;
+    Ok(Json(StateReply { state: view.state, state_detail: view.detail }))
+}
+
+pub async fn confirm(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConfirmRequest>,
+) -> ApiResult<Json<StateReply>> {
+    let slot = slot(&state, &id)?;
+    let view = crate::supervisor::interact::confirm(&slot, req.option).await?;
+    Ok(Json(StateReply { state: view.state, state_detail: view.detail }))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such API route: see docs/API.md")
+}

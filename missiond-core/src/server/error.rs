@@ -1,0 +1,91 @@
+//! REST errors: `{"error": {"code", "message"}}` with the right HTTP status.
+
+use crate::protocol::{ErrorBody, ErrorInfo};
+use crate::supervisor::SupervisorError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong token: send `Authorization: Bearer <token>` (see `missiond token`)",
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorInfo { code: self.code.to_string(), message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> ApiError {
+        use SupervisorError::*;
+        let (status, code) = match &e {
+            NotFound(_) => (StatusCode::NOT_FOUND, "slot_not_found"),
+            Exists(_) => (StatusCode::CONFLICT, "slot_exists"),
+            Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            NotRunning(_) => (StatusCode::CONFLICT, "not_running"),
+            Spawn(..) => (StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed"),
+            Input(..) => (StatusCode::SERVICE_UNAVAILABLE, "input_failed"),
+            KillTimeout(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kill_timeout"),
+            TooManyViewers(..) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_viewers"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// `Json<T>` whose rejections (bad JSON, wrong type, body too large) are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_json" };
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("request body is larger than {} bytes", super::MAX_BODY)
+                } else {
+                    rejection.body_text()
+                };
+                Err(ApiError::new(status, code, message))
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! HTTP and WebSocket front of the daemon: REST under `/api`, `/pty/<slot>`, `/events`,
+//! `/tasks`, the static viewer at `/`, and `missiond serve` itself.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod pty_ws;
+pub mod streams;
+
+use crate::config::{Config, ConfigError, TokenSource};
+use crate::semantic::RuleBook;
+use crate::supervisor::{OrphanGuard, Settings, Supervisor};
+use crate::tasks::TaskHub;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::middleware;
+use axum::serve::ListenerExt;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest REST body accepted; larger ones get 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the HTTP handlers share.
+pub struct AppState {
+    pub supervisor: Supervisor,
+    pub tasks: TaskHub,
+    pub token: String,
+    pub read_only_token: String,
+    pub listen: SocketAddr,
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("refusing to listen on {0}: it is not a loopback address and no token was chosen explicitly. Set MISSIOND_TOKEN to a long random secret (anyone who can reach the port can type into your terminals), or listen on 127.0.0.1")]
+    ExposedWithoutToken(SocketAddr),
+    #[error("cannot listen on {addr}: {source} (is another missiond running? choose another address with --listen)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot watch Claude Code's task files: {0}")]
+    Tasks(String),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How the binary runs the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The missiond executable, started as the orphan guard (see `supervisor::guard`).
+    pub guard_exe: Option<PathBuf>,
+}
+
+/// Runs the daemon until SIGINT or SIGTERM, then ends every slot.
+pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeError> {
+    let (token, source) = crate::config::load_or_create_token()?;
+    let listen = config.server.listen;
+    if !listen.ip().is_loopback() && source != TokenSource::Env {
+        return Err(ServeError::ExposedWithoutToken(listen));
+    }
+    let read_only_token = crate::config::load_or_create_read_only_token()?;
+    let (rules, warnings) = RuleBook::load(config.semantic.rules_dir.as_deref());
+    for warning in warnings {
+        tracing::warn!("{warning}");
+        eprintln!("missiond: {warning} (using the built-in rules instead)");
+    }
+    let guard = match &options.guard_exe {
+        Some(exe) => match OrphanGuard::spawn(exe) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                tracing::warn!("no orphan guard ({e}): slots may outlive a daemon killed with SIGKILL");
+                None
+            }
+        },
+        None => None,
+    };
+    let settings = Settings { kill_grace: config.server.kill_grace(), max_viewers: config.server.max_viewers };
+    let supervisor = Supervisor::new(settings, rules, guard);
+    let tasks = TaskHub::start(config.claude.config_dir.clone(), Arc::new(supervisor.clone()))
+        .map_err(|e| ServeError::Tasks(e.to_string()))?;
+    spawn_session_status_bridge(&tasks, &supervisor);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+    let local = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        supervisor: supervisor.clone(),
+        tasks,
+        token: token.clone(),
+        read_only_token,
+        listen: local,
+        allowed_origins: config.server.allowed_origins.clone(),
+    });
+    for spec in config.slots.clone() {
+        let id = spec.id.clone();
+        if let Err(e) = supervisor.create(spec) {
+            let origin = config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            eprintln!("missiond: slot '{id}' from {origin}: {e}");
+        }
+    }
+    println!("missiond listening on http://{local}");
+    println!("viewer: http://{local}/#token={token}");
+    println!("stop with Ctrl-C; `missiond --help` lists what the CLI can do");
+    let app = router(state);
+    // Keystroke echo must not wait on Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    eprintln!("missiond: stopping every slot");
+    supervisor.shutdown().await;
+    Ok(())
+}
+
+/// Claude Code's session files say busy/idle; that is a signal for the slot's classifier.
+fn spawn_session_status_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
+    let mut rx = tasks.subscribe_session_status();
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(status) => supervisor.session_status(status.pid, status.busy),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Every route, with auth where it belongs.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/slots", get(api::list).post(api::create))
+        .route("/slots/{id}", get(api::get).delete(api::remove))
+        .route("/slots/{id}/start", post(api::start))
+        .route("/slots/{id}/kill", post(api::kill))
+        .route("/slots/{id}/restart", post(api::restart))
+        .route("/slots/{id}/input", post(api::input))
+        .route("/slots/{id}/resize", post(api::resize))
+        .route("/slots/{id}/screen", get(api::screen))
+        .route("/slots/{id}/prompt", post(api::prompt))
+        .route("/slots/{id}/confirm", post(api::confirm))
+        .route("/slots/{id}/wait", get(api::wait))
+        .route("/slots/{id}/tasks", get(slot_tasks))
+        .route("/tasks", get(all_tasks))
+        .fallback(api::not_found);
+    let sockets = Router::new()
+        .route("/pty", get(pty_ws::invalid_url))
+        .route("/pty/", get(pty_ws::invalid_url))
+        .route("/pty/{*path}", get(pty_ws::attach))
+        .route("/events", get(streams::events))
+        .route("/tasks", get(streams::tasks))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::check_origin));
+    let protected = Router::new()
+        .nest("/api", api)
+        .merge(sockets)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/health", get(health))
+        .merge(protected)
+        .fallback(assets::static_file)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "version": crate::VERSION}))
+}
+
+async fn all_tasks(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Json<crate::protocol::tasks::TasksOverview> {
+    Json(state.tasks.overview())
+}
+
+async fn slot_tasks(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Vec<crate::protocol::tasks::SessionTasks>>, error::ApiError> {
+    crate::config::validate_slot_id(&id).map_err(error::ApiError::bad_request)?;
+    state.supervisor.get(&id)?;
+    Ok(Json(state.tasks.slot_lists(&id)))
+}
+
+/// The page may load nothing from anywhere but the daemon, and may not be framed.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}

@@ -1,0 +1,302 @@
+//! `/pty/<slot>`: one viewer of one slot's terminal.
+//!
+//! The viewer gets the screen, then live output coalesced into frames, state changes, resizes
+//! and the exit. It may type and resize unless it is read-only. A viewer that falls behind
+//! the slot's broadcast ring loses its backlog and gets a fresh screen instead; one that stops
+//! reading for [`STUCK_TIMEOUT`] is closed. Nothing a viewer does can slow the program.
+
+use super::auth::Access;
+use super::AppState;
+use crate::config::validate_slot_id;
+use crate::protocol::{PtyClientMsg, PtyServerMsg};
+use crate::supervisor::{Run, Snapshot, ViewerMsg};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+pub const CLOSE_INVALID_URL: u16 = 4000;
+pub const CLOSE_NOT_FOUND: u16 = 4001;
+pub const CLOSE_CANNOT_ATTACH: u16 = 4002;
+pub const CLOSE_EXITED: u16 = 4003;
+/// Largest message a viewer may send; a larger one closes that connection with 1009.
+pub const MAX_INBOUND: usize = 1024 * 1024;
+/// A frame carries at most this much output, so one frame never holds a viewer up for long.
+const FRAME_BYTES: usize = 64 * 1024;
+/// A viewer that has not taken a frame for this long is closed.
+pub const STUCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize)]
+pub struct PtyQuery {
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// `/pty`, `/pty/`, `/pty/a/b`: upgrade, then close with 4000.
+pub async fn invalid_url(ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(|socket| close(socket, CLOSE_INVALID_URL, INVALID_URL.to_string()))
+}
+
+pub async fn attach(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    Query(query): Query<PtyQuery>,
+    Extension(access): Extension<Access>,
+) -> Response {
+    // Allow transport frames a little above the limit so an oversized message is answered
+    // with a clean 1009 close rather than a protocol error.
+    let ws = ws.max_message_size(MAX_INBOUND * 8).max_frame_size(MAX_INBOUND * 8);
+    if path.contains('/') || validate_slot_id(&path).is_err() {
+        return ws.on_upgrade(|s| close(s, CLOSE_INVALID_URL, INVALID_URL.to_string()));
+    }
+    let slot = match state.supervisor.get(&path) {
+        Ok(slot) => slot,
+        Err(e) => {
+            let reason = e.to_string();
+            return ws.on_upgrade(move |s| close(s, CLOSE_NOT_FOUND, reason));
+        }
+    };
+    let run = match slot.live_run() {
+        Ok(run) => run,
+        Err(e) => {
+            let reason = e.to_string();
+            return ws.on_upgrade(move |s| close(s, CLOSE_NOT_FOUND, reason));
+        }
+    };
+    let max = state.supervisor.settings().max_viewers;
+    let Some(token) = run.admit_viewer(max) else {
+        let reason = format!("slot '{path}' already has {max} viewers");
+        return ws.on_upgrade(move |s| close(s, CLOSE_CANNOT_ATTACH, reason));
+    };
+    let read_only = access == Access::ReadOnly || query.mode.as_deref() == Some("ro");
+    let state_view = slot.state();
+    ws.on_upgrade(move |socket| async move {
+        let _token = token;
+        let viewer = Viewer { run, slot, read_only };
+        viewer.serve(socket, state_view).await;
+    })
+}
+
+const INVALID_URL: &str = "invalid URL: use /pty/<slot id>";
+
+async fn close(mut socket: WebSocket, code: u16, reason: String) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(truncate(&reason, 120)) };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Close reasons must fit a control frame (125 bytes).
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+struct Viewer {
+    run: Arc<Run>,
+    slot: Arc<crate::supervisor::Slot>,
+    read_only: bool,
+}
+
+/// Why a viewer's session ended.
+enum End {
+    Exited,
+    Closed,
+    Stuck,
+    TooLarge,
+}
+
+impl Viewer {
+    async fn serve(self, socket: WebSocket, state_view: crate::supervisor::StateView) {
+        let (mut sink, mut stream) = socket.split();
+        let Some((mut rx, snapshot)) = self.run.subscribe().await else {
+            let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_CANNOT_ATTACH, reason: "slot is gone".into() }))).await;
+            return;
+        };
+        let mut skip_until = snapshot.end;
+        let first = [
+            screen_msg(&snapshot),
+            PtyServerMsg::State { state: state_view.state, prev_state: None, detail: state_view.detail },
+        ];
+        for msg in first {
+            if send(&mut sink, &msg).await.is_err() {
+                return;
+            }
+        }
+        let end = loop {
+            tokio::select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(msg)) => {
+                        if let Some(end) = self.handle_client(msg, &mut sink).await {
+                            break end;
+                        }
+                    }
+                    _ => break End::Closed,
+                },
+                outgoing = rx.recv() => {
+                    let result = match outgoing {
+                        Ok(msg) => self.forward(msg, &mut rx, &mut skip_until, &mut sink).await,
+                        Err(RecvError::Lagged(_)) => self.resync(&mut skip_until, &mut sink).await,
+                        Err(RecvError::Closed) => Err(End::Exited),
+                    };
+                    if let Err(end) = result {
+                        break end;
+                    }
+                }
+            }
+        };
+        let close = match end {
+            End::Exited => Some((CLOSE_EXITED, "slot exited")),
+            End::Stuck => Some((1008, "viewer stopped reading")),
+            End::TooLarge => Some((1009, "message too large (limit 1 MiB)")),
+            End::Closed => None,
+        };
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame { code, reason: reason.into() };
+            let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    /// Sends `first` and whatever output is already queued behind it, as one frame.
+    async fn forward(
+        &self,
+        first: ViewerMsg,
+        rx: &mut tokio::sync::broadcast::Receiver<ViewerMsg>,
+        skip_until: &mut u64,
+        sink: &mut Sink,
+    ) -> Result<(), End> {
+        let mut pending = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                ViewerMsg::Output { start, bytes } => {
+                    let end = start + bytes.len() as u64;
+                    if end > *skip_until {
+                        let from = skip_until.saturating_sub(start) as usize;
+                        pending.extend_from_slice(&bytes[from.min(bytes.len())..]);
+                        *skip_until = end;
+                    }
+                    if pending.len() < FRAME_BYTES {
+                        next = match rx.try_recv() {
+                            Ok(msg) => Some(msg),
+                            Err(TryRecvError::Lagged(_)) => {
+                                flush(&mut pending, sink).await?;
+                                return self.resync(skip_until, sink).await;
+                            }
+                            Err(_) => None,
+                        };
+                    }
+                }
+                other => {
+                    flush(&mut pending, sink).await?;
+                    let exited = matches!(other, ViewerMsg::Exit(_));
+                    if let Some(msg) = control_msg(other) {
+                        send(sink, &msg).await?;
+                    }
+                    if exited {
+                        return Err(End::Exited);
+                    }
+                }
+            }
+        }
+        flush(&mut pending, sink).await
+    }
+
+    /// The viewer fell behind the ring: drop its backlog, send the screen as it is now.
+    async fn resync(&self, skip_until: &mut u64, sink: &mut Sink) -> Result<(), End> {
+        let Some(snapshot) = self.run.snapshot().await else { return Err(End::Exited) };
+        *skip_until = snapshot.end;
+        send(sink, &screen_msg(&snapshot)).await
+    }
+
+    /// Handles one message from the viewer; `Some` ends the session.
+    async fn handle_client(&self, msg: Message, sink: &mut Sink) -> Option<End> {
+        let size = match &msg {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+        if size > MAX_INBOUND {
+            return Some(End::TooLarge);
+        }
+        match msg {
+            Message::Text(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(value) if value.is_object() => match serde_json::from_value::<PtyClientMsg>(value) {
+                    Ok(PtyClientMsg::Input { data }) => self.input(data.as_bytes(), sink).await,
+                    Ok(PtyClientMsg::Resize { cols, rows }) => {
+                        if self.read_only {
+                            return None;
+                        }
+                        if let Err(e) = self.slot.resize(cols, rows).await {
+                            return error_reply(sink, &e.to_string()).await;
+                        }
+                        None
+                    }
+                    Err(e) => error_reply(sink, &format!("unknown or malformed message: {e}")).await,
+                },
+                // Not a JSON object: raw input, as the wire protocol says.
+                _ => self.input(text.as_bytes(), sink).await,
+            },
+            Message::Binary(bytes) => self.input(&bytes, sink).await,
+            Message::Close(_) => Some(End::Closed),
+            Message::Ping(_) | Message::Pong(_) => None,
+        }
+    }
+
+    async fn input(&self, data: &[u8], sink: &mut Sink) -> Option<End> {
+        if self.read_only || data.is_empty() {
+            return None;
+        }
+        match self.run.write_from_viewer(data) {
+            Ok(()) => None,
+            Err(e) => error_reply(sink, &e.to_string()).await,
+        }
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn error_reply(sink: &mut Sink, message: &str) -> Option<End> {
+    send(sink, &PtyServerMsg::Error { message: message.to_string() }).await.err()
+}
+
+fn screen_msg(snapshot: &Snapshot) -> PtyServerMsg {
+    PtyServerMsg::Screen {
+        data: String::from_utf8_lossy(&snapshot.ansi).into_owned(),
+        cols: snapshot.cols,
+        rows: snapshot.rows,
+    }
+}
+
+fn control_msg(msg: ViewerMsg) -> Option<PtyServerMsg> {
+    Some(match msg {
+        ViewerMsg::State { state, prev, detail } => PtyServerMsg::State { state, prev_state: Some(prev), detail },
+        ViewerMsg::Resize { cols, rows } => PtyServerMsg::Resize { cols, rows },
+        ViewerMsg::Exit(exit) => PtyServerMsg::Exit { code: exit.code, signal: exit.signal },
+        ViewerMsg::Output { .. } => return None,
+    })
+}
+
+async fn flush(pending: &mut Vec<u8>, sink: &mut Sink) -> Result<(), End> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let data = String::from_utf8_lossy(pending).into_owned();
+    pending.clear();
+    send(sink, &PtyServerMsg::Data { data }).await
+}
+
+async fn send(sink: &mut Sink, msg: &PtyServerMsg) -> Result<(), End> {
+    let text = serde_json::to_string(msg).map_err(|_| End::Closed)?;
+    match tokio::time::timeout(STUCK_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Closed),
+        Err(_) => Err(End::Stuck),
+    }
+}

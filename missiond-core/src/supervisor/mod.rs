@@ -1,0 +1,247 @@
+//! The set of slots: create, start, kill, restart, remove, and the `/events` broadcast.
+
+pub mod guard;
+pub mod interact;
+pub mod run;
+pub mod slot;
+
+pub use guard::OrphanGuard;
+pub use run::{Run, Snapshot, StateView, ViewerMsg, ViewerToken};
+pub use slot::{Slot, SlotConfig};
+
+use crate::config::{expand_tilde, validate_spec, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_SCROLLBACK};
+use crate::protocol::{Profile, SlotEvent, SlotInfo, SlotSpec};
+use crate::semantic::RuleBook;
+use run::lock;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Lifecycle and state events kept for subscribers that fall behind.
+const EVENT_RING: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no slot named '{0}'")]
+    NotFound(String),
+    #[error("a slot named '{0}' already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("slot '{0}' is not running")]
+    NotRunning(String),
+    #[error("cannot start slot '{0}': {1}")]
+    Spawn(String, String),
+    #[error("cannot write to slot '{0}': {1}")]
+    Input(String, String),
+    #[error("slot '{0}' did not exit after SIGKILL")]
+    KillTimeout(String),
+    #[error("slot '{0}' already has {1} viewers")]
+    TooManyViewers(String, usize),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// Settings that apply to every slot.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub kill_grace: Duration,
+    pub max_viewers: usize,
+}
+
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    slots: Mutex<BTreeMap<String, Arc<Slot>>>,
+    events: broadcast::Sender<SlotEvent>,
+    rules: RuleBook,
+    settings: Settings,
+    guard: Option<Arc<OrphanGuard>>,
+}
+
+impl Supervisor {
+    pub fn new(settings: Settings, rules: RuleBook, guard: Option<OrphanGuard>) -> Supervisor {
+        let (events, _) = broadcast::channel(EVENT_RING);
+        Supervisor {
+            shared: Arc::new(Shared {
+                slots: Mutex::new(BTreeMap::new()),
+                events,
+                rules,
+                settings,
+                guard: guard.map(Arc::new),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<SlotEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Every slot, by id.
+    pub fn list(&self) -> Vec<SlotInfo> {
+        self.all().iter().map(|s| s.info()).collect()
+    }
+
+    fn all(&self) -> Vec<Arc<Slot>> {
+        lock(&self.shared.slots).values().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Slot>, SupervisorError> {
+        lock(&self.shared.slots).get(id).cloned().ok_or_else(|| SupervisorError::NotFound(id.to_string()))
+    }
+
+    /// Creates a slot and starts it when `spec.autostart`. Must run inside the tokio runtime.
+    pub fn create(&self, spec: SlotSpec) -> Result<SlotInfo, SupervisorError> {
+        validate_spec(&spec).map_err(SupervisorError::Invalid)?;
+        let config = resolve(&spec)?;
+        let rules = self.shared.rules.rules(config.profile);
+        let slot = Slot::new(
+            config,
+            spec.cols.unwrap_or(DEFAULT_COLS),
+            spec.rows.unwrap_or(DEFAULT_ROWS),
+            rules,
+            self.shared.events.clone(),
+            self.shared.guard.clone(),
+        );
+        {
+            let mut slots = lock(&self.shared.slots);
+            if slots.contains_key(&spec.id) {
+                return Err(SupervisorError::Exists(spec.id));
+            }
+            slots.insert(spec.id.clone(), slot.clone());
+        }
+        let _ = self.shared.events.send(SlotEvent::SlotCreated { slot: slot.info() });
+        if spec.autostart {
+            if let Err(e) = slot.start(false) {
+                lock(&self.shared.slots).remove(&spec.id);
+                let _ = self.shared.events.send(SlotEvent::SlotRemoved { slot_id: spec.id });
+                return Err(e);
+            }
+        }
+        Ok(slot.info())
+    }
+
+    pub fn start(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
+        let slot = self.get(id)?;
+        slot.start(false)?;
+        Ok(slot.info())
+    }
+
+    pub async fn kill(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
+        let slot = self.get(id)?;
+        slot.kill(self.shared.settings.kill_grace).await?;
+        Ok(slot.info())
+    }
+
+    pub async fn restart(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
+        let slot = self.get(id)?;
+        slot.kill(self.shared.settings.kill_grace).await?;
+        slot.start(true)?;
+        Ok(slot.info())
+    }
+
+    /// Stops the slot if it runs, then forgets it.
+    pub async fn remove(&self, id: &str) -> Result<(), SupervisorError> {
+        let slot = self.get(id)?;
+        slot.kill(self.shared.settings.kill_grace).await?;
+        lock(&self.shared.slots).remove(id);
+        let _ = self.shared.events.send(SlotEvent::SlotRemoved { slot_id: id.to_string() });
+        Ok(())
+    }
+
+    /// Ends every slot (in parallel), as on daemon shutdown.
+    pub async fn shutdown(&self) {
+        let grace = self.shared.settings.kill_grace;
+        let kills = self.all().into_iter().map(|slot| async move {
+            if let Err(e) = slot.kill(grace).await {
+                tracing::warn!("{e}");
+            }
+        });
+        futures_util::future::join_all(kills).await;
+    }
+
+    /// The slot whose program is `pid` or one of its ancestors.
+    pub fn slot_for_pid(&self, pid: u32) -> Option<String> {
+        let runs: Vec<(u32, String)> = self
+            .all()
+            .iter()
+            .filter_map(|s| s.run().map(|r| (r.pid(), s.id().to_string())))
+            .collect();
+        let mut current = pid;
+        for _ in 0..16 {
+            if let Some((_, id)) = runs.iter().find(|(p, _)| *p == current) {
+                return Some(id.clone());
+            }
+            current = crate::pty::proc_stat(current)?.ppid;
+            if current <= 1 {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Claude Code's session file says the process `pid` is busy or idle.
+    pub fn session_status(&self, pid: u32, busy: bool) {
+        if let Some(id) = self.slot_for_pid(pid) {
+            if let Some(run) = self.get(&id).ok().and_then(|s| s.run()) {
+                run.session_busy(busy);
+            }
+        }
+    }
+}
+
+impl crate::tasks::SlotResolver for Supervisor {
+    fn slot_for_pid(&self, pid: u32) -> Option<String> {
+        Supervisor::slot_for_pid(self, pid)
+    }
+}
+
+/// Fills in defaults and checks the working directory exists.
+fn resolve(spec: &SlotSpec) -> Result<SlotConfig, SupervisorError> {
+    let cwd = match &spec.cwd {
+        Some(dir) => expand_tilde(dir),
+        None => crate::config::home_dir().unwrap_or_else(|| PathBuf::from("/")),
+    };
+    if !cwd.is_dir() {
+        return Err(SupervisorError::Invalid(format!(
+            "working directory {} does not exist",
+            cwd.display()
+        )));
+    }
+    let profile = spec.profile.unwrap_or_else(|| Profile::for_command(&spec.command));
+    let mut env = BTreeMap::new();
+    if profile == Profile::ClaudeCode {
+        // Current models hide Claude Code's task tools without it; a slot's env may say otherwise.
+        env.insert("CLAUDE_CODE_ENABLE_TODO_TOOLS".to_string(), "1".to_string());
+    }
+    env.extend(spec.env.clone());
+    Ok(SlotConfig {
+        id: spec.id.clone(),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        cwd,
+        env,
+        profile,
+        restart: spec.restart,
+        scrollback: spec.scrollback.unwrap_or(DEFAULT_SCROLLBACK),
+    })
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

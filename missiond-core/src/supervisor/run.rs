@@ -1,0 +1,377 @@
+//! One run of a slot's program: the process, its output pipeline and its viewers' broadcast.
+//!
+//! ```text
+//! reader thread --(chunk)--> parser queue --> parser thread: vt100 + classifier -> states
+//!               \--(chunk)--> broadcast ring --> every viewer, each at its own pace
+//! ```
+//! The reader hands a chunk to the parser queue *before* the broadcast. A viewer subscribes to
+//! the broadcast first and then asks the parser thread for a snapshot through the same queue,
+//! so the snapshot covers every chunk the viewer missed; chunks it got twice are skipped by
+//! their byte offset. The parser queue is bounded (the emulator must see every byte, so a
+//! flood waits for it); the broadcast is a ring, so a slow viewer falls behind alone and is
+//! healed with a fresh snapshot.
+
+use crate::protocol::{SemanticState, StateDetail};
+use crate::pty::{ExitInfo, PtyError, PtyEvents, PtyProcess, SpawnRequest};
+use crate::screen::Screen;
+use crate::semantic::{Classifier, Rules, Transition};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+/// Messages waiting for the parser thread; each output message is one read (<= 16 KiB).
+const PARSER_QUEUE: usize = 256;
+/// Broadcast ring per run, in chunks: a viewer further behind than this is resynchronised.
+pub const VIEWER_RING: usize = 256;
+/// How long the exit waits for the last output to be read before it is announced.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+/// Parser work between two classifications while output floods in.
+const CLASSIFY_EVERY: usize = 256 * 1024;
+/// A viewer's cursor-position report is dropped this long after the program asked for one.
+const QUERY_WINDOW_MS: u64 = 2000;
+
+/// What viewers of a run receive, in order.
+#[derive(Debug, Clone)]
+pub enum ViewerMsg {
+    /// Output bytes `[start, start + bytes.len())` of this run.
+    Output { start: u64, bytes: Bytes },
+    State { state: SemanticState, prev: SemanticState, detail: StateDetail },
+    Resize { cols: u16, rows: u16 },
+    Exit(ExitInfo),
+}
+
+/// The screen as a fresh terminal needs it, and the output offset it covers.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub ansi: Vec<u8>,
+    /// Every output byte before this offset is in the snapshot.
+    pub end: u64,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// Work for the parser thread, in stream order.
+enum ParserMsg {
+    Output { start: u64, bytes: Bytes },
+    Inspect(Box<dyn FnOnce(&Screen, u64) + Send>),
+    Resize { cols: u16, rows: u16 },
+    SessionBusy(bool),
+    Exited(ExitInfo),
+}
+
+/// Where the parser thread reports state changes and the exit (implemented by the slot).
+pub trait RunObserver: Send + Sync + 'static {
+    fn state_changed(&self, transition: &Transition);
+    fn exited(&self, exit: &ExitInfo);
+}
+
+/// A running (or finished) program and its pipeline.
+pub struct Run {
+    process: PtyProcess,
+    parser: flume::Sender<ParserMsg>,
+    output: broadcast::Sender<ViewerMsg>,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    /// Milliseconds since `epoch` of the last query the program sent (for reply filtering).
+    last_query: Arc<AtomicU64>,
+    epoch: Instant,
+    viewers: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("pid", &self.process.pid()).finish()
+    }
+}
+
+impl Run {
+    pub fn start(
+        req: &SpawnRequest,
+        scrollback: usize,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<Arc<Run>, PtyError> {
+        let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
+        let (output, _) = broadcast::channel(VIEWER_RING);
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let (eof_tx, eof_rx) = flume::bounded(1);
+        let events = Arc::new(PumpEvents {
+            parser: parser_tx.clone(),
+            output: output.clone(),
+            offset: AtomicU64::new(0),
+            eof_tx,
+            eof_rx,
+        });
+        let process = PtyProcess::spawn(req, events)?;
+        let last_query = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let pipeline = Pipeline {
+            screen: Screen::new(req.cols, req.rows, scrollback),
+            classifier: Classifier::new(rules),
+            input: process.input(),
+            output: output.clone(),
+            observer,
+            exit: exit_tx,
+            last_query: last_query.clone(),
+            epoch,
+            parsed_end: 0,
+        };
+        std::thread::Builder::new()
+            .name(format!("slot-parse-{}", process.pid()))
+            .stack_size(512 * 1024)
+            .spawn(move || pipeline.run(parser_rx))?;
+        Ok(Arc::new(Run {
+            process,
+            parser: parser_tx,
+            output,
+            exit: exit_rx,
+            last_query,
+            epoch,
+            viewers: Arc::new(AtomicUsize::new(0)),
+        }))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        self.exit.borrow().clone()
+    }
+
+    /// Resolves when the program has exited and its last output was handled.
+    pub async fn exited(&self) -> ExitInfo {
+        let mut exit = self.exit.clone();
+        loop {
+            if let Some(info) = exit.borrow_and_update().clone() {
+                return info;
+            }
+            if exit.changed().await.is_err() {
+                // The pipeline is gone without a word: treat it as an exit.
+                return ExitInfo { code: None, signal: None };
+            }
+        }
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        self.process.signal(signal);
+    }
+
+    /// Input from the API or a trusted source, passed through as is.
+    pub fn write(&self, data: Bytes) -> Result<(), PtyError> {
+        self.process.write(data)
+    }
+
+    /// Input typed in a viewer: its terminal's replies to queries are removed first, since
+    /// the daemon answered them already.
+    pub fn write_from_viewer(&self, data: &[u8]) -> Result<(), PtyError> {
+        let recent = self.millis().saturating_sub(self.last_query.load(Ordering::Relaxed)) < QUERY_WINDOW_MS
+            && self.last_query.load(Ordering::Relaxed) != 0;
+        let clean = crate::screen::strip_query_replies(data, recent);
+        if clean.is_empty() {
+            return Ok(());
+        }
+        self.process.write(Bytes::copy_from_slice(&clean))
+    }
+
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), PtyError> {
+        self.process.resize(cols, rows)?;
+        let _ = self.parser.send_async(ParserMsg::Resize { cols, rows }).await;
+        let _ = self.output.send(ViewerMsg::Resize { cols, rows });
+        Ok(())
+    }
+
+    pub fn session_busy(&self, busy: bool) {
+        let _ = self.parser.try_send(ParserMsg::SessionBusy(busy));
+    }
+
+    /// Runs `f` on the parser thread with the screen as of every byte read so far.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Screen, u64) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Box::new(move |screen: &Screen, end: u64| {
+            let _ = tx.send(f(screen, end));
+        });
+        self.parser.send_async(ParserMsg::Inspect(job)).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        self.inspect(|screen, end| {
+            let (cols, rows) = screen.size();
+            Snapshot { ansi: screen.ansi(), end, cols, rows }
+        })
+        .await
+    }
+
+    /// Subscribes a viewer: a receiver first, then the snapshot (see the module docs).
+    pub async fn subscribe(&self) -> Option<(broadcast::Receiver<ViewerMsg>, Snapshot)> {
+        let rx = self.output.subscribe();
+        let snapshot = self.snapshot().await?;
+        Some((rx, snapshot))
+    }
+
+    /// Counts a viewer for as long as the returned token lives; `None` when `max` are attached.
+    pub fn admit_viewer(&self, max: usize) -> Option<ViewerToken> {
+        let admitted = self
+            .viewers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .is_ok();
+        admitted.then(|| ViewerToken(self.viewers.clone()))
+    }
+
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.load(Ordering::Acquire)
+    }
+}
+
+/// Keeps a viewer counted; dropping it releases the place.
+#[derive(Debug)]
+pub struct ViewerToken(Arc<AtomicUsize>);
+
+impl Drop for ViewerToken {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The pump threads' side: stamps chunks with offsets and fans them out.
+struct PumpEvents {
+    parser: flume::Sender<ParserMsg>,
+    output: broadcast::Sender<ViewerMsg>,
+    /// Only the reader thread advances it.
+    offset: AtomicU64,
+    eof_tx: flume::Sender<()>,
+    eof_rx: flume::Receiver<()>,
+}
+
+impl PtyEvents for PumpEvents {
+    fn output(&self, bytes: Bytes) {
+        let start = self.offset.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        // Parser first, broadcast second: see the module docs.
+        let _ = self.parser.send(ParserMsg::Output { start, bytes: bytes.clone() });
+        let _ = self.output.send(ViewerMsg::Output { start, bytes });
+    }
+
+    fn output_closed(&self) {
+        let _ = self.eof_tx.try_send(());
+    }
+
+    fn exited(&self, exit: ExitInfo) {
+        // Announce the exit after the last output, unless a grandchild keeps the terminal open.
+        let _ = self.eof_rx.recv_timeout(DRAIN_AFTER_EXIT);
+        let _ = self.parser.send(ParserMsg::Exited(exit));
+    }
+}
+
+/// The parser thread's state.
+struct Pipeline {
+    screen: Screen,
+    classifier: Classifier,
+    input: crate::pty::InputSender,
+    output: broadcast::Sender<ViewerMsg>,
+    observer: Arc<dyn RunObserver>,
+    exit: watch::Sender<Option<ExitInfo>>,
+    last_query: Arc<AtomicU64>,
+    epoch: Instant,
+    parsed_end: u64,
+}
+
+impl Pipeline {
+    fn run(mut self, queue: flume::Receiver<ParserMsg>) {
+        loop {
+            let msg = match self.classifier.next_deadline() {
+                Some(deadline) => match queue.recv_deadline(deadline) {
+                    Ok(msg) => Some(msg),
+                    Err(flume::RecvTimeoutError::Timeout) => None,
+                    Err(flume::RecvTimeoutError::Disconnected) => return,
+                },
+                None => match queue.recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) => return,
+                },
+            };
+            let Some(msg) = msg else {
+                let t = self.classifier.on_tick(self.screen.vt(), self.screen.title(), Instant::now());
+                self.publish(t);
+                continue;
+            };
+            // Take whatever else is queued before classifying: one look per batch.
+            let mut fed = self.handle(msg);
+            while fed > 0 && fed < CLASSIFY_EVERY {
+                match queue.try_recv() {
+                    Ok(msg) => fed += self.handle(msg),
+                    Err(_) => break,
+                }
+            }
+            if fed > 0 {
+                let t = self.classifier.on_output(self.screen.vt(), self.screen.title(), Instant::now());
+                self.publish(t);
+            }
+        }
+    }
+
+    /// Handles one message; returns how many output bytes it fed to the screen.
+    fn handle(&mut self, msg: ParserMsg) -> usize {
+        match msg {
+            ParserMsg::Output { start, bytes } => {
+                let replies = self.screen.process(&bytes);
+                self.parsed_end = start + bytes.len() as u64;
+                if !replies.is_empty() {
+                    let now = self.epoch.elapsed().as_millis() as u64;
+                    self.last_query.store(now.max(1), Ordering::Relaxed);
+                    let _ = self.input.try_send(Bytes::from(replies));
+                }
+                bytes.len().max(1)
+            }
+            ParserMsg::Inspect(job) => {
+                job(&self.screen, self.parsed_end);
+                0
+            }
+            ParserMsg::Resize { cols, rows } => {
+                self.screen.resize(cols, rows);
+                1
+            }
+            ParserMsg::SessionBusy(busy) => {
+                let t = self.classifier.on_session_status(busy, Instant::now());
+                self.publish(t);
+                0
+            }
+            ParserMsg::Exited(exit) => {
+                let t = self.classifier.on_exit();
+                self.publish(t);
+                self.observer.exited(&exit);
+                let _ = self.output.send(ViewerMsg::Exit(exit.clone()));
+                let _ = self.exit.send(Some(exit));
+                0
+            }
+        }
+    }
+
+    fn publish(&self, transition: Option<Transition>) {
+        let Some(t) = transition else { return };
+        self.observer.state_changed(&t);
+        let _ = self.output.send(ViewerMsg::State { state: t.state, prev: t.prev, detail: t.detail.clone() });
+    }
+}
+
+/// Shared view of the latest state, for REST and waiters.
+#[derive(Debug, Clone)]
+pub struct StateView {
+    pub state: SemanticState,
+    pub detail: StateDetail,
+    /// Milliseconds since the Unix epoch.
+    pub since: u64,
+}
+
+/// Tiny helper: a mutex that never poisons the daemon (a panicked holder is logged, not fatal).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
