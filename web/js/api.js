@@ -1,0 +1,64 @@
+// REST client for the daemon's /api: JSON in and out, `Authorization: Bearer`, and errors from
+// `{"error": {"code", "message"}}` turned into ApiError.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Api {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async request(method, path, body) {
+    const headers = { Authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+      });
+    } catch (err) {
+      throw new ApiError(0, 'unreachable', `daemon unreachable: ${err.message}`);
+    }
+    const text = await res.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text for the error message
+    }
+    if (!res.ok) {
+      const info = json && json.error ? json.error : {};
+      throw new ApiError(res.status, info.code || `http_${res.status}`, info.message || text || res.statusText);
+    }
+    return json;
+  }
+
+  slots() { return this.request('GET', '/api/slots'); }
+  launch(spec) { return this.request('POST', '/api/slots', spec); }
+  start(id) { return this.request('POST', `/api/slots/${enc(id)}/start`); }
+  kill(id) { return this.request('POST', `/api/slots/${enc(id)}/kill`); }
+  restart(id) { return this.request('POST', `/api/slots/${enc(id)}/restart`); }
+  remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
+  prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
+  confirm(id, option) { return this.request('POST', `/api/slots/${enc(id)}/confirm`, { option }); }
+}
+
+const enc = encodeURIComponent;
+
+/** ws(s)://host/path?token=... for the daemon this page came from. */
+export function socketUrl(path, token, params = {}) {
+  const url = new URL(path, location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('token', token);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url.toString();
+}

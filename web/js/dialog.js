@@ -1,0 +1,63 @@
+// The dialog panel: a confirming slot's parsed dialog (title, question, body, options) with one
+// button per option; a click answers through POST /api/slots/{id}/confirm.
+
+import { h } from './dom.js';
+
+const KIND_LABEL = {
+  permission: 'Permission',
+  trust: 'Trust this folder?',
+  question: 'Question',
+  api_key: 'API key',
+  other: 'Dialog',
+};
+
+/**
+ * A card for `slot` (state confirming). `onAnswer(option)` returns a promise; buttons are
+ * disabled while it runs so a double click cannot answer the next dialog too.
+ */
+export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
+  const dialog = slot.stateDetail && slot.stateDetail.dialog;
+  const status = h('p', { class: 'dialog-status', role: 'status' });
+  const card = h('section', {
+    class: 'dialog-card',
+    role: 'group',
+    'aria-label': `${slot.id} needs you`,
+    dataset: { slotId: slot.id },
+  });
+  const heading = h('header', { class: 'dialog-head' },
+    h('span', { class: 'badge confirm', text: 'needs you' }),
+    showSlot ? h('strong', { class: 'dialog-slot', text: slot.id }) : null,
+    h('span', { class: 'dialog-kind', text: dialog ? KIND_LABEL[dialog.kind] || dialog.kind : 'Dialog' }),
+    dialog && dialog.title ? h('span', { class: 'dialog-title', text: dialog.title }) : null);
+  card.append(heading);
+  if (!dialog) {
+    card.append(h('p', { class: 'dialog-question', text: 'The program is waiting for an answer; open its terminal to reply.' }));
+    return card;
+  }
+  if (dialog.body) card.append(h('pre', { class: 'dialog-body', text: dialog.body }));
+  card.append(h('p', { class: 'dialog-question', text: dialog.question || 'Choose an option' }));
+  const buttons = dialog.options.map((opt) => h('button', {
+    type: 'button',
+    class: `btn option${opt.selected ? ' selected' : ''}`,
+    dataset: { option: String(opt.n) },
+    title: `Answer option ${opt.n}`,
+    onclick: async () => {
+      for (const b of buttons) b.disabled = true;
+      status.textContent = `Sending ${opt.n}…`;
+      try {
+        await onAnswer(opt.n);
+        status.textContent = `Answered ${opt.n}. ${opt.label}`;
+      } catch (err) {
+        status.textContent = `Could not answer: ${err.message}`;
+        for (const b of buttons) b.disabled = false;
+      }
+    },
+  }, h('span', { class: 'opt-n', text: `${opt.n}` }), h('span', { class: 'opt-label', text: opt.label })));
+  card.append(h('div', { class: 'dialog-options' }, buttons), status);
+  return card;
+}
+
+/** A stable key for a dialog, to avoid rebuilding (and losing focus) when nothing changed. */
+export function dialogKey(slot) {
+  return slot.state === 'confirming' ? JSON.stringify(slot.stateDetail && slot.stateDetail.dialog) : '';
+}

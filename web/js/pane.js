@@ -1,0 +1,131 @@
+// A slot's pane: header (state, connection, read-only toggle, close), the dialog panel when the
+// slot needs an answer, the terminal, and a prompt box for Claude Code slots.
+
+import { h, toast } from './dom.js';
+import { badgeFor } from './states.js';
+import { dialogCard, dialogKey } from './dialog.js';
+import { TerminalView } from './terminal.js';
+
+export class Pane {
+  constructor(slotId, { api, token, store, onClose }) {
+    this.slotId = slotId;
+    this.api = api;
+    this.store = store;
+    this.badge = h('span', { class: 'badge' });
+    this.conn = h('span', { class: 'pane-conn', role: 'status' });
+    this.size = h('span', { class: 'pane-size', title: "the slot's terminal size" });
+    this.roBtn = h('button', {
+      type: 'button',
+      class: 'btn small ghost',
+      'aria-pressed': 'false',
+      title: 'Read-only: watch without sending keys or resizing the slot',
+      text: 'Read-only',
+      onclick: () => this.setReadOnly(!this.view.readOnly),
+    });
+    const closeBtn = h('button', {
+      type: 'button',
+      class: 'btn small ghost',
+      title: `Detach from ${slotId}`,
+      'aria-label': `Close ${slotId}`,
+      text: '✕',
+      onclick: () => onClose(slotId),
+    });
+    this.dialogHost = h('div', { class: 'pane-dialog' });
+    this.dialogKey = '';
+    this.termHost = h('div', { class: 'term-host' });
+    this.promptInput = h('textarea', {
+      class: 'prompt-input',
+      rows: '1',
+      placeholder: 'Send a prompt (Enter to send, Shift+Enter for a new line)',
+      'aria-label': `Prompt for ${slotId}`,
+      onkeydown: (ev) => {
+        if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+          ev.preventDefault();
+          this.sendPrompt();
+        }
+      },
+    });
+    this.promptForm = h('form', {
+      class: 'prompt-form',
+      onsubmit: (ev) => { ev.preventDefault(); this.sendPrompt(); },
+    }, this.promptInput, h('button', { type: 'submit', class: 'btn small', text: 'Send' }));
+
+    this.el = h('section', {
+      class: 'pane',
+      role: 'tabpanel',
+      id: `pane-${slotId}`,
+      'aria-label': `Terminal of ${slotId}`,
+      dataset: { slotId },
+    },
+    h('header', { class: 'pane-head' },
+      h('strong', { class: 'pane-title', text: slotId }), this.badge, this.conn,
+      h('span', { class: 'spacer' }), this.size, this.roBtn, closeBtn),
+    this.dialogHost,
+    this.termHost,
+    this.promptForm);
+  }
+
+  /** Creates the terminal; the pane must already be in the document so xterm can measure. */
+  mount(token) {
+    this.view = new TerminalView(this.slotId, this.termHost, { token });
+    this.view.addEventListener('status', (ev) => this.showStatus(ev.detail));
+    this.view.addEventListener('size', (ev) => { this.size.textContent = `${ev.detail.cols}×${ev.detail.rows}`; });
+    this.view.addEventListener('error', (ev) => toast(`${this.slotId}: ${ev.detail}`, 'error'));
+    this.showStatus({ status: this.view.status, text: this.view.statusText });
+    this.update();
+  }
+
+  showStatus({ status, text }) {
+    this.conn.textContent = text;
+    this.conn.className = `pane-conn ${status}`;
+  }
+
+  setReadOnly(readOnly) {
+    this.view.setReadOnly(readOnly);
+    this.roBtn.setAttribute('aria-pressed', String(readOnly));
+    this.el.classList.toggle('read-only', readOnly);
+    this.promptInput.disabled = readOnly;
+  }
+
+  /** Refreshes from the store: badge, dialog panel, and reattach when the slot runs again. */
+  update() {
+    const slot = this.store.get(this.slotId);
+    if (!slot) return;
+    const badge = badgeFor(slot.state);
+    this.badge.className = `badge ${badge.cls}`;
+    this.badge.textContent = badge.label;
+    this.promptForm.hidden = slot.profile !== 'claude-code';
+    const key = dialogKey(slot);
+    if (key !== this.dialogKey) {
+      this.dialogKey = key;
+      this.dialogHost.replaceChildren();
+      if (slot.state === 'confirming') {
+        this.dialogHost.append(dialogCard(slot, (n) => this.api.confirm(this.slotId, n)));
+      }
+    }
+  }
+
+  slotStarted() {
+    this.view?.slotStarted();
+  }
+
+  async sendPrompt() {
+    const text = this.promptInput.value;
+    if (!text.trim()) return;
+    try {
+      await this.api.prompt(this.slotId, text);
+      this.promptInput.value = '';
+    } catch (err) {
+      toast(err.status === 409 ? `${this.slotId} is not idle: ${err.message}` : `prompt: ${err.message}`, 'error');
+    }
+  }
+
+  focus() {
+    this.view?.focus();
+  }
+
+  dispose() {
+    this.view?.dispose();
+    this.el.remove();
+  }
+}

@@ -1,0 +1,125 @@
+// The sidebar: one row per slot (id, command, state badge, time in state, actions), kept in
+// place between updates so keyboard focus survives the live stream.
+
+import { h, formatDuration, toast } from './dom.js';
+import { badgeFor, exitText } from './states.js';
+
+export class SlotList {
+  /**
+   * @param {HTMLElement} listEl
+   * @param {object} deps  store, api, openSlot(id)
+   */
+  constructor(listEl, { store, api, openSlot }) {
+    this.listEl = listEl;
+    this.store = store;
+    this.api = api;
+    this.openSlot = openSlot;
+    /** @type {Map<string, SlotRow>} */
+    this.rows = new Map();
+  }
+
+  render() {
+    const slots = this.store.list();
+    const seen = new Set();
+    for (const slot of slots) {
+      seen.add(slot.id);
+      let row = this.rows.get(slot.id);
+      if (!row) {
+        row = new SlotRow(slot.id, this);
+        this.rows.set(slot.id, row);
+      }
+      row.update(slot);
+    }
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) {
+        row.el.remove();
+        this.rows.delete(id);
+      }
+    }
+    // Keep the daemon's order without re-inserting rows that are already in place.
+    slots.forEach((slot, i) => {
+      const el = this.rows.get(slot.id).el;
+      if (this.listEl.children[i] !== el) this.listEl.insertBefore(el, this.listEl.children[i] || null);
+    });
+  }
+
+  async act(label, fn) {
+    try {
+      await fn();
+    } catch (err) {
+      toast(`${label}: ${err.message}`, 'error');
+    }
+  }
+}
+
+class SlotRow {
+  constructor(id, list) {
+    this.id = id;
+    this.list = list;
+    this.badge = h('span', { class: 'badge' });
+    this.since = h('span', { class: 'since' });
+    this.cmd = h('span', { class: 'cmd' });
+    this.exit = h('span', { class: 'exit-info' });
+    this.open = h('button', {
+      type: 'button',
+      class: 'slot-open',
+      title: `Open the terminal of ${id}`,
+      onclick: () => list.openSlot(id),
+    },
+    h('span', { class: 'slot-line' }, h('span', { class: 'slot-id', text: id }), this.badge),
+    h('span', { class: 'slot-line sub' }, this.cmd, this.since),
+    this.exit);
+    const { api } = list;
+    this.startBtn = actionButton('Start', `Start ${id}`, () => list.act(`start ${id}`, () => api.start(id)));
+    this.restartBtn = actionButton('Restart', `Restart ${id}`, () => list.act(`restart ${id}`, () => api.restart(id)));
+    this.killBtn = actionButton('Kill', `Kill ${id} (SIGTERM, then SIGKILL)`, () => list.act(`kill ${id}`, () => api.kill(id)));
+    this.removeBtn = actionButton('Remove', `Remove ${id}`, () => this.remove());
+    this.removeBtn.classList.add('danger');
+    this.el = h('li', { class: 'slot', dataset: { slotId: id } },
+      this.open,
+      h('div', { class: 'slot-actions' }, this.startBtn, this.restartBtn, this.killBtn, this.removeBtn));
+    this.armedUntil = 0;
+  }
+
+  /** Remove needs a second click within a few seconds: it kills the program and forgets the slot. */
+  remove() {
+    if (Date.now() > this.armedUntil) {
+      this.armedUntil = Date.now() + 4000;
+      this.removeBtn.textContent = 'Really remove?';
+      setTimeout(() => { this.removeBtn.textContent = 'Remove'; }, 4000);
+      return;
+    }
+    this.armedUntil = 0;
+    this.list.act(`remove ${this.id}`, () => this.list.api.remove(this.id));
+  }
+
+  update(slot) {
+    const badge = badgeFor(slot.state);
+    this.badge.className = `badge ${badge.cls}`;
+    this.badge.textContent = badge.label;
+    this.badge.title = badge.title;
+    this.el.classList.toggle('attn', slot.state === 'confirming');
+    this.since.dataset.since = String(slot.stateSince);
+    this.since.textContent = formatDuration(Date.now() - slot.stateSince);
+    this.since.title = `in this state since ${new Date(slot.stateSince).toLocaleTimeString()}`;
+    this.cmd.textContent = [slot.command, ...slot.args].join(' ');
+    this.cmd.title = slot.cwd ? `in ${slot.cwd}` : '';
+    const exited = slot.status === 'exited';
+    this.exit.textContent = exited ? exitText(slot) : '';
+    this.exit.hidden = !exited;
+    this.startBtn.hidden = !exited;
+    this.killBtn.hidden = exited;
+  }
+}
+
+function actionButton(text, title, onclick) {
+  return h('button', { type: 'button', class: 'btn small ghost', title, onclick, text });
+}
+
+/** Refreshes every "time in state" label; one timer for the whole page. */
+export function tickDurations(root = document) {
+  const now = Date.now();
+  for (const el of root.querySelectorAll('[data-since]')) {
+    el.textContent = formatDuration(now - Number(el.dataset.since));
+  }
+}

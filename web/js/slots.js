@@ -1,0 +1,99 @@
+// The live model of every slot, fed by the /events stream (and the first REST listing).
+// Views subscribe to 'change' events; 'confirming' fires when a slot starts waiting for the user.
+
+export class SlotStore extends EventTarget {
+  constructor() {
+    super();
+    /** @type {Map<string, object>} SlotInfo by id, in the daemon's order */
+    this.slots = new Map();
+  }
+
+  get(id) {
+    return this.slots.get(id);
+  }
+
+  list() {
+    return [...this.slots.values()];
+  }
+
+  /** Slots waiting for a confirmation. */
+  needingYou() {
+    return this.list().filter((s) => s.state === 'confirming');
+  }
+
+  replaceAll(slots) {
+    const before = new Set(this.slots.keys());
+    this.slots = new Map(slots.map((s) => [s.id, normalise(s)]));
+    for (const id of before) if (!this.slots.has(id)) this.emit('removed', id);
+    for (const slot of this.slots.values()) {
+      if (slot.state === 'confirming') this.emit('confirming', slot.id);
+    }
+    this.emit('change', null);
+  }
+
+  /** Applies one `/events` frame. */
+  apply(msg) {
+    switch (msg.type) {
+      case 'slots':
+        this.replaceAll(msg.slots || []);
+        return;
+      case 'slot_created':
+        this.slots.set(msg.slot.id, normalise(msg.slot));
+        this.emit('change', msg.slot.id);
+        return;
+      case 'slot_state': {
+        const slot = this.slots.get(msg.slotId);
+        if (!slot) return;
+        const wasConfirming = slot.state === 'confirming';
+        slot.state = msg.state;
+        slot.stateDetail = msg.detail || {};
+        slot.stateSince = Date.now();
+        if (msg.state === 'confirming' && !wasConfirming) this.emit('confirming', msg.slotId);
+        this.emit('change', msg.slotId);
+        return;
+      }
+      case 'slot_started': {
+        const slot = this.slots.get(msg.slotId);
+        if (!slot) return;
+        slot.status = 'running';
+        slot.pid = msg.pid ?? null;
+        slot.exitCode = null;
+        slot.exitSignal = null;
+        slot.startedAt = Date.now();
+        this.emit('started', msg.slotId);
+        this.emit('change', msg.slotId);
+        return;
+      }
+      case 'slot_exited': {
+        const slot = this.slots.get(msg.slotId);
+        if (!slot) return;
+        slot.status = 'exited';
+        slot.exitCode = msg.code ?? null;
+        slot.exitSignal = msg.signal ?? null;
+        this.emit('change', msg.slotId);
+        return;
+      }
+      case 'slot_removed':
+        if (this.slots.delete(msg.slotId)) {
+          this.emit('removed', msg.slotId);
+          this.emit('change', msg.slotId);
+        }
+        return;
+      default:
+        // Unknown frames are ignored: a newer daemon may send more.
+    }
+  }
+
+  emit(type, slotId) {
+    this.dispatchEvent(new CustomEvent(type, { detail: slotId }));
+  }
+}
+
+function normalise(slot) {
+  return {
+    ...slot,
+    args: slot.args || [],
+    stateDetail: slot.stateDetail || {},
+    stateSince: slot.stateSince || Date.now(),
+  };
+}
