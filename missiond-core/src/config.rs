@@ -370,6 +370,15 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_parses() {
+        let cfg = Config::parse(include_str!("../../examples/missiond.toml"), Path::new("examples/missiond.toml"))
+            .unwrap();
+        assert_eq!(cfg.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(cfg.slots.len(), 1);
+        assert_eq!(cfg.slots[0].id, "shell");
+    }
+
+    #[test]
     fn slot_ids() {
         assert!(validate_slot_id("agent_1-x").is_ok());
         for bad in ["", "a/b", "a b", "ü", &"x".repeat(65)] {
