@@ -1,0 +1,302 @@
+//! Proves the end-to-end set-up without the daemon: the real Claude Code CLI in a real PTY,
+//! pointed at the scripted stand-in, answers a prompt with the scripted text, runs a scripted
+//! Bash call after its permission dialog is answered, and exits on `/exit`.
+//!
+//! Needs the pinned CLI: run `scripts/install-e2e-tools.sh` once.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
+use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder, VARS_TO_CLEAR};
+use support::stand_in::{StandIn, Turn};
+
+const COLS: u16 = 120;
+const ROWS: u16 = 40;
+/// Generous: two cores are shared by parallel builds and tests.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Claude Code in a PTY, its output fed to a vt100 screen by a reader thread. Nobody answers
+/// the terminal queries it sends at start (DA1, XTVERSION, kitty keyboard, OSC): it does not
+/// need answers.
+struct PtyClaude {
+    child: Box<dyn Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    parser: Arc<Mutex<vt100::Parser>>,
+    _master: Box<dyn MasterPty + Send>,
+}
+
+impl PtyClaude {
+    fn spawn(env: &ClaudeEnv) -> Self {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open pty");
+        let mut cmd = CommandBuilder::new(&env.command);
+        cmd.args(&env.args);
+        cmd.cwd(&env.cwd);
+        for var in VARS_TO_CLEAR {
+            cmd.env_remove(var);
+        }
+        for (k, v) in &env.env {
+            cmd.env(k, v);
+        }
+        let child = pair.slave.spawn_command(cmd).expect("spawn claude");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let writer = pair.master.take_writer().expect("pty writer");
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+        let sink = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .process(&buf[..n]),
+                }
+            }
+        });
+        PtyClaude {
+            child,
+            writer,
+            parser,
+            _master: pair.master,
+        }
+    }
+
+    fn screen_text(&self) -> String {
+        self.parser
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .screen()
+            .contents()
+    }
+
+    fn bracketed_paste(&self) -> bool {
+        self.parser
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .screen()
+            .bracketed_paste()
+    }
+
+    /// Polls the screen until `pred` holds; fails the test with the screen after `timeout`.
+    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let text = self.screen_text();
+            if pred(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to pty");
+        self.writer.flush().expect("flush pty");
+    }
+
+    /// Types a prompt the way the daemon does: bracketed paste when enabled, then Enter.
+    fn submit_prompt(&mut self, text: &str) {
+        if self.bracketed_paste() {
+            self.send(format!("\x1b[200~{text}\x1b[201~").as_bytes());
+        } else {
+            self.send(text.as_bytes());
+        }
+        self.send(b"\r");
+    }
+
+    fn wait_exit(&mut self) -> portable_pty::ExitStatus {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait claude") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "claude did not exit; screen:\n{}",
+                self.screen_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PtyClaude {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The idle prompt: the `❯` composer line and the idle footer.
+fn at_prompt(screen: &str) -> bool {
+    screen.contains("? for shortcuts") && screen.lines().any(|l| l.starts_with('❯'))
+}
+
+#[test]
+fn claude_answers_a_prompt_from_the_stand_in_and_exits() {
+    let stand_in = StandIn::start([Turn::text("Hello from the stand-in, 42 apples.")]);
+    let env = ClaudeEnvBuilder::new(stand_in.base_url()).build();
+    let mut claude = PtyClaude::spawn(&env);
+
+    claude.wait_screen("the idle prompt", at_prompt);
+    assert!(
+        claude.bracketed_paste(),
+        "Claude Code enables bracketed paste (ESC[?2004h) at start"
+    );
+    let pid = claude.child.process_id().expect("claude pid");
+    let session = env
+        .session_file(pid)
+        .expect("sessions/<pid>.json of the claude process itself");
+    assert_eq!(session["pid"], pid);
+    assert_eq!(session["cwd"], env.cwd.to_string_lossy().as_ref());
+
+    claude.submit_prompt("count the apples");
+    claude.wait_screen("the scripted answer", |s| {
+        s.contains("Hello from the stand-in, 42 apples.")
+    });
+    let main = stand_in.wait_for_main_requests(1, STEP_TIMEOUT);
+    assert_eq!(main[0].user_texts(), vec!["count the apples".to_string()]);
+    assert_eq!(main[0].session_id().as_deref(), session["sessionId"].as_str());
+    assert_eq!(stand_in.turns_left(), 0);
+
+    claude.wait_screen("the prompt after the turn", at_prompt);
+    claude.submit_prompt("/exit");
+    let status = claude.wait_exit();
+    assert!(status.success(), "/exit ends claude with status 0, got {status:?}");
+    assert!(
+        env.session_file(pid).is_none(),
+        "the session file is removed on /exit"
+    );
+}
+
+#[test]
+fn scripted_bash_call_runs_after_permission_digit() {
+    let env_root = tempfile::tempdir().expect("temp dir");
+    let marker = env_root.path().join("ran.txt");
+    let stand_in = StandIn::start([
+        Turn::bash(format!("echo ran > {}", marker.display()), "Write a marker file"),
+        Turn::text("The marker is written."),
+    ]);
+    let env = ClaudeEnvBuilder::new(stand_in.base_url()).build();
+    let mut claude = PtyClaude::spawn(&env);
+
+    claude.wait_screen("the idle prompt", at_prompt);
+    claude.submit_prompt("write the marker");
+    let dialog = claude.wait_screen("the Bash permission dialog", |s| {
+        s.contains("Do you want to proceed?") && s.contains("❯ 1. Yes")
+    });
+    assert!(dialog.contains("Bash command"), "dialog title; screen:\n{dialog}");
+    assert!(!marker.exists(), "the command must wait for permission");
+
+    // The digit alone picks the option; no Enter (it would reach whatever comes next).
+    claude.send(b"1");
+    claude.wait_screen("the answer after the tool call", |s| {
+        s.contains("The marker is written.")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker written by the Bash tool"),
+        "ran\n"
+    );
+    let main = stand_in.wait_for_main_requests(2, STEP_TIMEOUT);
+    let results = main[1].tool_results();
+    assert_eq!(results.len(), 1, "one tool_result: {results:?}");
+    assert!(!results[0].is_error, "{results:?}");
+    assert_eq!(results[0].content, "(Bash completed with no output)");
+}
+
+/// Side requests (title generation without tools, `count_tokens`, probes) are answered and
+/// recorded but leave the scripted turns to the conversation; main turns stream the SSE
+/// sequence.
+#[tokio::test]
+async fn side_requests_do_not_consume_scripted_turns() {
+    use support::stand_in::RequestKind;
+    let stand_in = StandIn::start([Turn::bash("touch x", "Make x")]);
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", stand_in.base_url());
+
+    let title = http
+        .post(url("/v1/messages?beta=true"))
+        .json(&serde_json::json!({
+            "model": "claude-opus-5-5", "max_tokens": 100, "stream": false,
+            "messages": [{"role": "user", "content": "<session>hi</session>"}],
+            "output_config": {"format": {"type": "json_schema", "schema": {
+                "type": "object", "properties": {"title": {"type": "string"}}}}},
+        }))
+        .send()
+        .await
+        .expect("title request");
+    let title: serde_json::Value = title.json().await.expect("title json");
+    let text = title["content"][0]["text"].as_str().expect("title text");
+    let parsed: serde_json::Value = serde_json::from_str(text).expect("title is JSON");
+    assert!(parsed["title"].is_string(), "{parsed}");
+
+    let count = http
+        .post(url("/v1/messages/count_tokens"))
+        .json(&serde_json::json!({"model": "m", "messages": []}))
+        .send()
+        .await
+        .expect("count_tokens");
+    let count: serde_json::Value = count.json().await.expect("count json");
+    assert!(count["input_tokens"].is_u64(), "{count}");
+    assert_eq!(stand_in.turns_left(), 1, "side requests keep the script");
+
+    let main = http
+        .post(url("/v1/messages?beta=true"))
+        .json(&serde_json::json!({
+            "model": "claude-opus-5-5", "max_tokens": 100, "stream": true,
+            "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "go"}],
+        }))
+        .send()
+        .await
+        .expect("main request");
+    assert_eq!(
+        main.headers()["content-type"].to_str().ok(),
+        Some("text/event-stream")
+    );
+    let sse = main.text().await.expect("sse body");
+    let events: Vec<&str> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert!(sse.contains(r#""stop_reason":"tool_use""#), "{sse}");
+    assert!(sse.contains("input_json_delta"), "{sse}");
+    assert_eq!(stand_in.turns_left(), 0);
+
+    let kinds: Vec<RequestKind> = stand_in.requests().iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [RequestKind::Side, RequestKind::Other, RequestKind::Main]
+    );
+    assert_eq!(stand_in.main_requests()[0].user_texts(), ["go"]);
+}
