@@ -1,0 +1,244 @@
+//! Talking to the daemon: REST calls with the token, WebSocket upgrades, and turning every way a
+//! call can fail into one line a person can act on.
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::ConnArgs;
+use missiond_core::protocol::ErrorBody;
+
+/// Why a verb failed: the one-line reason printed after `missiond: ` and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            exit_code: 1,
+        }
+    }
+}
+
+/// A WebSocket connection to the daemon.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The daemon's address and the token, plus an HTTP connection pool.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(conn: &ConnArgs) -> Result<Client, Failure> {
+        let base = conn
+            .url
+            .clone()
+            .unwrap_or_else(missiond_core::config::default_url)
+            .trim_end_matches('/')
+            .to_string();
+        if !base.starts_with("http://") {
+            return Err(Failure::new(format!(
+                "'{base}' is not a daemon URL; expected http://HOST:PORT"
+            )));
+        }
+        let token = missiond_core::config::load_token()
+            .map_err(|e| Failure::new(format!("cannot read the access token: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| Failure::new(format!("cannot create an HTTP client: {e}")))?;
+        Ok(Client { base, token, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`, decoding the JSON answer.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    /// `POST path` with a JSON body (or none), decoding the JSON answer.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Failure> {
+        self.call(Method::POST, path, body).await
+    }
+
+    /// A call whose answer is JSON of any shape (or empty, which gives `null`).
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Failure> {
+        let text = self.call_text(method, path, body).await?;
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            text.as_str()
+        };
+        serde_json::from_str(text).map_err(|e| {
+            Failure::new(format!(
+                "the daemon at {} sent an answer this client does not understand ({e})",
+                self.base
+            ))
+        })
+    }
+
+    /// A call whose successful answer is returned as text (used for `screen --ansi`).
+    pub async fn call_text<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<String, Failure> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_failure(&e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| self.transport_failure(&e))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(self.status_failure(status, &text))
+        }
+    }
+
+    fn transport_failure(&self, e: &reqwest::Error) -> Failure {
+        if e.is_connect() {
+            Failure::new(format!(
+                "cannot reach the daemon at {} (is `missiond serve` running?)",
+                self.base
+            ))
+        } else if e.is_timeout() {
+            Failure::new(format!(
+                "the daemon at {} did not answer in time",
+                self.base
+            ))
+        } else {
+            Failure::new(format!(
+                "lost the connection to the daemon at {} ({})",
+                self.base,
+                root_cause(e)
+            ))
+        }
+    }
+
+    /// Turn an error status into the daemon's own message, with a hint where one helps.
+    fn status_failure(&self, status: StatusCode, body: &str) -> Failure {
+        let message = serde_json::from_str::<ErrorBody>(body)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| {
+                let body = body.trim();
+                if body.is_empty() {
+                    format!("the daemon answered {status}")
+                } else {
+                    format!("the daemon answered {status}: {}", first_line(body))
+                }
+            });
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            return Failure::new(format!(
+                "{message} (no access token found here: set MISSIOND_TOKEN, or run `missiond token` where the daemon runs)"
+            ));
+        }
+        Failure::new(message)
+    }
+
+    /// Open a WebSocket to `path` (e.g. `/pty/ID`), sending the token as a Bearer header.
+    pub async fn websocket(&self, path: &str) -> Result<Socket, Failure> {
+        let ws_url = format!("ws://{}{}", self.base.trim_start_matches("http://"), path);
+        let mut request = ws_url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Failure::new(format!("bad WebSocket URL {ws_url}: {e}")))?;
+        if let Some(token) = &self.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                Failure::new("the access token contains characters a header cannot carry")
+            })?;
+            request.headers_mut().insert("Authorization", value);
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _response)) => Ok(socket),
+            Err(e) => Err(self.websocket_failure(e)),
+        }
+    }
+
+    fn websocket_failure(&self, e: tokio_tungstenite::tungstenite::Error) -> Failure {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        match e {
+            WsError::Io(_) => Failure::new(format!(
+                "cannot reach the daemon at {} (is `missiond serve` running?)",
+                self.base
+            )),
+            WsError::Http(resp) => {
+                let status = resp.status();
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                let status =
+                    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                self.status_failure(status, &body)
+            }
+            other => Failure::new(format!("WebSocket to {} failed: {other}", self.base)),
+        }
+    }
+}
+
+/// Percent-encode a path segment or query value (slot ids are plain, but be safe).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The innermost error: reqwest's own text ("error sending request for url") hides the reason.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_keeps_ids_and_escapes_the_rest() {
+        assert_eq!(encode("agent_1-x"), "agent_1-x");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,435 @@
+//! `missiond`: the daemon (`missiond serve`) and the command-line client for everything else.
+//!
+//! This file is only the command line: clap definitions and dispatch. Each verb family lives in
+//! its own module: [`serve`] starts the daemon, [`slots`] is the REST verbs, [`attach`] the
+//! raw-mode terminal client, [`tasks_cmd`] the task lists; [`client`] talks HTTP/WebSocket and
+//! [`output`] draws tables.
+
+mod attach;
+mod client;
+mod output;
+mod serve;
+mod slots;
+mod tasks_cmd;
+mod terminal;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use client::{Client, Failure};
+use missiond_core::protocol::{Profile, RestartPolicy, SemanticState};
+use missiond_core::supervisor::guard::GUARD_SUBCOMMAND;
+
+const ROOT_AFTER_HELP: &str = "\
+Quick start:
+  missiond serve                      start the daemon on 127.0.0.1:9120 (prints the viewer URL)
+  missiond launch work -- bash        run bash in a slot named 'work'
+  missiond attach work                type into it (Ctrl-] detaches)
+  missiond ls                         list slots
+
+Client verbs find the daemon via --url or MISSIOND_URL (default http://127.0.0.1:9120) and the
+access token via MISSIOND_TOKEN or the token file the daemon created (see `missiond token`).";
+
+/// Supervisor for AI coding agents (Claude Code or any terminal program) in pseudo-terminals.
+#[derive(Debug, Parser)]
+#[command(name = "missiond", version = missiond_core::VERSION, after_help = ROOT_AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+/// Where the daemon is and how to print answers; shared by every client verb.
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// Base URL of the daemon.
+    #[arg(long, global = true, env = "MISSIOND_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Run the daemon in the foreground (until Ctrl-C or SIGTERM).
+    #[command(after_help = serve::AFTER_HELP)]
+    Serve(serve::ServeArgs),
+    /// List slots: id, process status, semantic state, pid, size, restarts, command.
+    #[command(
+        visible_alias = "list",
+        after_help = "\
+Examples:
+  missiond ls
+  missiond ls --json | jq -r '.[] | select(.state == \"idle\") | .id'"
+    )]
+    Ls,
+    /// Create a slot and start its program (default: claude) in a new pseudo-terminal.
+    #[command(after_help = "\
+The slot runs in the current directory unless --cwd says otherwise. Everything after `--` is the
+command and its arguments.
+
+Examples:
+  missiond launch agent1                              claude in the current directory
+  missiond launch agent2 --cwd ~/src/app --size 160x50
+  missiond launch sh1 -- bash
+  missiond launch build --restart on-failure --env RUST_LOG=debug -- cargo watch -x test
+  missiond launch reader --profile claude-code -- ./my-claude-wrapper")]
+    Launch(LaunchArgs),
+    /// Stop a slot's program: SIGTERM to its process group, SIGKILL after the grace period.
+    #[command(after_help = "\
+The slot stays listed (status exited) until `missiond rm`; `missiond restart` starts it again.
+
+Examples:
+  missiond kill agent1")]
+    Kill(IdArg),
+    /// Start a slot's program again (stopping it first if it is running).
+    #[command(after_help = "Examples:\n  missiond restart agent1")]
+    Restart(IdArg),
+    /// Start a slot whose program has exited (or was created without autostart).
+    #[command(after_help = "Examples:\n  missiond start agent1")]
+    Start(IdArg),
+    /// Remove a slot: stop its program if it runs, then forget it.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Examples:\n  missiond rm agent1"
+    )]
+    Rm(IdArg),
+    /// Send raw input to a slot's program, exactly as if typed (no newline unless --enter).
+    #[command(after_help = "\
+Examples:
+  missiond send sh1 --enter 'echo hello'     type a command and press Enter
+  missiond send sh1 $'\\x03'                  Ctrl-C
+  missiond send agent1 $'\\e'                 Escape")]
+    Send(SendArgs),
+    /// Print a slot's current screen as text (or with colours and attributes, --ansi).
+    #[command(after_help = "\
+Examples:
+  missiond screen sh1
+  missiond screen sh1 --ansi
+  missiond screen sh1 --json | jq -r .text")]
+    Screen(ScreenArgs),
+    /// Set a slot's terminal size (the program gets SIGWINCH).
+    #[command(after_help = "Examples:\n  missiond resize sh1 80x24")]
+    Resize(ResizeArgs),
+    /// Print the access token clients need (creating it if it does not exist yet).
+    #[command(after_help = "\
+The token comes from MISSIOND_TOKEN, else from the token file in the state directory
+($XDG_STATE_HOME/missiond/token or ~/.local/state/missiond/token).
+
+Examples:
+  missiond token
+  curl -H \"Authorization: Bearer $(missiond token)\" http://127.0.0.1:9120/api/slots")]
+    Token,
+    /// Type a prompt into an idle slot and press Enter; with --wait, wait for the answer.
+    #[command(after_help = "\
+Refused unless the slot is idle. With --wait, returns when the slot is idle or asks for a
+confirmation again, and prints that state.
+
+Examples:
+  missiond prompt agent1 'Add a --verbose flag to the CLI'
+  missiond prompt agent1 --wait --timeout 600 'Run the tests and fix what fails'")]
+    Prompt(PromptArgs),
+    /// Answer the dialog a slot is showing (state confirming) with option number N.
+    #[command(after_help = "\
+`missiond ls --json` or `missiond wait ID --state confirming --json` shows the dialog's options.
+
+Examples:
+  missiond confirm agent1 1          1. Yes
+  missiond confirm agent1 3          3. No")]
+    Confirm(ConfirmArgs),
+    /// Block until a slot reaches a state; exit status 0 when it does, 1 on timeout.
+    #[command(after_help = "\
+Examples:
+  missiond wait agent1 --state idle
+  missiond wait agent1 --state confirming --timeout 60 && missiond confirm agent1 1
+  missiond wait sh1 --state exited")]
+    Wait(WaitArgs),
+    /// Show Claude Code task lists (per session and slot); --follow streams changes.
+    #[command(after_help = "\
+Status symbols: ○ pending, ◐ in progress, ● completed.
+
+Examples:
+  missiond tasks
+  missiond tasks --slot agent1
+  missiond tasks --follow
+  missiond tasks --follow --json | jq -c 'select(.type == \"cc_task_completed\")'")]
+    Tasks(tasks_cmd::TasksArgs),
+    /// Attach this terminal to a slot: see its screen, type into it; Ctrl-] detaches.
+    #[command(after_help = "\
+Every key goes to the program, Ctrl-C included. The detach key (default Ctrl-]) returns to your
+shell and leaves the program running. Resizing your terminal resizes the slot (unless
+--read-only). The terminal is restored however the session ends (detach, slot exit, daemon gone).
+
+Examples:
+  missiond attach agent1
+  missiond attach agent1 --read-only                  watch only; Ctrl-C or Ctrl-] detaches
+  missiond attach agent1 --detach-key ctrl-b")]
+    Attach(attach::AttachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Slot id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Slot id: letters, digits, `_` and `-`, at most 64.
+    pub id: String,
+    /// Working directory of the program (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Terminal size as COLSxROWS.
+    #[arg(long, value_name = "COLSxROWS", value_parser = parse_size)]
+    pub size: Option<(u16, u16)>,
+    /// How the screen is read into states: claude-code or shell (default: from the command).
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    pub profile: Option<Profile>,
+    /// Extra environment variable for the program (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// When to start the program again after it ends: never, on-failure or always.
+    #[arg(long, value_name = "POLICY", value_parser = parse_restart)]
+    pub restart: Option<RestartPolicy>,
+    /// Create the slot without starting it (`missiond start ID` starts it).
+    #[arg(long)]
+    pub no_start: bool,
+    /// The command and its arguments, after `--` (default: claude).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Slot id.
+    pub id: String,
+    /// The text to send, byte for byte.
+    pub text: String,
+    /// Press Enter after the text (appends a carriage return).
+    #[arg(long)]
+    pub enter: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScreenArgs {
+    /// Slot id.
+    pub id: String,
+    /// Keep colours, attributes and cursor position (ANSI escape sequences).
+    #[arg(long)]
+    pub ansi: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResizeArgs {
+    /// Slot id.
+    pub id: String,
+    /// New size as COLSxROWS, e.g. 120x40.
+    #[arg(value_parser = parse_size, value_name = "COLSxROWS")]
+    pub size: (u16, u16),
+}
+
+#[derive(Debug, Args)]
+pub struct PromptArgs {
+    /// Slot id.
+    pub id: String,
+    /// The prompt (multi-line text stays one prompt).
+    pub text: String,
+    /// Wait until the slot is idle or confirming again, and print that state.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait with --wait.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Slot id.
+    pub id: String,
+    /// Option number as shown in the dialog (1 is the first).
+    pub option: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Slot id.
+    pub id: String,
+    /// The state to wait for: idle, confirming or exited (any state name works).
+    #[arg(long, value_parser = parse_state, value_name = "STATE")]
+    pub state: SemanticState,
+    /// Seconds before giving up.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{s}' is not a size; write COLSxROWS, e.g. 120x40");
+    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let cols: u16 = c.trim().parse().map_err(|_| bad())?;
+    let rows: u16 = r.trim().parse().map_err(|_| bad())?;
+    if cols == 0 || rows == 0 {
+        return Err(format!("'{s}': columns and rows must be at least 1"));
+    }
+    Ok((cols, rows))
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    match s {
+        "claude-code" | "claude" => Ok(Profile::ClaudeCode),
+        "shell" => Ok(Profile::Shell),
+        _ => Err(format!("'{s}' is not a profile; use claude-code or shell")),
+    }
+}
+
+fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
+    match s {
+        "never" => Ok(RestartPolicy::Never),
+        "on-failure" => Ok(RestartPolicy::OnFailure),
+        "always" => Ok(RestartPolicy::Always),
+        _ => Err(format!(
+            "'{s}' is not a restart policy; use never, on-failure or always"
+        )),
+    }
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not K=V")),
+    }
+}
+
+fn parse_state(s: &str) -> Result<SemanticState, String> {
+    SemanticState::parse(s).ok_or_else(|| {
+        format!(
+            "'{s}' is not a state; use idle, confirming, exited (or starting, thinking, \
+             tool_running, responding, error)"
+        )
+    })
+}
+
+fn main() -> ExitCode {
+    // The daemon's orphan guard is this executable too; it needs no runtime and no parsing.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == GUARD_SUBCOMMAND)
+    {
+        missiond_core::supervisor::guard::run_guard();
+        return ExitCode::SUCCESS;
+    }
+    let cli = Cli::parse();
+    if !matches!(cli.verb, Verb::Serve(_)) {
+        // A client writing into `| head` should end quietly like any Unix tool, not panic.
+        // (Sockets are unaffected: Rust sends with MSG_NOSIGNAL. The daemon keeps ignoring it.)
+        // SAFETY: restoring the default disposition of SIGPIPE has no memory effects.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("missiond: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // The attach client leaves a thread blocked reading stdin; do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("missiond: {}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let conn = cli.conn;
+    match cli.verb {
+        Verb::Serve(args) => serve::run(args).await,
+        Verb::Token => slots::token(&conn),
+        verb => {
+            let client = Client::new(&conn)?;
+            match verb {
+                Verb::Ls => slots::ls(&client, &conn).await,
+                Verb::Launch(a) => slots::launch(&client, &conn, a).await,
+                Verb::Kill(a) => slots::lifecycle(&client, &conn, &a.id, slots::Action::Kill).await,
+                Verb::Restart(a) => {
+                    slots::lifecycle(&client, &conn, &a.id, slots::Action::Restart).await
+                }
+                Verb::Start(a) => {
+                    slots::lifecycle(&client, &conn, &a.id, slots::Action::Start).await
+                }
+                Verb::Rm(a) => slots::rm(&client, &conn, &a.id).await,
+                Verb::Send(a) => slots::send(&client, a).await,
+                Verb::Screen(a) => slots::screen(&client, &conn, a).await,
+                Verb::Resize(a) => slots::resize(&client, &conn, a).await,
+                Verb::Prompt(a) => slots::prompt(&client, &conn, a).await,
+                Verb::Confirm(a) => slots::confirm(&client, &conn, a).await,
+                Verb::Wait(a) => slots::wait(&client, &conn, a).await,
+                Verb::Tasks(a) => tasks_cmd::run(&client, &conn, a).await,
+                Verb::Attach(a) => attach::run(&client, a).await,
+                Verb::Serve(_) | Verb::Token => unreachable_verb(),
+            }
+        }
+    }
+}
+
+/// Serve and Token are dispatched before a client is built; this arm only satisfies the match.
+fn unreachable_verb() -> Result<ExitCode, Failure> {
+    Err(Failure::new("internal error: verb dispatched twice"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("120x40"), Ok((120, 40)));
+        assert_eq!(parse_size("80X20"), Ok((80, 20)));
+        assert!(parse_size("80").is_err());
+        assert!(parse_size("0x20").is_err());
+        assert!(parse_size("axb").is_err());
+    }
+
+    #[test]
+    fn env_pairs_parse() {
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("novalue").is_err());
+    }
+
+    #[test]
+    fn launch_takes_command_after_double_dash() {
+        let cli = Cli::try_parse_from([
+            "missiond", "launch", "a", "--size", "80x20", "--", "bash", "-l",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(Cli {
+            verb: Verb::Launch(args),
+            ..
+        }) = cli
+        else {
+            panic!("launch did not parse: {cli:?}");
+        };
+        assert_eq!(args.command, vec!["bash".to_string(), "-l".to_string()]);
+        assert_eq!(args.size, Some((80, 20)));
+    }
+}

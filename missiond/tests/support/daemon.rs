@@ -1,0 +1,374 @@
+//! The real daemon for CLI tests: `missiond serve` on 127.0.0.1 with a port chosen by the
+//! kernel, its own token and state/claude/home directories in a temp dir, stopped on drop.
+//! Plus: running the CLI against it, raw HTTP calls, polling with a deadline, and /proc
+//! inspection (children, zombies, open file descriptors).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use missiond_core::protocol::{ScreenText, SlotInfo};
+
+/// The missiond binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_missiond");
+
+/// Generous: two cores are shared with parallel builds and other tests.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Environment variables of the test runner that must not leak into the daemon or the CLI.
+const CLEARED: &[&str] = &[
+    "MISSIOND_TOKEN",
+    "MISSIOND_URL",
+    "MISSIOND_READONLY_TOKEN",
+    "XDG_STATE_HOME",
+    "XDG_CONFIG_HOME",
+    "CLAUDE_CONFIG_DIR",
+    "RUST_LOG",
+];
+
+/// Options for [`Daemon::start_with`].
+#[derive(Clone, Default)]
+pub struct DaemonOptions {
+    /// Extra lines for the config's `[server]` table (e.g. `kill_grace_secs = 2`).
+    pub server_toml: String,
+    /// Anything after the `[server]` table (e.g. `[[slots]]`).
+    pub extra_toml: String,
+}
+
+/// A running `missiond serve`; SIGTERM (then SIGKILL) on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub url: String,
+    pub token: String,
+    pub pid: u32,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(DaemonOptions::default())
+    }
+
+    pub fn start_with(options: DaemonOptions) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token = format!("test-token-{}", std::process::id());
+        let config = write_config(dir.path(), &options);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config);
+        isolate(&mut cmd, dir.path());
+        cmd.env("MISSIOND_TOKEN", &token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("daemon.log")).expect("log file"),
+            ));
+        let mut child = cmd.spawn().expect("spawn missiond serve");
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("daemon stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the "listening" line, then keeps draining stdout so the daemon never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("missiond listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child: Some(child),
+            url: String::new(),
+            token,
+            pid,
+            dir,
+        };
+        match rx.recv_timeout(STEP) {
+            Ok(url) => daemon.url = url,
+            Err(_) => panic!(
+                "the daemon did not print its address; log:\n{}",
+                daemon.log()
+            ),
+        }
+        daemon
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What the daemon wrote to stderr so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The CLI as a user runs it against this daemon (URL and token from the environment).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        isolate(&mut cmd, self.dir.path());
+        cmd.env("MISSIOND_URL", &self.url)
+            .env("MISSIOND_TOKEN", &self.token)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run the missiond CLI")
+    }
+
+    /// Runs the CLI, requires success, returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`missiond {}` failed ({}):\nstdout: {}\nstderr: {}\ndaemon log:\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI, requires failure, returns stderr.
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "`missiond {}` should have failed:\nstdout: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `missiond ls --json`.
+    pub fn slots(&self) -> Vec<SlotInfo> {
+        let out = self.cli_ok(&["ls", "--json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ls --json is not [SlotInfo]: {e}\n{out}"))
+    }
+
+    pub fn slot(&self, id: &str) -> SlotInfo {
+        self.slots()
+            .into_iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("slot {id} is not listed"))
+    }
+
+    /// `missiond screen ID --json`.
+    pub fn screen(&self, id: &str) -> ScreenText {
+        let out = self.cli_ok(&["screen", id, "--json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("screen --json is not ScreenText: {e}\n{out}"))
+    }
+
+    /// Polls `missiond screen ID` until `pred` holds for its text; returns that text.
+    pub fn wait_screen(&self, id: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let found = poll(STEP, || {
+            last = self.screen(id).text;
+            pred(&last).then(|| last.clone())
+        });
+        found.unwrap_or_else(|| panic!("screen of {id} never showed {what}; last screen:\n{last}"))
+    }
+
+    /// Polls `missiond ls --json` until `pred` holds for the slot.
+    pub fn wait_slot(&self, id: &str, what: &str, pred: impl Fn(&SlotInfo) -> bool) -> SlotInfo {
+        let mut last = None;
+        let found = poll(STEP, || {
+            let s = self.slot(id);
+            let ok = pred(&s);
+            last = Some(s.clone());
+            ok.then_some(s)
+        });
+        found.unwrap_or_else(|| panic!("slot {id} never became {what}; last: {last:?}"))
+    }
+
+    /// A raw HTTP request to the daemon: `(status, body)`. `token` None sends no Authorization.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, String) {
+        http(&self.url, method, path, token, body)
+    }
+
+    /// SIGKILL, no cleanup: what the orphan guard is for.
+    pub fn kill_hard(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.child = None;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STEP;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The config file every test daemon reads: loopback, the claude dir inside the temp dir.
+fn write_config(dir: &Path, options: &DaemonOptions) -> PathBuf {
+    let claude = dir.join("claude");
+    std::fs::create_dir_all(&claude).expect("claude dir");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[claude]\nconfig_dir = {:?}\n\n{}\n",
+        options.server_toml,
+        claude.display().to_string(),
+        options.extra_toml
+    );
+    let path = dir.join("missiond.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Points every directory the daemon or CLI might touch into `dir`, and clears the runner's
+/// own missiond settings.
+pub fn isolate(cmd: &mut Command, dir: &Path) {
+    for var in CLEARED {
+        cmd.env_remove(var);
+    }
+    let home = dir.join("home");
+    let _ = std::fs::create_dir_all(&home);
+    cmd.env("HOME", &home)
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("CLAUDE_CONFIG_DIR", dir.join("claude"));
+}
+
+/// One HTTP request with reqwest on a throwaway runtime.
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = client.request(method, format!("{base}{path}"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    })
+}
+
+/// Calls `f` every 50 ms until it returns `Some`, or `None` after `timeout`.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `(state, ppid)` of a process from /proc/<pid>/stat, or None if it does not exist.
+pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// A process is alive when it exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    matches!(proc_stat(pid), Some((state, _)) if state != 'Z')
+}
+
+/// Every process whose parent is `pid`, with its state.
+pub fn children(pid: u32) -> Vec<(u32, char)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| match proc_stat(p) {
+            Some((state, ppid)) if ppid == pid => Some((p, state)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `pid` and all its descendants that are alive.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(
+            children(p)
+                .into_iter()
+                .filter(|(_, s)| *s != 'Z')
+                .map(|(c, _)| c),
+        );
+        i += 1;
+    }
+    out
+}
+
+pub fn zombie_children(pid: u32) -> Vec<u32> {
+    children(pid)
+        .into_iter()
+        .filter(|(_, s)| *s == 'Z')
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// What /proc/<pid>/fd holds: `(count, targets)`.
+pub fn open_fds(pid: u32) -> (usize, Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return (0, Vec::new());
+    };
+    let targets: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    (targets.len(), targets)
+}

@@ -1,0 +1,9 @@
+//! Shared helpers for missiond integration tests.
+//!
+//! - [`daemon`]: the real `missiond serve` on 127.0.0.1, the CLI against it, /proc inspection.
+//! - [`claude_env`], [`stand_in`]: the real Claude Code against a scripted Messages API.
+
+pub mod claude_env;
+#[allow(dead_code)] // each test binary uses a different part of this helper
+pub mod daemon;
+pub mod stand_in;
