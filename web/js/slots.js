@@ -21,12 +21,18 @@ export class SlotStore extends EventTarget {
     return this.list().filter((s) => s.state === 'confirming');
   }
 
+  /** A full snapshot: the first frame of every /events connection, e.g. after a daemon restart. */
   replaceAll(slots) {
-    const before = new Set(this.slots.keys());
+    const before = this.slots;
     this.slots = new Map(slots.map((s) => [s.id, normalise(s)]));
-    for (const id of before) if (!this.slots.has(id)) this.emit('removed', id);
+    for (const id of before.keys()) if (!this.slots.has(id)) this.emit('removed', id);
     for (const slot of this.slots.values()) {
-      if (slot.state === 'confirming') this.emit('confirming', slot.id);
+      const old = before.get(slot.id);
+      // A process we did not see start (the daemon restarted, or we were away): views reattach.
+      if (slot.status === 'running' && (!old || old.status === 'exited' || old.pid !== slot.pid)) {
+        this.emit('started', slot.id);
+      }
+      if (slot.state === 'confirming' && old?.state !== 'confirming') this.emit('confirming', slot.id);
     }
     this.emit('change', null);
   }

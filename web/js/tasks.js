@@ -91,8 +91,8 @@ export class TaskStore extends EventTarget {
     const groups = [...bySlot.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([slotId, lists]) => ({ title: slotId, slotId, lists }));
-    other.sort((a, b) => Number(b.active) - Number(a.active) || a.projectName.localeCompare(b.projectName));
-    for (const list of other) groups.push({ title: list.projectName, slotId: null, lists: [list] });
+    other.sort((a, b) => Number(b.active) - Number(a.active) || String(a.projectName).localeCompare(String(b.projectName)));
+    for (const list of other) groups.push({ title: known(list.projectName) || `list ${shortId(list.sessionId)}`, slotId: null, lists: [list] });
     return groups;
   }
 }
@@ -115,7 +115,7 @@ function renderGroup(group) {
 }
 
 function renderList(list) {
-  const label = [list.projectName, shortId(list.sessionId), list.agentId ? `agent ${shortId(list.agentId)}` : null]
+  const label = [known(list.projectName), shortId(list.sessionId), list.agentId ? `agent ${shortId(list.agentId)}` : null]
     .filter(Boolean).join(' · ');
   return h('div', { class: `task-list${list.active ? ' active' : ''}`, dataset: { sessionId: list.sessionId } },
     h('p', { class: 'task-list-meta', title: list.cwd || list.sessionId },
@@ -141,6 +141,11 @@ function renderTask(task, all) {
     ? h('span', { class: 'task-blocked', text: `blocked by ${blockers.map((b) => `#${b}`).join(', ')}` })
     : null,
   task.owner ? h('span', { class: 'task-owner', text: task.owner }) : null);
+}
+
+/** The daemon says `unknown` when no session file names the project. */
+function known(projectName) {
+  return projectName && projectName !== 'unknown' ? projectName : null;
 }
 
 function shortId(id) {

@@ -1,0 +1,85 @@
+// Test helper: runs the real missiond binary on 127.0.0.1 with a temporary config, state dir and
+// Claude Code directory, and reads its listening address from stdout.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const WEB_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+export const MISSIOND_BIN = process.env.MISSIOND_BIN || path.resolve(WEB_DIR, '../target/debug/missiond');
+
+const LISTENING = /missiond listening on (http:\/\/[^\s/]+)/;
+
+export class Daemon {
+  /**
+   * @param {object} o  configPath, listen ('127.0.0.1:0' or a fixed port), env (merged over ours)
+   */
+  constructor({ configPath, listen = '127.0.0.1:0', env = {} }) {
+    this.configPath = configPath;
+    this.listen = listen;
+    this.env = env;
+    this.log = '';
+    this.proc = null;
+    this.url = null;
+  }
+
+  /** Starts the daemon and resolves with its base URL once it prints that it is listening. */
+  async start(timeoutMs = 30000) {
+    const proc = spawn(MISSIOND_BIN, ['serve', '--listen', this.listen, '--config', this.configPath], {
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    this.exited = once(proc, 'exit');
+    proc.stderr.on('data', (d) => { this.log += d.toString(); });
+    this.url = await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`daemon did not print its address in ${timeoutMs} ms\n${this.log}`)), timeoutMs);
+      proc.stdout.on('data', (d) => {
+        out += d.toString();
+        this.log += d.toString();
+        const m = LISTENING.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      proc.on('error', (err) => { clearTimeout(timer); reject(err); });
+      proc.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`daemon exited (${code ?? signal}) before listening\n${this.log}`));
+      });
+    });
+    return this.url;
+  }
+
+  get port() {
+    return Number(new URL(this.url).port);
+  }
+
+  /** SIGTERM, then wait for the process to end (SIGKILL if it takes more than 15 s). */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `fn` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function waitFor(what, fn, timeoutMs = 30000, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -1,0 +1,325 @@
+// The viewer in real headless Chromium against the real daemon (issue 6's acceptance list).
+//
+//   cd web && npm ci && MISSIOND_BIN=../target/debug/missiond node --test tests/
+//
+// One daemon and one page for the whole story (attach, type, resize, answer a dialog, see a
+// task appear, survive a daemon restart), plus fresh pages for the token checks.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { Daemon, waitFor } from './daemon.mjs';
+
+const WEB_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const FIXTURES = path.join(WEB_DIR, 'tests', 'fixtures');
+const SCREENSHOT = path.resolve(WEB_DIR, '..', 'docs', 'viewer.png');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'missiond-viewer-'));
+const claudeDir = path.join(tmp, 'claude');
+const recordFile = path.join(tmp, 'dialog-input.bin');
+const configPath = path.join(tmp, 'config.toml');
+const token = crypto.randomBytes(24).toString('hex');
+const daemonEnv = {
+  MISSIOND_TOKEN: token,
+  XDG_STATE_HOME: path.join(tmp, 'state'),
+  CLAUDE_CONFIG_DIR: claudeDir,
+  HOME: tmp,
+};
+
+let daemon;
+let browser;
+let context;
+let page;
+const requested = []; // every URL the main page asked for (HTTP and WebSocket)
+const pageErrors = [];
+const cspViolations = [];
+const consoleLog = []; // the page's console, shown when a step fails
+
+/** it() whose failure message carries the page's console and the daemon's log. */
+function step(name, fn) {
+  it(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      const tail = (text, n) => text.split('\n').slice(-n).join('\n');
+      err.message += `\n--- page console (last 30) ---\n${consoleLog.slice(-30).join('\n')}`
+        + `\n--- daemon log (last 40 lines) ---\n${tail(daemon?.log || '', 40)}`;
+      throw err;
+    }
+  });
+}
+
+const toml = (s) => JSON.stringify(s); // a JSON string is a valid TOML basic string
+
+function writeConfig() {
+  fs.mkdirSync(path.join(claudeDir, 'tasks'), { recursive: true });
+  fs.writeFileSync(configPath, `
+[claude]
+config_dir = ${toml(claudeDir)}
+
+[[slots]]
+id = "shell"
+command = "bash"
+args = ["--norc", "--noprofile", "-i"]
+cwd = ${toml(tmp)}
+profile = "shell"
+cols = 100
+rows = 30
+env = { PS1 = "$ ", HISTFILE = "/dev/null" }
+
+[[slots]]
+id = "dialog"
+command = "python3"
+args = [${toml(path.join(FIXTURES, 'permission_dialog.py'))}, ${toml(recordFile)}]
+cwd = ${toml(tmp)}
+profile = "claude-code"
+cols = 120
+rows = 40
+`);
+}
+
+async function rest(method, route, body) {
+  const res = await fetch(`${daemon.url}${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const hook = (fn, arg) => page.evaluate(fn, arg);
+const bufferLines = async (id) => ((await hook((i) => window.__missiond.bufferText(i), id)) || '').split('\n');
+
+async function newPage() {
+  const p = await context.newPage();
+  p.on('pageerror', (err) => pageErrors.push(err.message));
+  p.on('console', (msg) => {
+    consoleLog.push(`${msg.type()}: ${msg.text()}`);
+    if (/Content.Security.Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
+  return p;
+}
+
+describe('viewer in Chromium', () => {
+  before(async () => {
+    writeConfig();
+    daemon = new Daemon({ configPath, env: daemonEnv });
+    await daemon.start();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    context = await browser.newContext({ viewport: { width: 1600, height: 950 }, colorScheme: 'dark' });
+    // Record what the page sends on its WebSockets (devtools-injected, so CSP does not apply).
+    await context.addInitScript(() => {
+      const sent = [];
+      window.__wsSent = sent;
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function recordSend(data) {
+        if (typeof data === 'string') sent.push(data);
+        return send.call(this, data);
+      };
+    });
+    page = await newPage();
+    page.on('request', (req) => requested.push(req.url()));
+    page.on('websocket', (ws) => requested.push(ws.url()));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await daemon?.stop();
+    if (process.env.KEEP_TMP) console.log(`kept ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  step('refuses a wrong or missing token with a clear message', async () => {
+    for (const suffix of ['/#token=not-the-token', '/']) {
+      const p = await newPage();
+      await p.goto(`${daemon.url}${suffix}`);
+      const auth = p.locator('#auth');
+      await auth.waitFor({ state: 'visible' });
+      const text = await auth.innerText();
+      assert.match(text, /missiond serve/);
+      assert.match(text, /missiond token/);
+      assert.equal(await p.locator('#app').isVisible(), false);
+      await p.close();
+    }
+  });
+
+  step('loads with the token, hides it from the address bar, and lists the configured slots', async () => {
+    const res = await page.goto(`${daemon.url}/#token=${token}`);
+    const csp = res.headers()['content-security-policy'] || '';
+    assert.match(csp, /default-src 'self'/, 'the page is served with a Content-Security-Policy');
+    assert.ok(!page.url().includes(token), `token still in the URL: ${page.url()}`);
+    for (const id of ['shell', 'dialog']) {
+      const row = page.locator(`.slot[data-slot-id="${id}"]`);
+      await row.waitFor();
+      assert.match(await row.locator('.badge').innerText(), /\S/);
+    }
+    assert.match(await page.locator('.slot[data-slot-id="shell"] .cmd').innerText(), /^bash --norc/);
+    // The claude-code slot shows its dialog: "needs you", in the list and in the title.
+    await page.locator('.slot[data-slot-id="dialog"] .badge', { hasText: 'needs you' }).waitFor();
+    await waitFor('title badge', async () => /^\(1\) missiond$/.test(await page.title()));
+    await page.locator('#conn.live').waitFor();
+  });
+
+  step('shows a new task file in the tasks panel without a reload', async () => {
+    const list = path.join(claudeDir, 'tasks', 'viewer-list');
+    fs.mkdirSync(list, { recursive: true });
+    const task = (id, subject, status, blockedBy = []) => JSON.stringify({
+      id, subject, description: `${subject}.`, activeForm: `Doing: ${subject}`, status, blocks: [], blockedBy,
+    });
+    fs.writeFileSync(path.join(list, '1.json'), task('1', 'Write the viewer tests', 'in_progress'));
+    fs.writeFileSync(path.join(list, '2.json'), task('2', 'Take the screenshot', 'pending', ['1']));
+    const first = page.locator('.task[data-task-id="1"] .task-subject');
+    await first.waitFor({ timeout: 10000 });
+    assert.equal(await first.innerText(), 'Write the viewer tests');
+    const second = page.locator('.task[data-task-id="2"]');
+    await second.waitFor();
+    assert.match(await second.innerText(), /Take the screenshot/);
+    assert.match(await second.locator('.task-blocked').innerText(), /blocked by #1/);
+  });
+
+  step('attaches to a bash slot and shows what the program prints for typed input', async () => {
+    await page.locator('.slot[data-slot-id="shell"] .slot-open').click();
+    await waitFor('shell pane live', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'shell'));
+    await waitFor('bash prompt', async () => (await bufferLines('shell')).some((l) => l.startsWith('$')));
+    await page.locator('.pane[data-slot-id="shell"] .term-host').click();
+    await page.keyboard.type('echo hi-from-browser');
+    await page.keyboard.press('Enter');
+    await waitFor('echo output in the xterm buffer',
+      async () => (await bufferLines('shell')).some((l) => l.trim() === 'hi-from-browser'));
+  });
+
+  step('resizes the slot to the page after a window resize', async () => {
+    const before = await hook((id) => window.__missiond.termSize(id), 'shell');
+    await page.setViewportSize({ width: 1250, height: 760 });
+    const size = await waitFor('terminal to take the new pane size', async () => {
+      const s = await hook((id) => window.__missiond.termSize(id), 'shell');
+      return s.cols !== before.cols && s.rows !== before.rows ? s : null;
+    });
+    await waitFor('slot to take the same size', async () => {
+      const slot = await rest('GET', '/api/slots/shell');
+      return slot.cols === size.cols && slot.rows === size.rows;
+    });
+    await page.locator('.pane[data-slot-id="shell"] .term-host').click();
+    await page.keyboard.type('stty size');
+    await page.keyboard.press('Enter');
+    const expected = `${size.rows} ${size.cols}`;
+    await waitFor(`"stty size" to print ${expected}`, async () => {
+      const screen = await rest('GET', '/api/slots/shell/screen');
+      return screen.text.split('\n').some((l) => l.trim() === expected);
+    });
+    await page.setViewportSize({ width: 1600, height: 950 });
+  });
+
+  step('a read-only viewer sends no keys; a writable one does again', async () => {
+    const pane = page.locator('.pane[data-slot-id="shell"]');
+    const roButton = pane.locator('.pane-head button[aria-pressed]');
+    await roButton.click();
+    assert.equal(await roButton.getAttribute('aria-pressed'), 'true');
+    await waitFor('read-only attach', () => requested.some((u) => u.includes('/pty/shell') && u.includes('mode=ro'))
+      && hook((id) => window.__missiond.paneStatus(id) === 'live', 'shell'));
+    await pane.locator('.term-host').click();
+    await page.keyboard.type('ro-typed ');
+    await roButton.click();
+    assert.equal(await roButton.getAttribute('aria-pressed'), 'false');
+    await waitFor('writable attach', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'shell'));
+    await pane.locator('.term-host').click();
+    await page.keyboard.type('echo rw-typed');
+    await page.keyboard.press('Enter');
+    const lines = await waitFor('writable output', async () => {
+      const l = await bufferLines('shell');
+      return l.some((x) => x.trim() === 'rw-typed') ? l : null;
+    });
+    // Input reaches the PTY in order: read-only keys would stand before the command.
+    assert.ok(lines.some((l) => l.trimEnd() === '$ echo rw-typed'), lines.join('\n'));
+    assert.ok(!lines.some((l) => l.includes('ro-typed')), lines.join('\n'));
+  });
+
+  step('shows a confirming slot\'s dialog and answers it with the clicked option', async () => {
+    const card = page.locator('#attention .dialog-card[data-slot-id="dialog"]');
+    await card.waitFor();
+    assert.match(await card.locator('.dialog-question').innerText(), /Do you want to proceed\?/);
+    assert.match(await card.locator('.dialog-body').innerText(), /touch \/tmp\/ccproj\/flag\.txt/);
+    const labels = await card.locator('.btn.option .opt-label').allInnerTexts();
+    assert.ok(labels.length >= 2, `options: ${labels}`);
+    assert.equal(labels[0], 'Yes');
+    assert.equal(labels[labels.length - 1], 'No');
+
+    await page.locator('.slot[data-slot-id="shell"] .badge', { hasText: 'idle' }).waitFor();
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+
+    const before = fs.existsSync(recordFile) ? fs.readFileSync(recordFile).length : 0;
+    await card.locator('.btn.option[data-option="2"]').click();
+    const keys = await waitFor('the script to receive the answer', () => {
+      const got = fs.existsSync(recordFile) ? fs.readFileSync(recordFile).subarray(before).toString('latin1') : '';
+      return /2|\x1b[[O]B[\s\S]*\r/.test(got) ? got : null;
+    });
+    // Option 2 is one below the selected option 1: either the digit or one arrow down then Enter.
+    if (!keys.includes('2')) assert.equal(keys.match(/\x1b[[O]B/g).length, 1, JSON.stringify(keys));
+    await page.locator('.slot[data-slot-id="dialog"] .badge', { hasText: 'needs you' }).waitFor({ state: 'detached' });
+    await card.waitFor({ state: 'detached' });
+    await waitFor('title without badge', async () => (await page.title()) === 'missiond');
+  });
+
+  step('leaves terminal queries to the daemon: the page sends no replies', async () => {
+    const mark = await hook(() => window.__wsSent.length);
+    await page.locator('.pane[data-slot-id="shell"] .term-host').click();
+    // DA1, DA2, XTVERSION, DSR, CPR, OSC 10/11 colour queries, kitty keyboard, DECRQM.
+    await page.keyboard.type(String.raw`printf '\033[c\033[>c\033[>0q\033[5n\033[6n\033]10;?\007\033]11;?\007\033[?u\033[?2026$p'; echo; echo queries-done`);
+    await page.keyboard.press('Enter');
+    await waitFor('the queries to be printed', async () => (await bufferLines('shell')).some((l) => l.trim() === 'queries-done'));
+    const inputs = (await hook((m) => window.__wsSent.slice(m), mark))
+      .map((frame) => JSON.parse(frame))
+      .filter((msg) => msg.type === 'input');
+    assert.ok(inputs.length > 0, 'the typed command went out as input');
+    const replies = inputs.filter((msg) => msg.data.includes('\x1b'));
+    assert.deepEqual(replies, [], 'xterm.js answered a terminal query');
+  });
+
+  step('reconnects after the daemon restarts and shows the live screen again', async () => {
+    const port = daemon.port;
+    await daemon.stop();
+    await waitFor('page to notice the daemon is gone',
+      () => hook((id) => window.__missiond.paneStatus(id) !== 'live' && !window.__missiond.eventsOpen(), 'shell'));
+    daemon = new Daemon({ configPath, env: daemonEnv, listen: `127.0.0.1:${port}` });
+    await daemon.start();
+    await waitFor('events stream back', () => hook(() => window.__missiond.eventsOpen()), 30000);
+    await waitFor('shell pane live again', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'shell'), 30000);
+    await waitFor('fresh bash prompt', async () => (await bufferLines('shell')).some((l) => l.startsWith('$')));
+    // The new screen replaced the old one: nothing from before the restart is shown twice.
+    const lines = await bufferLines('shell');
+    assert.equal(lines.filter((l) => l.trim() === 'hi-from-browser').length, 0, lines.join('\n'));
+    await page.locator('.pane[data-slot-id="shell"] .term-host').click();
+    await page.keyboard.type('echo back-again');
+    await page.keyboard.press('Enter');
+    await waitFor('output after the restart',
+      async () => (await bufferLines('shell')).filter((l) => l.trim() === 'back-again').length === 1);
+    await page.locator('.slot[data-slot-id="dialog"] .badge', { hasText: 'needs you' }).waitFor();
+  });
+
+  step('talks to no host but the daemon, breaks no CSP rule and throws no error', () => {
+    const origin = new URL(daemon.url);
+    assert.ok(requested.length > 0);
+    for (const url of requested) {
+      if (url.startsWith('data:')) continue;
+      const u = new URL(url);
+      assert.ok(['http:', 'ws:'].includes(u.protocol), url);
+      assert.equal(u.host, origin.host, `request to another host: ${url}`);
+    }
+    assert.deepEqual(cspViolations, []);
+    assert.deepEqual(pageErrors, []);
+  });
+});
