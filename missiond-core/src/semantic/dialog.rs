@@ -1,0 +1,293 @@
+//! Dialogs: reading a dialog's title, question, body and options from its screen rows, and the
+//! keys that answer it.
+//!
+//! The parser is generic over Claude Code's dialogs (permission, trust, API key, questions): a
+//! title line first, `╌` rules around a body, a question ending in `?`, then a list of options
+//! with `❯` on the selected one, numbered (`❯ 1. Yes`) or not (`❯ No, exit`).
+
+use crate::protocol::{Dialog, DialogKind, DialogOption};
+
+/// Why no keys can answer a dialog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the dialog has no options to choose from")]
+    NoOptions,
+    #[error("option {n} does not exist (the dialog has options {first}..={last})")]
+    OutOfRange { n: u32, first: u32, last: u32 },
+}
+
+/// The bytes that select option `n` of `dialog` and submit it: Down/Up arrows from the selected
+/// option to option `n`, then Enter. That is what the recorded sessions show working on the
+/// trust and API key dialogs, and it does not depend on whether the options are numbered. Ink may
+/// read several keys that arrive in one read as one paste, so a caller should rather write the
+/// chunks of [`key_chunks_for_option`] one at a time.
+pub fn keys_for_option(dialog: &Dialog, n: u32) -> Result<Vec<u8>, KeyError> {
+    Ok(key_chunks_for_option(dialog, n)?.concat())
+}
+
+/// Like [`keys_for_option`], one key press per chunk, to be written to the terminal one at a time
+/// (after the screen has reacted to the previous one, when the caller can tell).
+pub fn key_chunks_for_option(dialog: &Dialog, n: u32) -> Result<Vec<Vec<u8>>, KeyError> {
+    let first = dialog.options.first().ok_or(KeyError::NoOptions)?.n;
+    let last = dialog.options.last().map(|o| o.n).unwrap_or(first);
+    let target = dialog
+        .options
+        .iter()
+        .position(|o| o.n == n)
+        .ok_or(KeyError::OutOfRange { n, first, last })?;
+    let current = dialog.options.iter().position(|o| o.selected).unwrap_or(0);
+    let mut keys = Vec::new();
+    if target > current {
+        keys.extend(std::iter::repeat_n(b"\x1b[B".to_vec(), target - current));
+    } else {
+        keys.extend(std::iter::repeat_n(b"\x1b[A".to_vec(), current - target));
+    }
+    keys.push(b"\r".to_vec());
+    Ok(keys)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    Blank,
+    /// A horizontal rule: `─` (solid) or `╌` (dashed, around a dialog's body).
+    Rule { dashed: bool },
+    Text,
+}
+
+fn line_kind(line: &str) -> LineKind {
+    let t = line.trim();
+    if t.is_empty() {
+        return LineKind::Blank;
+    }
+    if t.chars().count() >= 3 && t.chars().all(|c| matches!(c, '─' | '━' | '═')) {
+        return LineKind::Rule { dashed: false };
+    }
+    if t.chars().count() >= 3 && t.chars().all(|c| matches!(c, '╌' | '┄' | '┈' | '╍')) {
+        return LineKind::Rule { dashed: true };
+    }
+    LineKind::Text
+}
+
+/// `1. Label` (after the marker is removed): the number and the label.
+fn numbered(text: &str) -> Option<(u32, &str)> {
+    let digits = text.find(|c: char| !c.is_ascii_digit())?;
+    if digits == 0 {
+        return None;
+    }
+    let rest = text[digits..].strip_prefix('.')?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let n = text[..digits].parse().ok()?;
+    Some((n, rest.trim()))
+}
+
+/// The text of an option line without indent and `❯`; whether it carried the marker.
+fn option_text<'a>(line: &'a str, marker: &str) -> (&'a str, bool) {
+    let t = line.trim_start();
+    match t.strip_prefix(marker) {
+        Some(rest) => (rest.trim_start(), true),
+        None => (t, false),
+    }
+}
+
+/// Parses a dialog from the rows of its region. `cols` is the screen width (to rejoin option
+/// labels that were word-wrapped), `marker` the selection mark (`❯`).
+pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker: &str) -> Dialog {
+    let kinds: Vec<LineKind> = lines.iter().map(|l| line_kind(l)).collect();
+    let is_text = |i: usize| kinds[i] == LineKind::Text;
+
+    // The selected option: the last text line that starts with the marker.
+    let selected = (0..lines.len())
+        .rev()
+        .find(|&i| is_text(i) && option_text(lines[i], marker).1 && !option_text(lines[i], marker).0.is_empty());
+
+    let mut options: Vec<DialogOption> = Vec::new();
+    let mut option_lines: Vec<usize> = Vec::new();
+    let mut is_numbered = false;
+    // The options live after the last rule above the selected line (or anywhere, if none is selected).
+    let area_start = selected
+        .and_then(|s| (0..s).rev().find(|&i| matches!(kinds[i], LineKind::Rule { .. })).map(|i| i + 1))
+        .unwrap_or(0);
+    let numbered_selected = selected.is_some_and(|s| numbered(option_text(lines[s], marker).0).is_some());
+
+    if numbered_selected || selected.is_none() {
+        // Numbered options; wrapped label lines are joined, description lines are skipped.
+        let mut prev_len: Option<usize> = None;
+        for i in area_start..lines.len() {
+            match kinds[i] {
+                LineKind::Blank => prev_len = None,
+                LineKind::Rule { .. } => {
+                    if !options.is_empty() {
+                        break;
+                    }
+                    prev_len = None;
+                }
+                LineKind::Text => {
+                    let (text, marked) = option_text(lines[i], marker);
+                    if let Some((n, label)) = numbered(text) {
+                        options.push(DialogOption {
+                            n,
+                            label: label.to_string(),
+                            selected: marked,
+                        });
+                        option_lines.push(i);
+                        prev_len = Some(lines[i].chars().count());
+                    } else if let (Some(len), Some(last)) = (prev_len, options.last_mut()) {
+                        let first_word = text.split_whitespace().next().unwrap_or("");
+                        // Word wrap: the next word did not fit on the previous row.
+                        if len + 1 + first_word.chars().count() >= cols.saturating_sub(2) {
+                            last.label.push(' ');
+                            last.label.push_str(text.trim());
+                            prev_len = Some(lines[i].chars().count());
+                        } else {
+                            prev_len = None;
+                        }
+                    }
+                }
+            }
+        }
+        is_numbered = !options.is_empty();
+    } else if let Some(s) = selected {
+        // Unnumbered options: the block of text lines around the selected one.
+        let mut start = s;
+        while start > 0 && is_text(start - 1) {
+            start -= 1;
+        }
+        let mut end = s + 1;
+        while end < lines.len() && is_text(end) {
+            end += 1;
+        }
+        for (k, i) in (start..end).enumerate() {
+            let (text, marked) = option_text(lines[i], marker);
+            options.push(DialogOption {
+                n: k as u32 + 1,
+                label: text.trim().to_string(),
+                selected: marked,
+            });
+            option_lines.push(i);
+        }
+    }
+
+    let options_start = option_lines.first().copied().unwrap_or(lines.len());
+
+    // Paragraphs (runs of text lines) before the options, last first; the question is the
+    // nearest one with a `?`, cut after its last `?`.
+    let mut question = String::new();
+    let mut question_start = options_start;
+    let mut i = options_start;
+    while i > 0 {
+        if !is_text(i - 1) {
+            i -= 1;
+            continue;
+        }
+        let end = i;
+        let mut start = i - 1;
+        while start > 0 && is_text(start - 1) {
+            start -= 1;
+        }
+        let para = lines[start..end].iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+        if let Some(q) = para.rfind('?') {
+            question = para[..=q].to_string();
+            question_start = start;
+            break;
+        }
+        i = start;
+    }
+
+    // Title: the first text line, unless it already is the question or an option.
+    let title_line = (0..lines.len()).find(|&i| is_text(i)).filter(|&t| t < question_start && t < options_start);
+    let title = title_line
+        .map(|t| lines[t].trim().trim_end_matches(':').trim_end().to_string())
+        .unwrap_or_default();
+
+    // Body: what lies between the first two dashed rules; else the text between title and question.
+    let dashed: Vec<usize> =
+        (0..lines.len()).filter(|&i| kinds[i] == LineKind::Rule { dashed: true }).take(2).collect();
+    let body = if dashed.len() == 2 {
+        dedent(&lines[dashed[0] + 1..dashed[1]])
+    } else {
+        let from = title_line.map(|t| t + 1).unwrap_or(0);
+        let to = question_start.min(options_start).max(from);
+        lines[from..to]
+            .iter()
+            .filter(|l| line_kind(l) == LineKind::Text)
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    let _ = is_numbered;
+    Dialog { kind, title, question, body, options }
+}
+
+/// Joins lines, removing their common indent and trailing blank lines.
+fn dedent(lines: &[&str]) -> String {
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .min()
+        .unwrap_or(0);
+    let mut out = lines
+        .iter()
+        .map(|l| l.get(indent..).unwrap_or("").trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    let lead = out.len() - out.trim_start_matches('\n').len();
+    out.drain(..lead);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_label_is_joined_and_description_skipped() {
+        let lines = [
+            " Do you want to go?",
+            " ❯ 1. Yes, and switch to accept edits (auto-approve file edits",
+            "    and common file commands)",
+            "   2. No",
+            "      a description",
+            "",
+            " Esc to cancel",
+        ];
+        let d = parse_dialog(&lines, 64, DialogKind::Permission, "❯");
+        assert_eq!(d.question, "Do you want to go?");
+        assert_eq!(d.options.len(), 2);
+        assert_eq!(
+            d.options[0].label,
+            "Yes, and switch to accept edits (auto-approve file edits and common file commands)"
+        );
+        assert_eq!(d.options[1].label, "No");
+        assert!(d.options[0].selected && !d.options[1].selected);
+    }
+
+    #[test]
+    fn keys() {
+        let mk = |_numbered: bool, sel: usize| Dialog {
+            kind: DialogKind::Other,
+            title: String::new(),
+            question: String::new(),
+            body: String::new(),
+            options: (0..3)
+                .map(|i| DialogOption { n: i as u32 + 1, label: format!("o{i}"), selected: i == sel })
+                .collect(),
+        };
+        assert_eq!(keys_for_option(&mk(true, 0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
+        assert_eq!(keys_for_option(&mk(false, 0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
+        assert_eq!(keys_for_option(&mk(false, 2), 1), Ok(b"\x1b[A\x1b[A\r".to_vec()));
+        assert_eq!(keys_for_option(&mk(false, 1), 2), Ok(b"\r".to_vec()));
+        assert_eq!(
+            keys_for_option(&mk(true, 0), 4),
+            Err(KeyError::OutOfRange { n: 4, first: 1, last: 3 })
+        );
+        let mut empty = mk(true, 0);
+        empty.options.clear();
+        assert_eq!(keys_for_option(&empty, 1), Err(KeyError::NoOptions));
+    }
+}

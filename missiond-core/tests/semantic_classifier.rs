@@ -1,0 +1,244 @@
+//! The classifier on synthetic screens fed through vt100: region scoping against quoted prose,
+//! debounce, signal order, the shell profile, exit, and the composer text.
+
+use missiond_core::protocol::{DialogKind, Profile, SemanticState};
+use missiond_core::semantic::{composer_text, Classifier, RuleBook};
+use std::time::{Duration, Instant};
+
+const COLS: u16 = 100;
+const ROWS: u16 = 30;
+
+/// A vt100 screen holding `top` from row 0 and `bottom` on the last rows.
+fn screen(top: &[&str], bottom: &[&str]) -> vt100::Parser {
+    let mut p = vt100::Parser::new(ROWS, COLS, 0);
+    let mut bytes = String::from("\x1b[2J");
+    for (i, line) in top.iter().enumerate() {
+        bytes.push_str(&format!("\x1b[{};1H{}", i + 1, line));
+    }
+    let first = ROWS as usize - bottom.len();
+    for (i, line) in bottom.iter().enumerate() {
+        bytes.push_str(&format!("\x1b[{};1H{}", first + i + 1, line));
+    }
+    p.process(bytes.as_bytes());
+    p
+}
+
+fn rule() -> String {
+    "─".repeat(COLS as usize)
+}
+
+/// Claude Code's prompt box with `text` typed, and a footer.
+fn prompt_box(text: &str) -> Vec<String> {
+    vec![rule(), format!("❯ {text}"), rule(), "  ⏸ manual mode on · ? for shortcuts".to_string()]
+}
+
+fn claude() -> Classifier {
+    Classifier::new(RuleBook::embedded().rules(Profile::ClaudeCode))
+}
+
+/// Feeds one screen and lets time pass past every deadline.
+fn settle(c: &mut Classifier, p: &vt100::Parser, title: &str, now: Instant) -> SemanticState {
+    c.on_output(p.screen(), title, now);
+    let later = now + Duration::from_secs(10);
+    c.on_tick(p.screen(), title, later);
+    c.state()
+}
+
+fn idle_screen() -> vt100::Parser {
+    let b = prompt_box("");
+    let bottom: Vec<&str> = b.iter().map(String::as_str).collect();
+    screen(&["", " ▐▛███▛█   Claude Code v2.1.330"], &bottom)
+}
+
+fn busy_screen(spinner: &str) -> vt100::Parser {
+    let b = prompt_box("");
+    let mut bottom: Vec<&str> = vec![spinner, ""];
+    bottom.extend(b.iter().map(String::as_str));
+    screen(&["", "❯ do the thing"], &bottom)
+}
+
+fn dialog_screen() -> vt100::Parser {
+    let r = rule();
+    let dashed = "╌".repeat(COLS as usize);
+    screen(
+        &[
+            "",
+            "❯ run it",
+            "",
+            r.as_str(),
+            " Bash command",
+            dashed.as_str(),
+            " ls -la",
+            dashed.as_str(),
+            " Do you want to proceed?",
+            " ❯ 1. Yes",
+            "   2. No",
+            "",
+            " Esc to cancel · Tab to amend",
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn quoted_prose_stays_idle() {
+    let answer = [
+        "",
+        "❯ what does a permission prompt look like?",
+        "",
+        "● It reads:",
+        "  Do you want to proceed?",
+        "  ❯ 1. Yes",
+        "    2. No",
+        "  Esc to cancel · Tab to amend",
+        "  and while it works the footer says esc to interrupt, above a line like",
+        "  ✶ Thinking…",
+        "",
+        "✻ Worked for 3s · done 2:14 AM",
+    ];
+    let b = prompt_box("");
+    let bottom: Vec<&str> = b.iter().map(String::as_str).collect();
+    let p = screen(&answer, &bottom);
+    let mut c = claude();
+    assert_eq!(settle(&mut c, &p, "✳ Claude Code", Instant::now()), SemanticState::Idle);
+    assert_eq!(c.detail().dialog, None);
+
+    // Same prose filling the screen right up to the prompt box, and no title to help.
+    let mut rows: Vec<&str> = Vec::new();
+    while rows.len() + answer.len() + bottom.len() < ROWS as usize {
+        rows.push("  filler prose");
+    }
+    rows.extend(answer[3..10].iter());
+    let mut bottom2: Vec<&str> = vec!["  esc to interrupt", "  ✶ Thinking…", "Do you want to proceed?", " ❯ 1. Yes"];
+    bottom2.extend(b.iter().map(String::as_str));
+    let p = screen(&rows, &bottom2);
+    let mut c = claude();
+    assert_eq!(settle(&mut c, &p, "", Instant::now()), SemanticState::Idle);
+}
+
+#[test]
+fn spinner_above_the_box_is_busy_and_the_finished_turn_line_is_not() {
+    let mut c = claude();
+    assert_eq!(settle(&mut c, &busy_screen("✶ Gitifying…"), "✳ Claude Code", Instant::now()), SemanticState::Thinking);
+    let mut c = claude();
+    let p = busy_screen("* Booping… (0s · ↓ 5 tokens)");
+    assert_eq!(settle(&mut c, &p, "◐ Claude Code", Instant::now()), SemanticState::Responding);
+    let mut c = claude();
+    let p = busy_screen("✻ Worked for 20s · done 2:14 AM");
+    assert_eq!(settle(&mut c, &p, "✳ Claude Code", Instant::now()), SemanticState::Idle);
+}
+
+#[test]
+fn busy_to_idle_is_held_and_a_blink_does_not_end_the_turn() {
+    let mut c = claude();
+    let t0 = Instant::now();
+    let busy = busy_screen("✶ Gitifying…");
+    let idle = idle_screen();
+    c.on_output(idle.screen(), "✳ Claude Code", t0);
+    let t = c.on_output(busy.screen(), "◐ Claude Code", t0 + Duration::from_millis(10));
+    assert_eq!(t.map(|t| (t.prev, t.state)), Some((SemanticState::Idle, SemanticState::Thinking)));
+    assert_eq!(c.next_deadline(), None, "nothing pending while the screen is stable");
+
+    // The spinner blinks off for a moment: no event, a deadline instead.
+    let t1 = t0 + Duration::from_millis(100);
+    assert_eq!(c.on_output(idle.screen(), "✳ Claude Code", t1), None);
+    let hold = c.next_deadline().expect("debounce deadline");
+    assert!(hold > t1);
+    assert_eq!(c.on_output(busy.screen(), "◑ Claude Code", t1 + Duration::from_millis(200)), None);
+    assert_eq!(c.state(), SemanticState::Thinking);
+    assert_eq!(c.next_deadline(), None);
+
+    // Really idle: still thinking just before the hold ends, idle when it has.
+    let t2 = t1 + Duration::from_millis(500);
+    assert_eq!(c.on_output(idle.screen(), "✳ Claude Code", t2), None);
+    let deadline = c.next_deadline().expect("debounce deadline");
+    assert_eq!(c.on_tick(idle.screen(), "✳ Claude Code", deadline - Duration::from_millis(1)), None);
+    let t = c.on_tick(idle.screen(), "✳ Claude Code", deadline);
+    assert_eq!(t.map(|t| (t.prev, t.state)), Some((SemanticState::Thinking, SemanticState::Idle)));
+    assert_eq!(c.next_deadline(), None);
+}
+
+#[test]
+fn confirming_and_exit_are_immediate_and_exit_is_final() {
+    let mut c = claude();
+    let t0 = Instant::now();
+    c.on_output(busy_screen("✶ Gitifying…").screen(), "◐ Claude Code", t0);
+    assert_eq!(c.state(), SemanticState::Thinking);
+    let t = c.on_output(dialog_screen().screen(), "◐ Claude Code", t0 + Duration::from_millis(1)).expect("event");
+    assert_eq!((t.prev, t.state), (SemanticState::Thinking, SemanticState::Confirming));
+    let d = t.detail.dialog.expect("dialog");
+    assert_eq!(d.kind, DialogKind::Permission);
+    assert_eq!(d.body, "ls -la");
+    assert_eq!(c.next_deadline(), None);
+
+    let t = c.on_exit().expect("event");
+    assert_eq!((t.prev, t.state), (SemanticState::Confirming, SemanticState::Exited));
+    assert_eq!(c.on_output(idle_screen().screen(), "✳ Claude Code", t0), None);
+    assert_eq!(c.on_session_status(true, t0), None);
+    assert_eq!(c.on_exit(), None);
+    assert_eq!(c.state(), SemanticState::Exited);
+    assert_eq!(c.next_deadline(), None);
+}
+
+#[test]
+fn starting_ends_with_the_screen_not_the_title() {
+    let mut c = claude();
+    let blank = screen(&[], &[]);
+    let t0 = Instant::now();
+    assert_eq!(settle(&mut c, &blank, "✳ Claude Code", t0), SemanticState::Starting);
+    assert_eq!(c.on_session_status(false, t0), None);
+    assert_eq!(settle(&mut c, &idle_screen(), "✳ Claude Code", t0), SemanticState::Idle);
+}
+
+#[test]
+fn title_beats_session_status_which_beats_the_bare_prompt_box() {
+    let t0 = Instant::now();
+    let idle = idle_screen();
+    let mut c = claude();
+    assert_eq!(settle(&mut c, &idle, "", t0), SemanticState::Idle);
+    // No title: the session file says busy, which outranks the bare prompt box.
+    let t = c.on_session_status(true, t0).expect("event");
+    assert_eq!((t.state, t.detail.reason.as_deref()), (SemanticState::Thinking, Some("session-status")));
+    // An idle title outranks the session file (after the hold).
+    assert_eq!(settle(&mut c, &idle, "✳ Claude Code", t0), SemanticState::Idle);
+    assert_eq!(c.detail().reason.as_deref(), Some("title-idle"));
+    // A busy title with a bare prompt box is busy.
+    assert_eq!(settle(&mut c, &idle, "⠂ Claude Code", t0), SemanticState::Thinking);
+}
+
+#[test]
+fn shell_is_responding_while_output_flows_and_idle_after_quiet() {
+    let mut c = Classifier::new(RuleBook::embedded().rules(Profile::Shell));
+    let p = screen(&["$ make", "cc -c main.c", "$ "], &[]);
+    let t0 = Instant::now();
+    let t = c.on_output(p.screen(), "", t0).expect("event");
+    assert_eq!((t.prev, t.state), (SemanticState::Starting, SemanticState::Responding));
+    let quiet = c.next_deadline().expect("quiet deadline");
+    assert!(quiet > t0);
+    assert_eq!(c.on_output(p.screen(), "", t0 + Duration::from_millis(100)), None);
+    let quiet = c.next_deadline().expect("quiet deadline moves with output");
+    assert_eq!(c.on_tick(p.screen(), "", quiet - Duration::from_millis(1)), None);
+    let t = c.on_tick(p.screen(), "", quiet).expect("event");
+    assert_eq!((t.prev, t.state), (SemanticState::Responding, SemanticState::Idle));
+    assert_eq!(c.next_deadline(), None, "no timer while nothing changes");
+
+    // A question at the cursor wins over output activity.
+    let mut p = screen(&["$ rm -i x", "rm: remove regular file 'x'? [y/N] "], &[]);
+    p.process(b"\x1b[2;38H");
+    let t = c.on_output(p.screen(), "", quiet + Duration::from_secs(1)).expect("event");
+    assert_eq!(t.state, SemanticState::Confirming);
+    assert_eq!(t.detail.dialog.map(|d| d.kind), Some(DialogKind::Other));
+}
+
+#[test]
+fn composer_text_reads_the_prompt_box() {
+    assert_eq!(composer_text(idle_screen().screen()), Some(String::new()));
+    let b = vec![rule(), "❯ first line".to_string(), "  second line".to_string(), rule()];
+    let bottom: Vec<&str> = b.iter().map(String::as_str).collect();
+    assert_eq!(composer_text(screen(&[], &bottom).screen()), Some("first line\nsecond line".to_string()));
+    assert_eq!(composer_text(dialog_screen().screen()), None);
+    // Dim text is a placeholder hint, not typed text.
+    let mut p = screen(&[], &[&rule(), "❯ ", &rule()]);
+    p.process(format!("\x1b[{};3H\x1b[2mTry \"fix lint errors\"\x1b[22m", ROWS - 1).as_bytes());
+    assert_eq!(composer_text(p.screen()), Some(String::new()));
+}
