@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
 use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder, VARS_TO_CLEAR};
-use support::stand_in::{StandIn, Turn};
+use support::stand_in::{Gate, StandIn, Turn};
 
 const COLS: u16 = 120;
 const ROWS: u16 = 40;
@@ -146,6 +146,22 @@ impl Drop for PtyClaude {
     }
 }
 
+/// Polls `sessions/<pid>.json` until its `status` is `want` (`idle`, `busy`, `waiting`).
+fn wait_session_status(env: &ClaudeEnv, pid: u32, want: &str) {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let session = env.session_file(pid);
+        if session.as_ref().and_then(|s| s["status"].as_str()) == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session status never became {want}; last: {session:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The idle prompt: the `❯` composer line and the idle footer.
 fn at_prompt(screen: &str) -> bool {
     screen.contains("? for shortcuts") && screen.lines().any(|l| l.starts_with('❯'))
@@ -153,7 +169,9 @@ fn at_prompt(screen: &str) -> bool {
 
 #[test]
 fn claude_answers_a_prompt_from_the_stand_in_and_exits() {
-    let stand_in = StandIn::start([Turn::text("Hello from the stand-in, 42 apples.")]);
+    let gate = Gate::new();
+    let stand_in =
+        StandIn::start([Turn::text("Hello from the stand-in, 42 apples.").held_by(&gate)]);
     let env = ClaudeEnvBuilder::new(stand_in.base_url()).build();
     let mut claude = PtyClaude::spawn(&env);
 
@@ -170,6 +188,13 @@ fn claude_answers_a_prompt_from_the_stand_in_and_exits() {
     assert_eq!(session["cwd"], env.cwd.to_string_lossy().as_ref());
 
     claude.submit_prompt("count the apples");
+    // The turn is held: Claude Code stays busy, and says so in its session file.
+    wait_session_status(&env, pid, "busy");
+    stand_in.wait_for_main_requests(1, STEP_TIMEOUT);
+    assert!(!claude
+        .screen_text()
+        .contains("Hello from the stand-in, 42 apples."));
+    gate.open();
     claude.wait_screen("the scripted answer", |s| {
         s.contains("Hello from the stand-in, 42 apples.")
     });
@@ -179,6 +204,7 @@ fn claude_answers_a_prompt_from_the_stand_in_and_exits() {
     assert_eq!(stand_in.turns_left(), 0);
 
     claude.wait_screen("the prompt after the turn", at_prompt);
+    wait_session_status(&env, pid, "idle");
     claude.submit_prompt("/exit");
     let status = claude.wait_exit();
     assert!(status.success(), "/exit ends claude with status 0, got {status:?}");
@@ -206,6 +232,10 @@ fn scripted_bash_call_runs_after_permission_digit() {
     });
     assert!(dialog.contains("Bash command"), "dialog title; screen:\n{dialog}");
     assert!(!marker.exists(), "the command must wait for permission");
+    let pid = claude.child.process_id().expect("claude pid");
+    wait_session_status(&env, pid, "waiting");
+    let session = env.session_file(pid).expect("session file");
+    assert_eq!(session["waitingFor"], "permission prompt");
 
     // The digit alone picks the option; no Enter (it would reach whatever comes next).
     claude.send(b"1");
