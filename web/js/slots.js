@@ -32,7 +32,8 @@ export class SlotStore extends EventTarget {
       if (slot.status === 'running' && (!old || old.status === 'exited' || old.pid !== slot.pid)) {
         this.emit('started', slot.id);
       }
-      if (slot.state === 'confirming' && old?.state !== 'confirming') this.emit('confirming', slot.id);
+      // On the very first snapshot the page itself shows what waits; no notification for that.
+      if (slot.state === 'confirming' && old && old.state !== 'confirming') this.emit('confirming', slot.id);
     }
     this.emit('change', null);
   }

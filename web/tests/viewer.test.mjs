@@ -120,6 +120,17 @@ describe('viewer in Chromium', () => {
         '--disable-component-update', '--disable-sync'],
     });
     context = await browser.newContext({ viewport: { width: 1600, height: 950 }, colorScheme: 'dark' });
+    // Browser notifications, granted and recorded (headless Chromium shows none).
+    await context.addInitScript(() => {
+      const shown = [];
+      window.__notifications = shown;
+      window.Notification = class FakeNotification {
+        static permission = 'granted';
+        static requestPermission() { return Promise.resolve('granted'); }
+        constructor(title, options) { shown.push({ title, body: options?.body }); }
+        close() {}
+      };
+    });
     // Record what the page sends on its WebSockets (devtools-injected, so CSP does not apply).
     await context.addInitScript(() => {
       const sent = [];
@@ -289,6 +300,54 @@ describe('viewer in Chromium', () => {
     assert.deepEqual(replies, [], 'xterm.js answered a terminal query');
   });
 
+  step('launches, kills, starts, restarts and removes a slot from the page', async () => {
+    await page.locator('#launch-btn').click();
+    const form = page.locator('#launch-form');
+    await form.locator('[name=id]').fill('made-here');
+    await form.locator('[name=command]').fill('bash');
+    await form.locator('[name=args]').fill('--norc --noprofile -i');
+    await form.locator('[name=cwd]').fill(tmp);
+    await form.locator('[name=cols]').fill('90');
+    await form.locator('[name=rows]').fill('20');
+    await form.locator('[name=profile]').selectOption('shell');
+    await form.locator('button[type=submit]').click();
+    const row = page.locator('.slot[data-slot-id="made-here"]');
+    await row.waitFor();
+    assert.equal(await row.locator('.cmd').innerText(), 'bash --norc --noprofile -i');
+    const spec = await rest('GET', '/api/slots/made-here');
+    assert.deepEqual([spec.command, spec.args, spec.cwd], ['bash', ['--norc', '--noprofile', '-i'], tmp]);
+    await waitFor('the new slot\'s pane', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));
+
+    // Side by side: both open terminals on screen at once.
+    await page.locator('#layout-btn').click();
+    assert.ok(await page.locator('.pane[data-slot-id="shell"]').isVisible());
+    assert.ok(await page.locator('.pane[data-slot-id="made-here"]').isVisible());
+    await page.locator('#layout-btn').click();
+    assert.equal(await page.locator('.pane[data-slot-id="shell"]').isVisible(), false);
+
+    await row.getByRole('button', { name: 'Kill', exact: true }).click();
+    await row.locator('.badge', { hasText: 'exited' }).waitFor();
+    await waitFor('the pane to see the exit', () => hook((id) => ['exited', 'gone'].includes(window.__missiond.paneStatus(id)), 'made-here'));
+    await row.getByRole('button', { name: 'Start', exact: true }).click();
+    await waitFor('the pane to reattach after start', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));
+    const { pid } = await rest('GET', '/api/slots/made-here');
+    await row.getByRole('button', { name: 'Restart', exact: true }).click();
+    await waitFor('a new process', async () => {
+      const slot = await rest('GET', '/api/slots/made-here');
+      return slot.status === 'running' && slot.pid !== pid;
+    });
+    await waitFor('the pane live after restart', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));
+
+    const remove = row.locator('button[title="Remove made-here"]');
+    await remove.click();
+    assert.equal(await remove.innerText(), 'Really remove?');
+    await remove.click();
+    await row.waitFor({ state: 'detached' });
+    await page.locator('.pane[data-slot-id="made-here"]').waitFor({ state: 'detached' });
+    const res = await fetch(`${daemon.url}/api/slots/made-here`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 404);
+  });
+
   step('reconnects after the daemon restarts and shows the live screen again', async () => {
     const port = daemon.port;
     await daemon.stop();
@@ -308,6 +367,9 @@ describe('viewer in Chromium', () => {
     await waitFor('output after the restart',
       async () => (await bufferLines('shell')).filter((l) => l.trim() === 'back-again').length === 1);
     await page.locator('.slot[data-slot-id="dialog"] .badge', { hasText: 'needs you' }).waitFor();
+    // It had been answered before the restart: it starting to wait again is worth a notification.
+    await waitFor('a notification for the dialog slot',
+      () => hook(() => window.__notifications.some((n) => n.title === 'dialog needs you')));
   });
 
   step('talks to no host but the daemon, breaks no CSP rule and throws no error', () => {
