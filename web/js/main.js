@@ -113,6 +113,16 @@ function startApp(token, api, initialSlots) {
     onClose: (_ev, retry, delay) => {
       conn.textContent = retry ? `daemon unreachable; retrying in ${(delay / 1000).toFixed(1)}s` : 'disconnected';
       conn.className = 'conn down';
+      // A refused upgrade looks like any other drop: ask REST whether the token is still good
+      // (a daemon restarted with a new token file), rather than retry for ever.
+      api.slots().catch((err) => {
+        if (err.status !== 401) return;
+        events.stop();
+        taskSocket.stop();
+        for (const id of [...workspace.open.keys()]) workspace.close(id);
+        forgetToken();
+        showAuth('The daemon no longer accepts this page\'s token (401 Unauthorized): it was restarted with another one.');
+      });
     },
   });
   events.start();

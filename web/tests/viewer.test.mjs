@@ -372,6 +372,17 @@ describe('viewer in Chromium', () => {
       () => hook(() => window.__notifications.some((n) => n.title === 'dialog needs you')));
   });
 
+  step('a daemon restarted with another token sends the page to the token message', async () => {
+    const port = daemon.port;
+    await daemon.stop();
+    daemon = new Daemon({ configPath, env: { ...daemonEnv, MISSIOND_TOKEN: `${token}-new` }, listen: `127.0.0.1:${port}` });
+    await daemon.start();
+    const auth = page.locator('#auth');
+    await auth.waitFor({ state: 'visible', timeout: 30000 });
+    assert.match(await auth.innerText(), /no longer accepts/);
+    assert.equal(await page.locator('.pane').count(), 0, 'terminals are closed');
+  });
+
   step('talks to no host but the daemon, breaks no CSP rule and throws no error', () => {
     const origin = new URL(daemon.url);
     assert.ok(requested.length > 0);
