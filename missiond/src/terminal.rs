@@ -63,7 +63,8 @@ impl RawTerminal {
         }
         let mut raw = saved;
         unsafe { libc::cfmakeraw(&mut raw) };
-        if unsafe { libc::tcsetattr(STDIN, libc::TCSAFLUSH, &raw) } != 0 {
+        // TCSANOW, not TCSAFLUSH: keys typed while attach was connecting still reach the slot.
+        if unsafe { libc::tcsetattr(STDIN, libc::TCSANOW, &raw) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         let guard = RawTerminal { saved };
