@@ -285,6 +285,24 @@ describe('viewer in Chromium', () => {
     await waitFor('title without badge', async () => (await page.title()) === 'missiond');
   });
 
+  step('sends a prompt to a Claude Code slot from its pane', async () => {
+    await page.locator('.slot[data-slot-id="dialog"] .slot-open').click();
+    const pane = page.locator('.pane[data-slot-id="dialog"]');
+    await waitFor('dialog pane live', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'dialog'));
+    await waitFor('the slot idle', async () => (await rest('GET', '/api/slots/dialog')).state === 'idle');
+    const before = fs.readFileSync(recordFile).length;
+    const input = pane.locator('.prompt-input');
+    await input.fill('hello from the page');
+    await input.press('Enter');
+    // The program enabled bracketed paste, so the daemon pastes the text and then presses Enter.
+    await waitFor('the prompt to reach the program', () => fs.readFileSync(recordFile).subarray(before).toString()
+      .includes('\x1b[200~hello from the page\x1b[201~\r'));
+    await waitFor('the prompt box to empty', async () => (await input.inputValue()) === '');
+    await pane.getByRole('button', { name: 'Close dialog' }).click();
+    await pane.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('.tab[aria-selected="true"]').innerText(), 'shell');
+  });
+
   step('leaves terminal queries to the daemon: the page sends no replies', async () => {
     const mark = await hook(() => window.__wsSent.length);
     await page.locator('.pane[data-slot-id="shell"] .term-host').click();
