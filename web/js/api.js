@@ -48,6 +48,7 @@ export class Api {
   kill(id) { return this.request('POST', `/api/slots/${enc(id)}/kill`); }
   restart(id) { return this.request('POST', `/api/slots/${enc(id)}/restart`); }
   remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
+  screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
   confirm(id, option) { return this.request('POST', `/api/slots/${enc(id)}/confirm`, { option }); }
 }

@@ -67,7 +67,10 @@ export class Pane {
 
   /** Creates the terminal; the pane must already be in the document so xterm can measure. */
   mount(token) {
-    this.view = new TerminalView(this.slotId, this.termHost, { token });
+    this.view = new TerminalView(this.slotId, this.termHost, {
+      token,
+      lastScreen: () => this.api.screen(this.slotId, 'ansi'),
+    });
     this.view.addEventListener('status', (ev) => this.showStatus(ev.detail));
     this.view.addEventListener('size', (ev) => { this.size.textContent = `${ev.detail.cols}×${ev.detail.rows}`; });
     this.view.addEventListener('error', (ev) => toast(`${this.slotId}: ${ev.detail}`, 'error'));

@@ -30,14 +30,15 @@ export class TerminalView extends EventTarget {
   /**
    * @param {string} slotId
    * @param {HTMLElement} host   element the terminal fills (must be in the document)
-   * @param {object} opts        token, readOnly
+   * @param {object} opts        token, readOnly, lastScreen() -> Promise<ScreenText> (ANSI)
    */
-  constructor(slotId, host, { token, readOnly = false }) {
+  constructor(slotId, host, { token, readOnly = false, lastScreen = null }) {
     super();
     this.slotId = slotId;
     this.host = host;
     this.token = token;
     this.readOnly = readOnly;
+    this.lastScreen = lastScreen;
     /** 'connecting' | 'live' | 'reconnecting' | 'exited' | 'gone' */
     this.status = 'connecting';
     this.statusText = 'connecting…';
@@ -121,11 +122,28 @@ export class TerminalView extends EventTarget {
       if (this.status !== 'exited') this.setStatus('exited', 'exited');
     } else if (ev.code === CLOSE_NOT_FOUND) {
       this.setStatus('gone', ev.reason || 'slot not running');
+      this.showLastScreen();
     } else if (this.socket.stopped) {
       this.setStatus('gone', 'detached');
     } else {
       this.setStatus('gone', ev.reason || `closed (${ev.code})`);
     }
+  }
+
+  /** A slot that is not running cannot be attached, but its final screen can still be shown. */
+  async showLastScreen() {
+    if (!this.lastScreen) return;
+    let screen;
+    try {
+      screen = await this.lastScreen();
+    } catch {
+      return; // never started, or its screen is gone: the status line says enough
+    }
+    if (this.status !== 'gone') return; // reattached meanwhile: the live screen wins
+    this.term.reset();
+    this.applySlotSize(screen.cols, screen.rows);
+    this.term.write(screen.text);
+    this.setStatus('gone', `${this.statusText} · last screen`);
   }
 
   /** The slot runs again (seen on /events): attach anew if the socket gave up. */

@@ -2,7 +2,6 @@
 // Claude Code directory, and reads its listening address from stdout.
 
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,7 +30,8 @@ export class Daemon {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
-    this.exited = once(proc, 'exit');
+    // Settles on exit, or on a spawn error (then start() reports it): never an unhandled rejection.
+    this.exited = new Promise((resolve) => { proc.once('exit', resolve); proc.once('error', resolve); });
     proc.stderr.on('data', (d) => { this.log += d.toString(); });
     this.url = await new Promise((resolve, reject) => {
       let out = '';

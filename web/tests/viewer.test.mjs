@@ -346,6 +346,12 @@ describe('viewer in Chromium', () => {
     await row.getByRole('button', { name: 'Kill', exact: true }).click();
     await row.locator('.badge', { hasText: 'exited' }).waitFor();
     await waitFor('the pane to see the exit', () => hook((id) => ['exited', 'gone'].includes(window.__missiond.paneStatus(id)), 'made-here'));
+    // Reopened while exited: no live attach, but the final screen is shown.
+    await page.locator('.pane[data-slot-id="made-here"]').getByRole('button', { name: 'Close made-here' }).click();
+    await row.locator('.slot-open').click();
+    await waitFor('the last screen', async () => await hook((id) => window.__missiond.paneStatus(id), 'made-here') === 'gone'
+      && (await bufferLines('made-here')).some((l) => l.includes('bash')));
+    assert.match(await page.locator('.pane[data-slot-id="made-here"] .pane-conn').innerText(), /last screen/);
     await row.getByRole('button', { name: 'Start', exact: true }).click();
     await waitFor('the pane to reattach after start', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));
     const { pid } = await rest('GET', '/api/slots/made-here');
