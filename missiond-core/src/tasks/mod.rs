@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Modules: `files` (paths and parsing), `model` (state, diff, activity), `watch` (the thread),
-//! `procs` (pid liveness, slot lookup through parent processes).
+//! `procs` (pid liveness, slot lookup through parent processes), `transcripts` (the cwd of a
+//! session whose session file is gone, from its transcript).
 //!
 //! Guarantees: no polling of files (inotify only; a timer runs only while a retry, an activity
 //! expiry or a live-process check is pending); an unchanged file is never read again; a file
@@ -32,6 +33,7 @@
 mod files;
 mod model;
 mod procs;
+mod transcripts;
 mod watch;
 
 pub use crate::protocol::tasks::{SessionTasks, TaskEvent, TasksOverview};
@@ -175,6 +177,7 @@ impl TaskHub {
             watches,
             rx,
             debounce: options.debounce,
+            limit_warned: false,
         };
         std::thread::Builder::new()
             .name("missiond-tasks".into())

@@ -9,6 +9,7 @@
 
 use super::files::{self, FileRef, Load, SessionFile, Stamp};
 use super::procs;
+use super::transcripts::Projects;
 use super::{SessionStatus, SlotResolver};
 use crate::protocol::tasks::{
     ListSource, SessionActivity, SessionTasks, StatusChange, Task, TaskEvent, TaskStatus,
@@ -65,6 +66,8 @@ struct TaskList {
     last_change: SystemTime,
     /// What clients were last told: `None` while the list is not shown.
     reported_active: Option<bool>,
+    /// The cwd from the session's transcript, for when no session file names it.
+    cwd_hint: Option<String>,
 }
 
 impl TaskList {
@@ -84,6 +87,7 @@ impl TaskList {
             tasks: Vec::new(),
             last_change: SystemTime::UNIX_EPOCH,
             reported_active: None,
+            cwd_hint: None,
         }
     }
 
@@ -329,10 +333,12 @@ impl Model {
         }
 
         let mut changes = BTreeMap::new();
+        let mut projects = Projects::new(&self.root);
         for (key, (old_tasks, old_visible)) in before {
             if let Some(list) = self.lists.get_mut(&key) {
                 list.rebuild();
             }
+            self.find_cwd_hint(&key, &mut projects);
             if emit {
                 let evs = self.diff_events(&key, &old_tasks, old_visible);
                 if !evs.is_empty() {
@@ -427,6 +433,21 @@ impl Model {
         }
         let list_entry = self.lists.entry(key.clone()).or_insert_with(|| TaskList::new(&key));
         apply_load(list_entry, "", load, &fref, &path, &mut self.retries);
+    }
+
+    /// Looks up the transcript's cwd for a shown list that no session file describes.
+    fn find_cwd_hint(&mut self, key: &ListKey, projects: &mut Projects) {
+        let Some(list) = self.lists.get(key) else { return };
+        if list.cwd_hint.is_some() || !list.visible() {
+            return;
+        }
+        if self.link(&list.session_id).cwd.is_some() {
+            return;
+        }
+        let hint = projects.cwd_of(&list.session_id);
+        if let Some(list) = self.lists.get_mut(key) {
+            list.cwd_hint = hint;
+        }
     }
 
     fn remove_list(&mut self, key: &ListKey) {
@@ -551,7 +572,10 @@ impl Model {
                 (l.session_id, l.agent_id, l.source)
             }
         };
-        let link = self.link(&session_id);
+        let mut link = self.link(&session_id);
+        if link.cwd.is_none() {
+            link.cwd = list.and_then(|l| l.cwd_hint.clone());
+        }
         let slot_id = self.slot_of(&link);
         let project_name = project_name(&link);
         let mut events = vec![TaskEvent::CcTasksChanged(TasksChanged {
@@ -682,8 +706,17 @@ impl Model {
         link.pid.and_then(|pid| procs::slot_for(self.slots.as_ref(), pid))
     }
 
+    /// [`Model::link`], with the transcript's cwd when no session file gives one.
+    fn link_list(&self, list: &TaskList) -> Link {
+        let mut link = self.link(&list.session_id);
+        if link.cwd.is_none() {
+            link.cwd = list.cwd_hint.clone();
+        }
+        link
+    }
+
     fn activity(&self, list: &TaskList) -> SessionActivity {
-        let link = self.link(&list.session_id);
+        let link = self.link_list(list);
         SessionActivity {
             session_id: list.session_id.clone(),
             slot_id: self.slot_of(&link),
@@ -695,7 +728,7 @@ impl Model {
     }
 
     fn session_tasks(&self, list: &TaskList) -> SessionTasks {
-        let link = self.link(&list.session_id);
+        let link = self.link_list(list);
         SessionTasks {
             session_id: list.session_id.clone(),
             slot_id: self.slot_of(&link),

@@ -118,6 +118,7 @@ pub(crate) struct Worker {
     pub watches: WatchSet,
     pub rx: Receiver<Msg>,
     pub debounce: Duration,
+    pub limit_warned: bool,
 }
 
 impl Worker {
@@ -154,10 +155,7 @@ impl Worker {
                     }
                 }
                 Ok(Msg::Fs(Err(e))) => {
-                    // Lost events (e.g. queue overflow): re-read everything rather than guess.
-                    tracing::warn!(error = %e, "task watcher error; rescanning");
-                    self.with_model(|m| m.forget_stamps());
-                    pending.full = true;
+                    self.on_error(e, &mut pending);
                     batch_due.get_or_insert(Instant::now() + self.debounce);
                 }
                 Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
@@ -178,6 +176,30 @@ impl Worker {
             }
         }
         tracing::debug!("task watcher stopped");
+    }
+
+    /// A watch that could not be added (the folder vanished meanwhile, or the inotify limit)
+    /// names its folder: that folder is re-read. An error without a path may have lost events:
+    /// then everything is re-read.
+    fn on_error(&mut self, e: notify::Error, pending: &mut Dirty) {
+        if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) && !self.limit_warned {
+            self.limit_warned = true;
+            tracing::warn!(
+                error = %e,
+                "inotify watch limit reached: some task lists are not followed \
+                 (raise fs.inotify.max_user_watches)"
+            );
+        }
+        if !e.paths.is_empty() {
+            tracing::debug!(error = %e, "task watcher error on a path; re-reading it");
+            for path in &e.paths {
+                pending.add(files::classify(&self.root, path));
+            }
+            return;
+        }
+        tracing::warn!(error = %e, "task watcher error; re-reading every task file");
+        self.with_model(|m| m.forget_stamps());
+        pending.full = true;
     }
 
     fn with_model<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
