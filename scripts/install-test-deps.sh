@@ -2,7 +2,9 @@
 # Installs what the test suite needs beyond the Rust toolchain, Node/npm and Python:
 #   - the pinned Claude Code CLI (npm, into .e2e-tools/), for the end-to-end tests;
 #   - the viewer's test dependencies (npm ci in web/), for the browser tests;
-#   - Debian's chromium, for the browser tests (apt-get; needs root, skipped when present).
+#   - Debian's chromium (browser tests) and jq (examples), via apt-get; needs root, skipped
+#     when present;
+#   - Python's websockets package, for the example scripts.
 # Idempotent: a second run only checks.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,13 +15,20 @@ if [ ! -d "$repo/web/node_modules/playwright-core" ]; then
     (cd "$repo/web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        echo "installing Debian's chromium for the browser tests"
+        echo "installing ${missing[*]} from Debian's packages"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "error: the browser tests need chromium: run 'sudo apt-get install chromium'" >&2
+        echo "error: the tests need ${missing[*]}: run 'sudo apt-get install ${missing[*]}'" >&2
         exit 1
     fi
+fi
+
+if ! python3 -c 'import websockets.sync.client' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13,<18'
 fi

@@ -9,6 +9,7 @@ use super::auth::Access;
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::{PtyClientMsg, PtyServerMsg};
+use crate::supervisor::run::json_escape;
 use crate::supervisor::{Run, Snapshot, ViewerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, Query, State};
@@ -142,7 +143,7 @@ impl Viewer {
                 outgoing = rx.recv() => {
                     let result = match outgoing {
                         Ok(msg) => self.forward(msg, &mut rx, &mut skip_until, &mut sink).await,
-                        Err(RecvError::Lagged(_)) => self.resync(&mut skip_until, &mut sink).await,
+                        Err(RecvError::Lagged(_)) => self.resync(&mut rx, &mut skip_until, &mut sink).await,
                         Err(RecvError::Closed) => Err(End::Exited),
                     };
                     if let Err(end) = result {
@@ -171,30 +172,35 @@ impl Viewer {
         skip_until: &mut u64,
         sink: &mut Sink,
     ) -> Result<(), End> {
-        let mut pending = Vec::new();
+        let mut frame = DataFrame::default();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                ViewerMsg::Output { start, bytes } => {
-                    let end = start + bytes.len() as u64;
-                    if end > *skip_until {
-                        let from = skip_until.saturating_sub(start) as usize;
-                        pending.extend_from_slice(&bytes[from.min(bytes.len())..]);
-                        *skip_until = end;
+                ViewerMsg::Output(chunk) => {
+                    if chunk.end() > *skip_until {
+                        if chunk.start >= *skip_until {
+                            frame.push_escaped(chunk.json_escaped(), chunk.bytes.len());
+                        } else {
+                            // Part of it is already in the viewer's snapshot.
+                            let from = (*skip_until - chunk.start) as usize;
+                            let rest = &chunk.bytes[from.min(chunk.bytes.len())..];
+                            frame.push_escaped(&json_escape(rest), rest.len());
+                        }
+                        *skip_until = chunk.end();
                     }
-                    if pending.len() < FRAME_BYTES {
+                    if frame.raw_len < FRAME_BYTES {
                         next = match rx.try_recv() {
                             Ok(msg) => Some(msg),
                             Err(TryRecvError::Lagged(_)) => {
-                                flush(&mut pending, sink).await?;
-                                return self.resync(skip_until, sink).await;
+                                frame.flush(sink).await?;
+                                return self.resync(rx, skip_until, sink).await;
                             }
                             Err(_) => None,
                         };
                     }
                 }
                 other => {
-                    flush(&mut pending, sink).await?;
+                    frame.flush(sink).await?;
                     let exited = matches!(other, ViewerMsg::Exit(_));
                     if let Some(msg) = control_msg(other) {
                         send(sink, &msg).await?;
@@ -205,14 +211,34 @@ impl Viewer {
                 }
             }
         }
-        flush(&mut pending, sink).await
+        frame.flush(sink).await
     }
 
     /// The viewer fell behind the ring: drop its backlog, send the screen as it is now.
-    async fn resync(&self, skip_until: &mut u64, sink: &mut Sink) -> Result<(), End> {
-        let Some(snapshot) = self.run.snapshot().await else { return Err(End::Exited) };
+    ///
+    /// It subscribes afresh, exactly as on attach, rather than keep the lagged receiver: that
+    /// one resumes at the oldest chunk still in the ring, which a flood overwrites again while
+    /// the snapshot waits its turn on the parser thread, so the viewer would get screen after
+    /// screen and never the stream again until the flood stopped.
+    async fn resync(
+        &self,
+        rx: &mut tokio::sync::broadcast::Receiver<ViewerMsg>,
+        skip_until: &mut u64,
+        sink: &mut Sink,
+    ) -> Result<(), End> {
+        let Some((fresh, snapshot)) = self.run.subscribe().await else { return Err(End::Exited) };
+        *rx = fresh;
         *skip_until = snapshot.end;
-        send(sink, &screen_msg(&snapshot)).await
+        send(sink, &screen_msg(&snapshot)).await?;
+        // What the dropped backlog may have held besides output: the state, and the exit
+        // (announced before the snapshot was taken, so the fresh receiver may never see it).
+        let view = self.slot.state();
+        send(sink, &PtyServerMsg::State { state: view.state, prev_state: None, detail: view.detail }).await?;
+        if let Some(exit) = self.run.exit_info() {
+            send(sink, &PtyServerMsg::Exit { code: exit.code, signal: exit.signal }).await?;
+            return Err(End::Exited);
+        }
+        Ok(())
     }
 
     /// Handles one message from the viewer; `Some` ends the session.
@@ -279,21 +305,80 @@ fn control_msg(msg: ViewerMsg) -> Option<PtyServerMsg> {
         ViewerMsg::State { state, prev, detail } => PtyServerMsg::State { state, prev_state: Some(prev), detail },
         ViewerMsg::Resize { cols, rows } => PtyServerMsg::Resize { cols, rows },
         ViewerMsg::Exit(exit) => PtyServerMsg::Exit { code: exit.code, signal: exit.signal },
-        ViewerMsg::Output { .. } => return None,
+        ViewerMsg::Output(_) => return None,
     })
 }
 
-async fn flush(pending: &mut Vec<u8>, sink: &mut Sink) -> Result<(), End> {
-    if pending.is_empty() {
-        return Ok(());
+/// A `{"type":"data"}` frame assembled from already escaped chunks: the JSON is written by
+/// hand because serialising the same bytes once per viewer is the cost that grows with viewers.
+#[derive(Default)]
+struct DataFrame {
+    json: String,
+    /// Output bytes in the frame, before escaping.
+    raw_len: usize,
+}
+
+impl DataFrame {
+    const HEAD: &'static str = r#"{"type":"data","data":""#;
+
+    fn push_escaped(&mut self, escaped: &str, raw_len: usize) {
+        if self.json.is_empty() {
+            self.json.reserve(Self::HEAD.len() + escaped.len() + 2);
+            self.json.push_str(Self::HEAD);
+        }
+        self.json.push_str(escaped);
+        self.raw_len += raw_len;
     }
-    let data = String::from_utf8_lossy(pending).into_owned();
-    pending.clear();
-    send(sink, &PtyServerMsg::Data { data }).await
+
+    /// The finished frame, if any output was pushed; leaves the builder empty.
+    fn take(&mut self) -> Option<String> {
+        if self.json.is_empty() {
+            return None;
+        }
+        let mut json = std::mem::take(&mut self.json);
+        json.push_str("\"}");
+        self.raw_len = 0;
+        Some(json)
+    }
+
+    async fn flush(&mut self, sink: &mut Sink) -> Result<(), End> {
+        match self.take() {
+            Some(json) => send_text(sink, json).await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::run::Chunk;
+
+    #[test]
+    fn frame_from_escaped_chunks_is_the_data_message() {
+        let parts: [&[u8]; 3] = [b"\x1b[31m\"quoted\"\\ ", "é€😀\r\n".as_bytes(), b"\x07tab\tend"];
+        let mut frame = DataFrame::default();
+        let mut start = 0;
+        for part in parts {
+            let chunk = Chunk::new(start, bytes::Bytes::copy_from_slice(part));
+            start = chunk.end();
+            frame.push_escaped(chunk.json_escaped(), part.len());
+        }
+        let json = frame.take().unwrap();
+        let whole: Vec<u8> = parts.concat();
+        let expected = PtyServerMsg::Data { data: String::from_utf8(whole).unwrap() };
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, serde_json::to_value(&expected).unwrap());
+        assert!(frame.take().is_none());
+    }
 }
 
 async fn send(sink: &mut Sink, msg: &PtyServerMsg) -> Result<(), End> {
     let text = serde_json::to_string(msg).map_err(|_| End::Closed)?;
+    send_text(sink, text).await
+}
+
+async fn send_text(sink: &mut Sink, text: String) -> Result<(), End> {
     match tokio::time::timeout(STUCK_TIMEOUT, sink.send(Message::Text(text.into()))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Closed),

@@ -24,7 +24,12 @@ use tokio::sync::{broadcast, watch};
 /// Messages waiting for the parser thread; each output message is one read (<= 16 KiB).
 const PARSER_QUEUE: usize = 256;
 /// Broadcast ring per run, in chunks: a viewer further behind than this is resynchronised.
-pub const VIEWER_RING: usize = 256;
+/// PTY reads are about 4 KiB in a flood, so this is about 4 MiB of backlog (16 MiB at most),
+/// held only while some viewer lags. It must stay well above [`PARSER_QUEUE`]: a resync's
+/// snapshot waits behind the parser queue while the reader keeps filling the ring, and with
+/// 256 (about 1 MiB) a viewer reading at full speed on a busy 2-core machine still fell
+/// behind in a flood (tests/pty_ws.rs, the stuck-viewer test).
+pub const VIEWER_RING: usize = 1024;
 /// How long the exit waits for the last output to be read before it is announced.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// Parser work between two classifications while output floods in.
@@ -32,11 +37,43 @@ const CLASSIFY_EVERY: usize = 256 * 1024;
 /// A viewer's cursor-position report is dropped this long after the program asked for one.
 const QUERY_WINDOW_MS: u64 = 2000;
 
+/// Output bytes `[start, start + bytes.len())` of a run, shared by every viewer.
+#[derive(Debug)]
+pub struct Chunk {
+    pub start: u64,
+    pub bytes: Bytes,
+    /// The bytes as the inside of a JSON string, made by the first viewer that needs it:
+    /// sixteen viewers cost one escaping, not sixteen.
+    escaped: std::sync::OnceLock<String>,
+}
+
+impl Chunk {
+    pub fn new(start: u64, bytes: Bytes) -> Chunk {
+        Chunk { start, bytes, escaped: std::sync::OnceLock::new() }
+    }
+
+    pub fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+
+    /// The chunk as JSON string content (no quotes); chunks end on character boundaries, so
+    /// escaped chunks concatenate to the escaping of the whole stream.
+    pub fn json_escaped(&self) -> &str {
+        self.escaped.get_or_init(|| json_escape(&self.bytes))
+    }
+}
+
+/// `bytes` (lossily decoded as UTF-8) as the inside of a JSON string.
+pub fn json_escape(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let quoted = serde_json::to_string(text.as_ref()).unwrap_or_else(|_| "\"\"".to_string());
+    quoted[1..quoted.len() - 1].to_string()
+}
+
 /// What viewers of a run receive, in order.
 #[derive(Debug, Clone)]
 pub enum ViewerMsg {
-    /// Output bytes `[start, start + bytes.len())` of this run.
-    Output { start: u64, bytes: Bytes },
+    Output(Arc<Chunk>),
     State { state: SemanticState, prev: SemanticState, detail: StateDetail },
     Resize { cols: u16, rows: u16 },
     Exit(ExitInfo),
@@ -257,7 +294,7 @@ impl PtyEvents for PumpEvents {
         let start = self.offset.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         // Parser first, broadcast second: see the module docs.
         let _ = self.parser.send(ParserMsg::Output { start, bytes: bytes.clone() });
-        let _ = self.output.send(ViewerMsg::Output { start, bytes });
+        let _ = self.output.send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
     }
 
     fn output_closed(&self) {

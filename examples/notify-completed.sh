@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Prints one line whenever a Claude Code task is completed in any slot, using the CLI's JSON
+# event stream and jq. Pipe it into notify-send, a chat hook, or a log.
+#
+#   examples/notify-completed.sh            # runs until interrupted
+#   examples/notify-completed.sh 3          # stops after 3 completions
+#
+# Needs: missiond on PATH (or MISSIOND=path/to/missiond), jq, a running daemon (MISSIOND_URL,
+# MISSIOND_TOKEN or the token file, as for every client verb).
+set -euo pipefail
+missiond="${MISSIOND:-missiond}"
+limit="${1:-0}"
+command -v jq >/dev/null || { echo "notify-completed.sh needs jq (apt-get install jq)" >&2; exit 1; }
+
+count=0
+"$missiond" tasks --follow --json |
+  jq --unbuffered -r 'select(.type == "cc_task_completed")
+      | .payload | "done: \(.task.subject) (\(.slotId // .projectName))"' |
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    count=$((count + 1))
+    if [ "$limit" -gt 0 ] && [ "$count" -ge "$limit" ]; then
+      exit 0
+    fi
+  done
