@@ -375,6 +375,10 @@ async fn claude_dir_created_after_start() {
         got.push(brief(&next(&mut rx).await));
     }
     assert_eq!(got, ["active s2", "changed s2 +[1:pending] -[] ~[] u[] = [1:pending]"]);
+    // A folder moved in is followed too.
+    write_task(&root, "s2", "1", "C", "completed");
+    assert_eq!(brief(&next(&mut rx).await), "changed s2 +[] -[] ~[1:pending->completed] u[] = [1:completed]");
+    assert_eq!(brief(&next(&mut rx).await), "completed s2 1");
     assert_eq!(hub.overview().total_sessions, 2);
 }
 

@@ -76,7 +76,7 @@ pub(crate) fn classify(root: &Path, path: &Path) -> Place {
         }),
         ["todos"] => Place::TodosDir,
         ["todos", name] if json_name(name) => Place::File(FileRef::Todo {
-            stem: name.trim_end_matches(".json").to_string(),
+            stem: name.strip_suffix(".json").unwrap_or(name).to_string(),
         }),
         ["sessions"] => Place::SessionsDir,
         ["sessions", name] => match session_pid(name) {

@@ -158,10 +158,13 @@ impl TaskHub {
         let mut watcher = notify::recommended_watcher(move |res| {
             let _ = fs_tx.send(watch::Msg::Fs(res));
         })?;
-        // Watch first, then scan: a change during the scan is then an event, never lost.
+        // Read everything, then watch, then look again: the second pass only stats (unchanged
+        // files are not read), and catches what changed before the watches were in place. Reading
+        // before watching keeps the watcher from waking for thousands of our own file opens.
+        let mut model = Model::new(root.clone(), options.active_window, slots);
+        let _ = model.apply(Dirty::full(), false);
         let mut watches = watch::WatchSet::default();
         watches.ensure(&mut watcher, &root);
-        let mut model = Model::new(root.clone(), options.active_window, slots);
         let _ = model.apply(Dirty::full(), false);
 
         let capacity = options.channel_capacity.max(16);

@@ -299,8 +299,8 @@ impl Model {
             let dir = self.root.join("todos");
             let present: BTreeSet<String> = files::list_dir(&dir, false)
                 .into_iter()
-                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
-                .map(|n| n.trim_end_matches(".json").to_string())
+                .filter(|n| !n.starts_with('.'))
+                .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
                 .collect();
             let gone: Vec<ListKey> = self
                 .lists
@@ -794,11 +794,15 @@ impl Model {
                 continue;
             }
             if linked.contains(list.session_id.as_str()) {
-                consider(now_i + PID_CHECK);
+                consider(now_i.checked_add(PID_CHECK).unwrap_or(now_i));
             } else {
-                let expiry = list.last_change + self.active_window;
+                let Some(expiry) = list.last_change.checked_add(self.active_window) else {
+                    continue; // a window too long to end
+                };
                 let left = expiry.duration_since(now_s).unwrap_or(Duration::ZERO);
-                consider(now_i + left + Duration::from_millis(10));
+                if let Some(at) = now_i.checked_add(left.saturating_add(Duration::from_millis(10))) {
+                    consider(at);
+                }
             }
         }
         next
@@ -875,7 +879,8 @@ fn note_invalid(
     }
     if let Some(delay) = RETRY_DELAYS.get(inv.attempts) {
         inv.attempts += 1;
-        retries.insert(fref.clone(), Instant::now() + *delay);
+        let now = Instant::now();
+        retries.insert(fref.clone(), now.checked_add(*delay).unwrap_or(now));
     } else {
         retries.remove(fref);
         if !inv.warned {

@@ -150,13 +150,16 @@ impl Worker {
                             let now = Instant::now();
                             let start = *batch_start.get_or_insert(now);
                             // Quiet for `debounce`, but never held longer than 4 windows.
-                            batch_due = Some((now + self.debounce).min(start + self.debounce * 4));
+                            let quiet = now.checked_add(self.debounce).unwrap_or(now);
+                            let cap = start.checked_add(self.debounce.saturating_mul(4)).unwrap_or(start);
+                            batch_due = Some(quiet.min(cap));
                         }
                     }
                 }
                 Ok(Msg::Fs(Err(e))) => {
                     self.on_error(e, &mut pending);
-                    batch_due.get_or_insert(Instant::now() + self.debounce);
+                    let now = Instant::now();
+                    batch_due.get_or_insert(now.checked_add(self.debounce).unwrap_or(now));
                 }
                 Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
