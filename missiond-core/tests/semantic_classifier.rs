@@ -233,7 +233,7 @@ fn shell_is_responding_while_output_flows_and_idle_after_quiet() {
 #[test]
 fn composer_text_reads_the_prompt_box() {
     assert_eq!(composer_text(idle_screen().screen()), Some(String::new()));
-    let b = vec![rule(), "❯ first line".to_string(), "  second line".to_string(), rule()];
+    let b = [rule(), "❯ first line".to_string(), "  second line".to_string(), rule()];
     let bottom: Vec<&str> = b.iter().map(String::as_str).collect();
     assert_eq!(composer_text(screen(&[], &bottom).screen()), Some("first line\nsecond line".to_string()));
     assert_eq!(composer_text(dialog_screen().screen()), None);

@@ -8,9 +8,9 @@
 //! nothing runs on a timer while the state is stable.
 
 use super::dialog::parse_dialog;
-use super::regions::{find_layout, read_row, RegionCache};
+use super::regions::RegionCache;
 use super::rules::{Region, Rules};
-use crate::protocol::{SemanticState, StateDetail};
+use crate::protocol::{Dialog, DialogKind, SemanticState, StateDetail};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,13 +32,32 @@ enum Source {
     Activity,
 }
 
+/// Why a candidate says what it says; turned into text only when the state changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Index into the rules.
+    Rule(usize),
+    Named(&'static str),
+}
+
+/// A rule's verdict on the last evaluated screen.
 #[derive(Debug, Clone)]
 struct Candidate {
     state: SemanticState,
     priority: i64,
-    reason: String,
+    reason: Reason,
     source: Source,
-    dialog: Option<crate::protocol::Dialog>,
+    dialog: Option<Dialog>,
+}
+
+/// The winning signal of one decision; `dialog_of` names the rule candidate whose dialog goes
+/// with it (read by reference, copied only when the state detail changes).
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    state: SemanticState,
+    reason: Reason,
+    source: Source,
+    dialog_of: Option<Source>,
 }
 
 /// Reads one slot's screen into states. Create one per process run; feed it from the slot's
@@ -62,7 +81,6 @@ pub struct Classifier {
     /// The state before the current dialog, returned to when the dialog vanishes with no other signal.
     before_confirming: SemanticState,
     cache: RegionCache,
-    lines: Vec<String>,
 }
 
 impl Classifier {
@@ -80,7 +98,6 @@ impl Classifier {
             idle_since: None,
             before_confirming: SemanticState::Starting,
             cache: RegionCache::default(),
-            lines: Vec::new(),
         }
     }
 
@@ -151,10 +168,10 @@ impl Classifier {
     /// Runs the rules over the screen: remembers the best screen rule and the best title rule.
     fn evaluate(&mut self, screen: &vt100::Screen, title: &str) {
         let rules = Arc::clone(&self.rules);
-        self.cache.reset(find_layout(screen, &rules.layout));
+        self.cache.load(screen, &rules.layout);
         self.screen_candidate = None;
         self.title_candidate = None;
-        for rule in rules.rules() {
+        for (index, rule) in rules.rules().iter().enumerate() {
             let is_title = rule.region == Region::Title;
             if (is_title && self.title_candidate.is_some()) || (!is_title && self.screen_candidate.is_some()) {
                 continue;
@@ -165,14 +182,14 @@ impl Classifier {
             let dialog = match rule.dialog {
                 Some(kind) if rule.state == SemanticState::Confirming => {
                     let (start, end) = self.cache.row_range(screen, &rules.layout, rule.region);
-                    Some(self.dialog_from_rows(screen, start, end, kind))
+                    Some(self.dialog_from_rows(start, end, kind))
                 }
                 _ => None,
             };
             let c = Candidate {
                 state: rule.state,
                 priority: rule.priority,
-                reason: rule.name.clone(),
+                reason: Reason::Rule(index),
                 source: if is_title { Source::Title } else { Source::Screen },
                 dialog,
             };
@@ -187,82 +204,53 @@ impl Classifier {
         }
     }
 
-    fn dialog_from_rows(
-        &mut self,
-        screen: &vt100::Screen,
-        start: u16,
-        end: u16,
-        kind: crate::protocol::DialogKind,
-    ) -> crate::protocol::Dialog {
-        let n = usize::from(end.saturating_sub(start));
-        if self.lines.len() < n {
-            self.lines.resize_with(n, String::new);
-        }
-        for (i, r) in (start..end).enumerate() {
-            self.lines[i].clear();
-            read_row(screen, r, false, &mut self.lines[i]);
-        }
-        let refs: Vec<&str> = self.lines[..n].iter().map(String::as_str).collect();
-        let cols = usize::from(screen.size().1);
+    fn dialog_from_rows(&self, start: u16, end: u16, kind: DialogKind) -> Dialog {
+        let refs: Vec<&str> = self.cache.rows(start, end).iter().map(String::as_str).collect();
+        let cols = usize::from(self.cache.cols());
         parse_dialog(&refs, cols, kind, &self.rules.layout.prompt_marker)
     }
 
     /// Combines the candidates and moves the state, honouring the debounce.
     fn decide(&mut self, now: Instant) -> Option<Transition> {
-        let mut best: Option<Candidate> = None;
-        let mut consider = |c: Candidate, starting: bool| {
-            if starting && matches!(c.source, Source::Title | Source::Session) {
+        let starting = self.state == SemanticState::Starting;
+        // The best candidate so far with its priority; earlier signals win ties.
+        let mut best: Option<(i64, Target)> = None;
+        let mut consider = |priority: i64, t: Target| {
+            if starting && matches!(t.source, Source::Title | Source::Session) {
                 return;
             }
-            if best.as_ref().is_none_or(|b| c.priority > b.priority) {
-                best = Some(c);
+            if best.as_ref().is_none_or(|(p, _)| priority > *p) {
+                best = Some((priority, t));
             }
         };
-        let starting = self.state == SemanticState::Starting;
-        if let Some(c) = &self.screen_candidate {
-            consider(c.clone(), starting);
-        }
-        if let Some(c) = &self.title_candidate {
-            consider(c.clone(), starting);
+        for c in [&self.screen_candidate, &self.title_candidate].into_iter().flatten() {
+            let dialog_of = c.dialog.as_ref().map(|_| c.source);
+            consider(c.priority, Target { state: c.state, reason: c.reason, source: c.source, dialog_of });
         }
         if let (Some(priority), Some(busy)) = (self.rules.session_priority, self.session_busy) {
-            consider(
-                Candidate {
-                    state: if busy { SemanticState::Thinking } else { SemanticState::Idle },
-                    priority,
-                    reason: "session-status".to_string(),
-                    source: Source::Session,
-                    dialog: None,
-                },
-                starting,
-            );
+            let state = if busy { SemanticState::Thinking } else { SemanticState::Idle };
+            let reason = Reason::Named("session-status");
+            consider(priority, Target { state, reason, source: Source::Session, dialog_of: None });
         }
         if let (Some(a), true) = (&self.rules.activity, self.seen_output) {
             let flowing = self.quiet_at.is_some_and(|q| now < q);
             if !flowing {
                 self.quiet_at = None;
             }
-            consider(
-                Candidate {
-                    state: if flowing { a.state } else { a.quiet_state },
-                    priority: a.priority,
-                    reason: if flowing { "output-flowing" } else { "output-quiet" }.to_string(),
-                    source: Source::Activity,
-                    dialog: None,
-                },
-                starting,
-            );
+            let (state, reason) =
+                if flowing { (a.state, "output-flowing") } else { (a.quiet_state, "output-quiet") };
+            let reason = Reason::Named(reason);
+            consider(a.priority, Target { state, reason, source: Source::Activity, dialog_of: None });
         }
 
         let target = match best {
-            Some(c) => c,
+            Some((_, t)) => t,
             // A dialog vanished and nothing says what came after: back to what came before it.
-            None if self.state == SemanticState::Confirming => Candidate {
+            None if self.state == SemanticState::Confirming => Target {
                 state: self.before_confirming,
-                priority: 0,
-                reason: "dialog-gone".to_string(),
+                reason: Reason::Named("dialog-gone"),
                 source: Source::Screen,
-                dialog: None,
+                dialog_of: None,
             },
             None => {
                 self.idle_since = None;
@@ -272,37 +260,58 @@ impl Classifier {
         self.apply(target, now)
     }
 
-    fn apply(&mut self, target: Candidate, now: Instant) -> Option<Transition> {
+    fn target_dialog(&self, t: &Target) -> Option<&Dialog> {
+        match t.dialog_of {
+            Some(Source::Screen) => self.screen_candidate.as_ref()?.dialog.as_ref(),
+            Some(Source::Title) => self.title_candidate.as_ref()?.dialog.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn reason_text(&self, reason: Reason) -> String {
+        match reason {
+            Reason::Rule(i) => self.rules.rules().get(i).map(|r| r.name.clone()).unwrap_or_default(),
+            Reason::Named(s) => s.to_string(),
+        }
+    }
+
+    fn apply(&mut self, t: Target, now: Instant) -> Option<Transition> {
         let cur = self.state;
-        if target.state == cur {
+        if t.state == cur {
             self.idle_since = None;
-            let redrawing = target.dialog.as_ref().is_some_and(|d| d.options.is_empty())
+            if cur != SemanticState::Confirming {
+                return None;
+            }
+            let dialog = self.target_dialog(&t);
+            let redrawing = dialog.is_some_and(|d| d.options.is_empty())
                 && self.detail.dialog.as_ref().is_some_and(|d| !d.options.is_empty());
             // A dialog that lost its options for one frame is being redrawn: not a change.
-            if cur == SemanticState::Confirming && !redrawing && target.dialog != self.detail.dialog {
-                // Same state, different dialog (a new one, or the selection moved): report it.
-                self.detail = StateDetail { dialog: target.dialog, reason: Some(target.reason) };
-                return Some(Transition { state: cur, prev: cur, detail: self.detail.clone() });
+            if redrawing || dialog == self.detail.dialog.as_ref() {
+                return None;
             }
-            return None;
+            // Same state, different dialog (a new one, or the selection moved): report it.
+            let dialog = dialog.cloned();
+            self.detail = StateDetail { dialog, reason: Some(self.reason_text(t.reason)) };
+            return Some(Transition { state: cur, prev: cur, detail: self.detail.clone() });
         }
         // A title/session/activity "busy" says nothing about the kind: keep the screen's.
-        if cur.is_busy() && target.state.is_busy() && target.source != Source::Screen {
+        if cur.is_busy() && t.state.is_busy() && t.source != Source::Screen {
             self.idle_since = None;
             return None;
         }
-        if cur.is_busy() && target.state == SemanticState::Idle && !self.rules.idle_hold.is_zero() {
+        if cur.is_busy() && t.state == SemanticState::Idle && !self.rules.idle_hold.is_zero() {
             let since = *self.idle_since.get_or_insert(now);
             if now < since + self.rules.idle_hold {
                 return None;
             }
         }
         self.idle_since = None;
-        if target.state == SemanticState::Confirming {
+        if t.state == SemanticState::Confirming {
             self.before_confirming = cur;
         }
-        self.state = target.state;
-        self.detail = StateDetail { dialog: target.dialog, reason: Some(target.reason) };
-        Some(Transition { state: self.state, prev: cur, detail: self.detail.clone() })
+        self.state = t.state;
+        let dialog = self.target_dialog(&t).cloned();
+        self.detail = StateDetail { dialog, reason: Some(self.reason_text(t.reason)) };
+        Some(Transition { state: t.state, prev: cur, detail: self.detail.clone() })
     }
 }

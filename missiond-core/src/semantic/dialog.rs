@@ -17,17 +17,15 @@ pub enum KeyError {
 }
 
 /// The bytes that select option `n` of `dialog` and submit it: Down/Up arrows from the selected
-/// option to option `n`, then Enter. That is what the recorded sessions show working on the
-/// trust and API key dialogs, and it does not depend on whether the options are numbered. Ink may
-/// read several keys that arrive in one read as one paste, so a caller should rather write the
-/// chunks of [`key_chunks_for_option`] one at a time.
+/// option to option `n`, then Enter (`\r`), to be written in one go.
+///
+/// Checked on the real Claude Code 2.1.330: one write of `ESC[B` + `\r` picks option 2 of a
+/// permission dialog and accepts the trust dialog (Ink reads the keys one by one). Arrows work for
+/// numbered and unnumbered options alike. (A digit alone also selects and submits a numbered
+/// option, with no Enter; unnumbered dialogs have no digits, so arrows are the one method.)
+/// Moving the selection redraws the dialog: to wait for the answer to land, compare dialogs with
+/// [`same_dialog`], which ignores the selection.
 pub fn keys_for_option(dialog: &Dialog, n: u32) -> Result<Vec<u8>, KeyError> {
-    Ok(key_chunks_for_option(dialog, n)?.concat())
-}
-
-/// Like [`keys_for_option`], one key press per chunk, to be written to the terminal one at a time
-/// (after the screen has reacted to the previous one, when the caller can tell).
-pub fn key_chunks_for_option(dialog: &Dialog, n: u32) -> Result<Vec<Vec<u8>>, KeyError> {
     let first = dialog.options.first().ok_or(KeyError::NoOptions)?.n;
     let last = dialog.options.last().map(|o| o.n).unwrap_or(first);
     let target = dialog
@@ -36,14 +34,25 @@ pub fn key_chunks_for_option(dialog: &Dialog, n: u32) -> Result<Vec<Vec<u8>>, Ke
         .position(|o| o.n == n)
         .ok_or(KeyError::OutOfRange { n, first, last })?;
     let current = dialog.options.iter().position(|o| o.selected).unwrap_or(0);
-    let mut keys = Vec::new();
-    if target > current {
-        keys.extend(std::iter::repeat_n(b"\x1b[B".to_vec(), target - current));
+    let (key, count): (&[u8], usize) = if target >= current {
+        (b"\x1b[B", target - current)
     } else {
-        keys.extend(std::iter::repeat_n(b"\x1b[A".to_vec(), current - target));
-    }
-    keys.push(b"\r".to_vec());
+        (b"\x1b[A", current - target)
+    };
+    let mut keys = key.repeat(count);
+    keys.push(b'\r');
     Ok(keys)
+}
+
+/// True when two dialogs ask the same thing (kind, title, question, body, option labels),
+/// whichever option is selected.
+pub fn same_dialog(a: &Dialog, b: &Dialog) -> bool {
+    a.kind == b.kind
+        && a.title == b.title
+        && a.question == b.question
+        && a.body == b.body
+        && a.options.len() == b.options.len()
+        && a.options.iter().zip(&b.options).all(|(x, y)| x.n == y.n && x.label == y.label)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +113,6 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
 
     let mut options: Vec<DialogOption> = Vec::new();
     let mut option_lines: Vec<usize> = Vec::new();
-    let mut is_numbered = false;
     // The options live after the last rule above the selected line (or anywhere, if none is selected).
     let area_start = selected
         .and_then(|s| (0..s).rev().find(|&i| matches!(kinds[i], LineKind::Rule { .. })).map(|i| i + 1))
@@ -147,7 +155,6 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
                 }
             }
         }
-        is_numbered = !options.is_empty();
     } else if let Some(s) = selected {
         // Unnumbered options: the block of text lines around the selected one.
         let mut start = s;
@@ -217,7 +224,6 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
             .join("\n")
     };
 
-    let _ = is_numbered;
     Dialog { kind, title, question, body, options }
 }
 
@@ -269,7 +275,7 @@ mod tests {
 
     #[test]
     fn keys() {
-        let mk = |_numbered: bool, sel: usize| Dialog {
+        let mk = |sel: usize| Dialog {
             kind: DialogKind::Other,
             title: String::new(),
             question: String::new(),
@@ -278,15 +284,16 @@ mod tests {
                 .map(|i| DialogOption { n: i as u32 + 1, label: format!("o{i}"), selected: i == sel })
                 .collect(),
         };
-        assert_eq!(keys_for_option(&mk(true, 0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
-        assert_eq!(keys_for_option(&mk(false, 0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
-        assert_eq!(keys_for_option(&mk(false, 2), 1), Ok(b"\x1b[A\x1b[A\r".to_vec()));
-        assert_eq!(keys_for_option(&mk(false, 1), 2), Ok(b"\r".to_vec()));
-        assert_eq!(
-            keys_for_option(&mk(true, 0), 4),
-            Err(KeyError::OutOfRange { n: 4, first: 1, last: 3 })
-        );
-        let mut empty = mk(true, 0);
+        assert_eq!(keys_for_option(&mk(0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
+        assert_eq!(keys_for_option(&mk(2), 1), Ok(b"\x1b[A\x1b[A\r".to_vec()));
+        assert_eq!(keys_for_option(&mk(1), 2), Ok(b"\r".to_vec()));
+        assert_eq!(keys_for_option(&mk(0), 4), Err(KeyError::OutOfRange { n: 4, first: 1, last: 3 }));
+        assert_eq!(keys_for_option(&mk(0), 0), Err(KeyError::OutOfRange { n: 0, first: 1, last: 3 }));
+        assert!(same_dialog(&mk(0), &mk(2)));
+        let mut other = mk(0);
+        other.options[1].label.push('!');
+        assert!(!same_dialog(&mk(0), &other));
+        let mut empty = mk(0);
         empty.options.clear();
         assert_eq!(keys_for_option(&empty, 1), Err(KeyError::NoOptions));
     }

@@ -18,6 +18,6 @@ mod regions;
 pub mod rules;
 
 pub use classifier::{Classifier, Transition};
-pub use dialog::{key_chunks_for_option, keys_for_option, KeyError};
+pub use dialog::{keys_for_option, same_dialog, KeyError};
 pub use regions::composer_text;
 pub use rules::{embedded_source, Region, Rule, RuleBook, RuleError, Rules};

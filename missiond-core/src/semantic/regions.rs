@@ -1,8 +1,10 @@
 //! Cuts a vt100 screen into the regions rules read (prompt box, the rows above it, footer,
 //! dialog, cursor line), reading only the rows a rule needs.
 //!
-//! The layout is found from single cells (the `─` rules and the `❯` marker in column 0), so the
-//! common case allocates nothing: row text is built into buffers reused across calls.
+//! vt100 has no cheap random access to a cell (`Screen::cell` walks the rows) and
+//! `Screen::rows` writes every cell of every row. Rows are read one at a time, when first needed,
+//! with `Screen::contents_between` (which skips the rows before without writing them): finding
+//! the prompt box from the bottom usually reads 3 or 4 rows.
 
 use super::rules::{Layout, Region};
 
@@ -15,56 +17,205 @@ pub(crate) struct Found {
     pub dialog_rule: Option<u16>,
 }
 
-/// Is `row` a horizontal rule: its first cells (up to 10) all hold `rule_char`?
-fn is_rule_row(screen: &vt100::Screen, row: u16, cols: u16, rule_char: &str) -> bool {
-    let n = cols.min(10);
-    n > 0 && (0..n).all(|c| screen.cell(row, c).is_some_and(|cell| cell.contents() == rule_char))
+/// Is this row a horizontal rule: its first cells (up to 10) all `rule_char`?
+fn is_rule(row: &str, cols: u16, rule_char: &str) -> bool {
+    let Some(ch) = rule_char.chars().next() else {
+        return false;
+    };
+    let n = usize::from(cols.min(10));
+    n > 0 && row.chars().take(n).filter(|&c| c == ch).count() == n
 }
 
-fn is_blank_row(screen: &vt100::Screen, row: u16, cols: u16) -> bool {
-    (0..cols).all(|c| {
-        screen.cell(row, c).is_none_or(|cell| {
-            let s = cell.contents();
-            s.is_empty() || s.chars().all(char::is_whitespace)
-        })
-    })
+fn is_blank(row: &str) -> bool {
+    row.trim().is_empty()
 }
 
-fn starts_with_marker(screen: &vt100::Screen, row: u16, marker: &str) -> bool {
-    screen.cell(row, 0).is_some_and(|c| c.contents() == marker)
-}
-
-/// Finds the prompt box (a `❯` row right under a rule, closed by another rule below) and, when
-/// there is none, the rule that opens a dialog.
-pub(crate) fn find_layout(screen: &vt100::Screen, layout: &Layout) -> Found {
+/// Reads row `r` of the screen into `out` (trailing blanks trimmed) without writing other rows.
+fn read_screen_row(screen: &vt100::Screen, r: u16, out: &mut String) {
     let (rows, cols) = screen.size();
-    let mut found = Found::default();
-    let mut rule_below: Option<u16> = None;
-    let mut content_below = false;
-    let mut dialog_rule = None;
-    for r in (0..rows).rev() {
-        if is_rule_row(screen, r, cols, &layout.rule_char) {
-            if let Some(lower) = rule_below {
-                if r + 1 < lower && starts_with_marker(screen, r + 1, &layout.prompt_marker) {
-                    found.prompt_box = Some((r, lower));
-                    return found;
-                }
-            }
-            if content_below && dialog_rule.is_none() {
-                dialog_rule = Some(r);
-            }
-            rule_below = Some(r);
-        } else if !content_below && !is_blank_row(screen, r, cols) {
-            content_below = true;
+    let text = if r + 1 < rows {
+        // Row r in full, then nothing of row r + 1.
+        screen.contents_between(r, 0, r + 1, 0)
+    } else if r > 0 {
+        // Nothing of row r - 1 (but its line break), then row r in full.
+        let t = screen.contents_between(r - 1, cols, r, cols);
+        t.strip_prefix('\n').map(str::to_string).unwrap_or(t)
+    } else {
+        screen.contents_between(r, 0, r, cols)
+    };
+    out.clear();
+    out.push_str(text.trim_end());
+}
+
+/// One screen, read lazily: rows when first needed, region texts on first use. The buffers are
+/// reused across screens.
+#[derive(Debug, Default)]
+pub(crate) struct RegionCache {
+    full: Vec<String>,
+    have: Vec<bool>,
+    rows: u16,
+    cols: u16,
+    cursor_row: u16,
+    texts: Vec<String>,
+    built: Vec<bool>,
+    ranges: Vec<Option<(u16, u16)>>,
+    found: Found,
+}
+
+impl RegionCache {
+    /// Takes a new screen and finds its prompt box (or, without one, the rule above a dialog).
+    pub fn load(&mut self, screen: &vt100::Screen, layout: &Layout) {
+        let (rows, cols) = screen.size();
+        self.rows = rows;
+        self.cols = cols;
+        self.cursor_row = screen.cursor_position().0;
+        self.full.resize_with(usize::from(rows), String::new);
+        self.have.clear();
+        self.have.resize(usize::from(rows), false);
+        let n = Region::ALL.len();
+        self.texts.resize_with(n, String::new);
+        self.built.clear();
+        self.built.resize(n, false);
+        self.ranges.clear();
+        self.ranges.resize(n, None);
+        self.found = Found::default();
+        self.found.prompt_box = self.find_prompt_box(screen, layout);
+        if self.found.prompt_box.is_none() {
+            self.found.dialog_rule = self.find_dialog_rule(screen, layout);
         }
     }
-    found.dialog_rule = dialog_rule;
-    found
+
+    pub fn cols(&self) -> u16 {
+        self.cols
+    }
+
+    /// Row `r` of the screen, read on first use.
+    fn row(&mut self, screen: &vt100::Screen, r: u16) -> &str {
+        let i = usize::from(r);
+        if !self.have[i] {
+            read_screen_row(screen, r, &mut self.full[i]);
+            self.have[i] = true;
+        }
+        &self.full[i]
+    }
+
+    /// The lowest prompt box: a `❯` row right under a rule, closed by another rule below.
+    fn find_prompt_box(&mut self, screen: &vt100::Screen, layout: &Layout) -> Option<(u16, u16)> {
+        let cols = self.cols;
+        let mut rule_below: Option<u16> = None;
+        for r in (0..self.rows).rev() {
+            if is_rule(self.row(screen, r), cols, &layout.rule_char) {
+                if let Some(lower) = rule_below {
+                    if r + 1 < lower && self.row(screen, r + 1).starts_with(layout.prompt_marker.as_str()) {
+                        return Some((r, lower));
+                    }
+                }
+                rule_below = Some(r);
+            }
+        }
+        None
+    }
+
+    /// With no prompt box: the lowest rule with text below it, which opens a dialog.
+    fn find_dialog_rule(&mut self, screen: &vt100::Screen, layout: &Layout) -> Option<u16> {
+        let cols = self.cols;
+        let mut content_below = false;
+        for r in (0..self.rows).rev() {
+            let row = self.row(screen, r);
+            let rule = is_rule(row, cols, &layout.rule_char);
+            if content_below && rule {
+                return Some(r);
+            }
+            content_below = content_below || (!rule && !is_blank(row));
+        }
+        None
+    }
+
+    /// The rows `[start, end)`, all read already (by [`RegionCache::row_range`]).
+    pub fn rows(&self, start: u16, end: u16) -> &[String] {
+        let end = usize::from(end).min(self.full.len());
+        self.full.get(usize::from(start).min(end)..end).unwrap_or(&[])
+    }
+
+    /// The row range `[start, end)` of a region on this screen (empty when it is absent), with
+    /// those rows read.
+    pub fn row_range(&mut self, screen: &vt100::Screen, layout: &Layout, region: Region) -> (u16, u16) {
+        if let Some(r) = self.ranges[region.index()] {
+            return r;
+        }
+        let rows = self.rows;
+        let range = match region {
+            Region::Screen => (0, rows),
+            Region::Title => (0, 0),
+            Region::CursorLine => {
+                let r = self.cursor_row.min(rows.saturating_sub(1));
+                (r, (r + 1).min(rows))
+            }
+            Region::PromptBox => match self.found.prompt_box {
+                Some((top, bottom)) => (top + 1, bottom),
+                None => (0, 0),
+            },
+            Region::Footer => match self.found.prompt_box {
+                Some((_, bottom)) => (bottom + 1, rows),
+                None => (0, 0),
+            },
+            Region::Dialog => match (self.found.prompt_box, self.found.dialog_rule) {
+                (None, Some(r)) => (r + 1, rows),
+                _ => (0, 0),
+            },
+            Region::AbovePrompt => match self.found.prompt_box {
+                Some((top, _)) => {
+                    // Within `above_prompt_rows` rows above the box: skip the blank rows right
+                    // above it, then take the contiguous block of non-blank rows.
+                    let limit = u16::try_from(layout.above_prompt_rows).unwrap_or(u16::MAX);
+                    let window = top.saturating_sub(limit);
+                    let mut end = top;
+                    while end > window && is_blank(self.row(screen, end - 1)) {
+                        end -= 1;
+                    }
+                    let mut start = end;
+                    while start > window && !is_blank(self.row(screen, start - 1)) {
+                        start -= 1;
+                    }
+                    (start, end)
+                }
+                None => (0, 0),
+            },
+        };
+        for r in range.0..range.1 {
+            self.row(screen, r);
+        }
+        self.ranges[region.index()] = Some(range);
+        range
+    }
+
+    /// The text of a region: its rows joined by `\n`.
+    pub fn text(&mut self, screen: &vt100::Screen, layout: &Layout, title: &str, region: Region) -> &str {
+        let i = region.index();
+        if !self.built[i] {
+            let mut buf = std::mem::take(&mut self.texts[i]);
+            buf.clear();
+            if region == Region::Title {
+                buf.push_str(title);
+            } else {
+                let (start, end) = self.row_range(screen, layout, region);
+                for (k, row) in self.rows(start, end).iter().enumerate() {
+                    if k > 0 {
+                        buf.push('\n');
+                    }
+                    buf.push_str(row);
+                }
+            }
+            self.texts[i] = buf;
+            self.built[i] = true;
+        }
+        &self.texts[i]
+    }
 }
 
 /// Appends the text of one row to `out`, trailing blanks trimmed. With `skip_dim`, dim cells
 /// (placeholders such as Claude Code's `Try "…"` hint) read as blanks.
-pub(crate) fn read_row(screen: &vt100::Screen, row: u16, skip_dim: bool, out: &mut String) {
+fn read_row(screen: &vt100::Screen, row: u16, skip_dim: bool, out: &mut String) {
     let (_, cols) = screen.size();
     let start = out.len();
     for c in 0..cols {
@@ -83,94 +234,6 @@ pub(crate) fn read_row(screen: &vt100::Screen, row: u16, skip_dim: bool, out: &m
     out.truncate(start + trimmed);
 }
 
-/// Region texts of one screen, built on first use and kept in buffers reused across screens.
-#[derive(Debug, Default)]
-pub(crate) struct RegionCache {
-    texts: Vec<String>,
-    built: Vec<bool>,
-    rows: Vec<(u16, u16)>,
-    pub found: Found,
-}
-
-impl RegionCache {
-    /// Forgets the previous screen; `found` must be set again by the caller.
-    pub fn reset(&mut self, found: Found) {
-        let n = Region::ALL.len();
-        self.texts.resize_with(n, String::new);
-        self.built.clear();
-        self.built.resize(n, false);
-        self.rows.clear();
-        self.rows.resize(n, (0, 0));
-        self.found = found;
-    }
-
-    /// The row range `[start, end)` of a region on this screen (empty when it is absent).
-    pub fn row_range(&self, screen: &vt100::Screen, layout: &Layout, region: Region) -> (u16, u16) {
-        let (rows, cols) = screen.size();
-        match region {
-            Region::Screen => (0, rows),
-            Region::Title => (0, 0),
-            Region::CursorLine => {
-                let r = screen.cursor_position().0.min(rows.saturating_sub(1));
-                (r, (r + 1).min(rows))
-            }
-            Region::PromptBox => match self.found.prompt_box {
-                Some((top, bottom)) => (top + 1, bottom),
-                None => (0, 0),
-            },
-            Region::Footer => match self.found.prompt_box {
-                Some((_, bottom)) => (bottom + 1, rows),
-                None => (0, 0),
-            },
-            Region::Dialog => match (self.found.prompt_box, self.found.dialog_rule) {
-                (None, Some(r)) => (r + 1, rows),
-                _ => (0, 0),
-            },
-            Region::AbovePrompt => match self.found.prompt_box {
-                Some((top, _)) => {
-                    // Skip blank rows right above the box, then take the contiguous block.
-                    let mut end = top;
-                    while end > 0 && is_blank_row(screen, end - 1, cols) {
-                        end -= 1;
-                    }
-                    let mut start = end;
-                    while start > 0
-                        && (end - start) < layout.above_prompt_rows as u16
-                        && !is_blank_row(screen, start - 1, cols)
-                    {
-                        start -= 1;
-                    }
-                    (start, end)
-                }
-                None => (0, 0),
-            },
-        }
-    }
-
-    /// The text of a region: its rows joined by `\n`, each without trailing blanks.
-    pub fn text(&mut self, screen: &vt100::Screen, layout: &Layout, title: &str, region: Region) -> &str {
-        let i = region.index();
-        if !self.built[i] {
-            let range = self.row_range(screen, layout, region);
-            self.rows[i] = range;
-            let buf = &mut self.texts[i];
-            buf.clear();
-            if region == Region::Title {
-                buf.push_str(title);
-            } else {
-                for r in range.0..range.1 {
-                    if r > range.0 {
-                        buf.push('\n');
-                    }
-                    read_row(screen, r, false, buf);
-                }
-            }
-            self.built[i] = true;
-        }
-        &self.texts[i]
-    }
-}
-
 /// Text currently typed in Claude Code's prompt box (`❯ ...` between the two `─` rules), if found.
 ///
 /// Rows after the first lose the two-column indent that lines them up under the text; dim cells
@@ -180,7 +243,9 @@ pub fn composer_text(screen: &vt100::Screen) -> Option<String> {
 }
 
 pub(crate) fn composer_text_with(screen: &vt100::Screen, layout: &Layout) -> Option<String> {
-    let (top, bottom) = find_layout(screen, layout).prompt_box?;
+    let mut cache = RegionCache::default();
+    cache.load(screen, layout);
+    let (top, bottom) = cache.found.prompt_box?;
     let mut out = String::new();
     let mut line = String::new();
     for r in top + 1..bottom {

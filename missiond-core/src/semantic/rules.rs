@@ -321,7 +321,7 @@ impl Rules {
             });
         }
         // Stable: equal priorities keep the order of the file.
-        rules.sort_by(|a, b| b.priority.cmp(&a.priority));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
 
         Ok(Rules {
             origin: origin.to_string(),
