@@ -133,16 +133,18 @@ impl Run {
         let (output, _) = broadcast::channel(VIEWER_RING);
         let (exit_tx, exit_rx) = watch::channel(None);
         let (eof_tx, eof_rx) = flume::bounded(1);
+        let last_query = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
         let events = Arc::new(PumpEvents {
             parser: parser_tx.clone(),
             output: output.clone(),
             offset: AtomicU64::new(0),
             eof_tx,
             eof_rx,
+            last_query: last_query.clone(),
+            epoch,
         });
         let process = PtyProcess::spawn(req, events)?;
-        let last_query = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
         let pipeline = Pipeline {
             screen: Screen::new(req.cols, req.rows, scrollback),
             classifier: Classifier::new(rules),
@@ -287,11 +289,21 @@ struct PumpEvents {
     offset: AtomicU64,
     eof_tx: flume::Sender<()>,
     eof_rx: flume::Receiver<()>,
+    /// Shared with [`Run`]: when the program last asked for the cursor position.
+    last_query: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl PtyEvents for PumpEvents {
     fn output(&self, bytes: Bytes) {
         let start = self.offset.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        // A cursor position query is noted here, before any viewer can see it: the parser
+        // thread notes it too, but later, and under load the viewers' own replies came back
+        // before it did and reached the program (tests/pty_ws.rs, terminal queries test).
+        if asks_cursor_position(&bytes) {
+            let now = self.epoch.elapsed().as_millis() as u64;
+            self.last_query.store(now.max(1), Ordering::Relaxed);
+        }
         // Parser first, broadcast second: see the module docs.
         let _ = self.parser.send(ParserMsg::Output { start, bytes: bytes.clone() });
         let _ = self.output.send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
@@ -306,6 +318,18 @@ impl PtyEvents for PumpEvents {
         let _ = self.eof_rx.recv_timeout(DRAIN_AFTER_EXIT);
         let _ = self.parser.send(ParserMsg::Exited(exit));
     }
+}
+
+/// Whether `bytes` hold a cursor position query, `CSI 6 n` or `CSI ? 6 n`.
+fn asks_cursor_position(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some(esc) = rest.iter().position(|&b| b == 0x1b) {
+        rest = &rest[esc + 1..];
+        if rest.starts_with(b"[6n") || rest.starts_with(b"[?6n") {
+            return true;
+        }
+    }
+    false
 }
 
 /// The parser thread's state.
