@@ -40,12 +40,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(conn: &ConnArgs) -> Result<Client, Failure> {
-        let base = conn
+        let mut base = conn
             .url
             .clone()
             .unwrap_or_else(missiond_core::config::default_url)
             .trim_end_matches('/')
             .to_string();
+        // `--url 127.0.0.1:9120` means what `serve --listen` means.
+        if !base.contains("://") {
+            base = format!("http://{base}");
+        }
         if !base.starts_with("http://") {
             return Err(Failure::new(format!(
                 "'{base}' is not a daemon URL; expected http://HOST:PORT"

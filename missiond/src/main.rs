@@ -44,7 +44,7 @@ struct Cli {
 /// Where the daemon is and how to print answers; shared by every client verb.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
-    /// Base URL of the daemon.
+    /// Base URL of the daemon (default http://127.0.0.1:9120; HOST:PORT also works).
     #[arg(long, global = true, env = "MISSIOND_URL", value_name = "URL")]
     pub url: Option<String>,
     /// Print machine-readable JSON instead of tables.

@@ -73,9 +73,12 @@ pub fn slots_table(slots: &[SlotInfo]) -> String {
             s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             format!("{}x{}", s.cols, s.rows),
             s.restarts.to_string(),
-            s.started_at
-                .map(|t| ago(now, t))
-                .unwrap_or_else(|| "-".into()),
+            // How long the slot has been in its current state: "idle 5m", "exited 2h".
+            if s.state_since == 0 {
+                "-".into()
+            } else {
+                ago(now, s.state_since)
+            },
             command_line(&s.command, &s.args),
         ]);
     }
