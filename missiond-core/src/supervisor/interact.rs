@@ -12,8 +12,19 @@ const TURN_START: Duration = Duration::from_secs(3);
 /// Pause between pasting a prompt and pressing Enter: Claude Code treats an Enter that arrives
 /// with the paste as part of the pasted text.
 const PASTE_SETTLE: Duration = Duration::from_millis(150);
+/// How long typed text may take to show in the prompt box. Claude Code draws its prompt box
+/// (and so looks idle) up to a second or more before it reads its input: typed text waits in
+/// the terminal until then.
+const TEXT_SHOWS: Duration = Duration::from_secs(10);
+/// With `wait`: how long a submitted turn may take to move the state off `idle` before the
+/// prompt is taken to have been a local command that finished at once.
+const TURN_BUSY: Duration = Duration::from_secs(10);
 /// How long a confirmed dialog may take to go away.
 const DIALOG_GONE: Duration = Duration::from_secs(10);
+/// How long the keys of an answer may take to show on the dialog before they are sent again:
+/// Claude Code redraws a fresh trust dialog shortly after start, dropping an answer given to the
+/// first one.
+const ANSWER_SHOWS: Duration = Duration::from_secs(3);
 
 /// Waits until `accept(state)` holds, returning that view, or times out with the state it is in.
 pub async fn wait_for(
@@ -74,10 +85,15 @@ pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, Super
         typed.extend_from_slice(req.text.replace('\n', "\r").as_bytes());
     }
     run.write(Bytes::from(typed)).map_err(input_err)?;
-    tokio::time::sleep(PASTE_SETTLE).await;
+    // An empty prompt box only means "submitted" once the text has been in it.
+    let has_composer = !req.text.trim().is_empty() && text_shown(slot, &run).await;
+    if !has_composer {
+        tokio::time::sleep(PASTE_SETTLE).await;
+    }
+    let before = slot.state();
     for attempt in 0..2 {
         run.write(Bytes::from_static(b"\r")).map_err(input_err)?;
-        if turn_started(slot, &run).await {
+        if turn_started(slot, &run, has_composer).await {
             break;
         }
         if attempt == 1 {
@@ -90,6 +106,9 @@ pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, Super
     if !req.wait {
         return Ok(slot.state());
     }
+    // The prompt box empties before the state moves: see the turn leave idle first, or idle
+    // would be the answer at once. A change since Enter counts (a turn may be over already).
+    let _ = wait_view(slot, TURN_BUSY, |v| v.state != SemanticState::Idle || v.since != before.since).await;
     let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(300_000).min(3_600_000));
     wait_for(slot, timeout, |s| {
         matches!(s, SemanticState::Idle | SemanticState::Confirming | SemanticState::Exited | SemanticState::Error)
@@ -97,17 +116,42 @@ pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, Super
     .await
 }
 
-/// The turn started when the slot left idle or the prompt box emptied.
-async fn turn_started(slot: &Slot, run: &super::Run) -> bool {
+/// Waits until the typed text shows in the prompt box (or the slot left idle); false when the
+/// screen has no prompt box or the text never showed.
+async fn text_shown(slot: &Slot, run: &super::Run) -> bool {
+    let deadline = Instant::now() + TEXT_SHOWS;
+    let mut rx = slot.watch_state();
+    loop {
+        if rx.borrow_and_update().state != SemanticState::Idle {
+            return true;
+        }
+        match run.inspect(|screen, _| crate::semantic::composer_text(screen.vt())).await {
+            Some(Some(text)) if !text.trim().is_empty() => return true,
+            Some(Some(_)) => {}
+            _ => return false,
+        }
+        let step = Instant::now() + Duration::from_millis(50);
+        if step > deadline {
+            return false;
+        }
+        tokio::time::sleep_until(step).await;
+    }
+}
+
+/// The turn started when the slot left idle or (if the text was seen in it) the prompt box
+/// emptied.
+async fn turn_started(slot: &Slot, run: &super::Run, has_composer: bool) -> bool {
     let deadline = Instant::now() + TURN_START;
     let mut rx = slot.watch_state();
     loop {
         if rx.borrow_and_update().state != SemanticState::Idle {
             return true;
         }
-        let composer = run.inspect(|screen, _| crate::semantic::composer_text(screen.vt())).await;
-        if matches!(composer, Some(Some(ref text)) if text.trim().is_empty()) {
-            return true; // the prompt box took the text away: the turn is on its way
+        if has_composer {
+            let composer = run.inspect(|screen, _| crate::semantic::composer_text(screen.vt())).await;
+            if matches!(composer, Some(Some(ref text)) if text.trim().is_empty()) {
+                return true; // the prompt box took the text away: the turn is on its way
+            }
         }
         let step = Instant::now() + Duration::from_millis(100);
         if step > deadline {
@@ -131,8 +175,27 @@ pub async fn confirm(slot: &Slot, n: u32) -> Result<StateView, SupervisorError> 
             )))
         }
     };
-    let keys = crate::semantic::keys_for_option(&dialog, n).map_err(|e| SupervisorError::Invalid(e.to_string()))?;
-    run.write(Bytes::from(keys)).map_err(|e| SupervisorError::Input(slot.id().to_string(), e.to_string()))?;
-    wait_view(slot, DIALOG_GONE, |v| v.state != SemanticState::Confirming || v.detail.dialog.as_ref() != Some(&dialog))
-        .await
+    // Moving the selection redraws the dialog: only another dialog (or none) means answered.
+    let still_asking = |v: &StateView| {
+        v.state == SemanticState::Confirming && v.detail.dialog.as_ref().is_some_and(|d| crate::semantic::same_dialog(d, &dialog))
+    };
+    let deadline = Instant::now() + DIALOG_GONE;
+    let mut shown = dialog.clone();
+    loop {
+        let keys = crate::semantic::keys_for_option(&shown, n).map_err(|e| SupervisorError::Invalid(e.to_string()))?;
+        run.write(Bytes::from(keys)).map_err(|e| SupervisorError::Input(slot.id().to_string(), e.to_string()))?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wait_view(slot, left.min(ANSWER_SHOWS), |v| !still_asking(v)).await {
+            Err(SupervisorError::Timeout(_)) if left > ANSWER_SHOWS => {
+                // The same dialog is still asking: the keys were dropped. Answer again, from the
+                // selection it shows now.
+                let view = slot.state();
+                match view.detail.dialog.clone() {
+                    Some(d) if still_asking(&view) => shown = d,
+                    _ => return Ok(view),
+                }
+            }
+            done => return done,
+        }
+    }
 }

@@ -71,6 +71,7 @@ pub struct ClaudeEnvBuilder {
     permission_mode: Option<String>,
     env: BTreeMap<String, String>,
     args: Vec<String>,
+    claude_dir: Option<PathBuf>,
 }
 
 impl ClaudeEnvBuilder {
@@ -84,7 +85,16 @@ impl ClaudeEnvBuilder {
             permission_mode: Some("default".to_string()),
             env: BTreeMap::new(),
             args: Vec::new(),
+            claude_dir: None,
         }
+    }
+
+    /// Use this existing directory as the claude dir (`CLAUDE_CONFIG_DIR`) instead of a fresh
+    /// `<home>/.claude`: e.g. a test daemon's `[claude] config_dir`, so the daemon watches the
+    /// session and task files this Claude Code writes. `.claude.json` is written into it.
+    pub fn claude_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.claude_dir = Some(dir.into());
+        self
     }
 
     /// Keep the "Quick safety check: ... trust?" dialog at start (default: pre-accepted).
@@ -134,7 +144,13 @@ impl ClaudeEnvBuilder {
         // Claude Code keys `projects` by the real path of its cwd.
         let root_path = std::fs::canonicalize(root.path()).expect("canonical temp dir");
         let home = root_path.join("home");
-        let claude_dir = home.join(".claude");
+        let claude_dir = match &self.claude_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).expect("create the given claude dir");
+                std::fs::canonicalize(dir).expect("canonical claude dir")
+            }
+            None => home.join(".claude"),
+        };
         let project_dir = root_path.join("project");
         for dir in [&home, &claude_dir, &project_dir] {
             std::fs::create_dir_all(dir).expect("create Claude Code test dir");
@@ -220,7 +236,8 @@ pub struct ClaudeEnv {
     /// The project directory Claude Code runs in (= `project_dir`).
     pub cwd: PathBuf,
     pub home: PathBuf,
-    /// `$CLAUDE_CONFIG_DIR` (`<home>/.claude`): `sessions/`, `tasks/`, `projects/` appear here.
+    /// `$CLAUDE_CONFIG_DIR` (`<home>/.claude` unless [`ClaudeEnvBuilder::claude_dir`] named
+    /// another): `sessions/`, `tasks/`, `projects/` appear here.
     pub claude_dir: PathBuf,
     pub project_dir: PathBuf,
     _root: tempfile::TempDir,

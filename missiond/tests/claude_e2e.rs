@@ -1,0 +1,617 @@
+//! End to end with the real Claude Code (issues 4 and 5): the pinned CLI runs in a slot of a
+//! real `missiond serve`, against the scripted Messages API stand-in, and is driven only
+//! through the daemon's CLI, REST and WebSocket interfaces, as a user would.
+//!
+//! Each test has its own stand-in, daemon and slot. The slot's environment carries the Claude
+//! Code test set-up (HOME, the API stand-in, pre-answered start-up dialogs) and points
+//! `CLAUDE_CONFIG_DIR` at the daemon's own claude dir, so the daemon sees the session and task
+//! files this Claude Code writes. The tests take turns (one Claude Code at a time): the
+//! machine's two cores are shared and Claude Code's start-up is heavy.
+//!
+//! Needs the pinned CLI: run `scripts/install-e2e-tools.sh` once.
+
+mod support;
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use missiond_core::protocol::{DialogKind, SemanticState, SlotInfo, StateReply};
+use serde_json::{json, Value};
+use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder};
+use support::daemon::{poll, Daemon};
+use support::stand_in::{Gate, StandIn, Turn};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Per step: generous, the cores are shared with parallel builds and other engineers' tests.
+const STEP: Duration = Duration::from_secs(60);
+const STEP_SECS: &str = "60";
+const SLOT: &str = "cc";
+
+/// One Claude Code at a time (see the module docs).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Everything one test runs: the stand-in, the daemon, Claude Code's directories, and a
+/// recording of the daemon's `/events` stream from before the slot existed.
+struct Rig {
+    stand_in: StandIn,
+    events: WsLog,
+    env: ClaudeEnv,
+    daemon: Daemon,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Rig {
+    /// Starts the stand-in with `turns`, a daemon, and Claude Code in slot [`SLOT`].
+    fn start(turns: Vec<Turn>, trust_dialog: bool) -> Rig {
+        let serial = serial();
+        let stand_in = StandIn::start(turns);
+        let daemon = Daemon::start();
+        let env = ClaudeEnvBuilder::new(stand_in.base_url())
+            .show_trust_dialog(trust_dialog)
+            .claude_dir(daemon.dir().join("claude"))
+            .build();
+        let events = WsLog::connect(&daemon, "/events");
+        let rig = Rig {
+            stand_in,
+            events,
+            env,
+            daemon,
+            _serial: serial,
+        };
+        rig.launch();
+        rig
+    }
+
+    /// `POST /api/slots` with the Claude Code command and environment.
+    fn launch(&self) {
+        let (command, args, env, cwd) = self.env.launch();
+        let spec = json!({
+            "id": SLOT,
+            "command": command,
+            "args": args,
+            "cwd": cwd,
+            "env": env,
+            "profile": "claude-code",
+            "cols": 120,
+            "rows": 40,
+        });
+        let (status, body) = self.daemon.http(
+            "POST",
+            "/api/slots",
+            Some(&self.daemon.token),
+            Some(("application/json", spec.to_string().into_bytes())),
+        );
+        assert_eq!(status, 201, "creating the slot failed: {body}");
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.daemon.cli(args);
+        assert!(
+            out.status.success(),
+            "`missiond {}` failed ({}):\nstdout: {}\nstderr: {}\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.context()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `missiond wait SLOT --state S`; fails the test with the slot's screen and history.
+    fn wait_state(&self, state: &str) -> StateReply {
+        let out = self.cli_ok(&[
+            "--json",
+            "wait",
+            SLOT,
+            "--state",
+            state,
+            "--timeout",
+            STEP_SECS,
+        ]);
+        parse(&out)
+    }
+
+    /// `missiond prompt SLOT TEXT --wait`: the state the turn ended in.
+    fn prompt_wait(&self, text: &str) -> StateReply {
+        let out = self.cli_ok(&[
+            "--json",
+            "prompt",
+            SLOT,
+            text,
+            "--wait",
+            "--timeout",
+            STEP_SECS,
+        ]);
+        parse(&out)
+    }
+
+    /// `missiond confirm SLOT N`.
+    fn confirm(&self, n: u32) {
+        self.cli_ok(&["--json", "confirm", SLOT, &n.to_string()]);
+    }
+
+    /// `GET /api/slots/SLOT`.
+    fn info(&self) -> SlotInfo {
+        let (status, body) = self.daemon.http(
+            "GET",
+            &format!("/api/slots/{SLOT}"),
+            Some(&self.daemon.token),
+            None,
+        );
+        assert_eq!(status, 200, "GET /api/slots/{SLOT}: {body}");
+        parse(&body)
+    }
+
+    fn screen_text(&self) -> String {
+        self.daemon.screen(SLOT).text
+    }
+
+    /// Polls the screen until `pred` holds.
+    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        poll(STEP, || {
+            let text = self.screen_text();
+            pred(&text).then_some(text)
+        })
+        .unwrap_or_else(|| panic!("the screen never showed {what}\n{}", self.context()))
+    }
+
+    /// The states the slot went through, from `/events`, oldest first.
+    fn states(&self) -> Vec<String> {
+        self.events
+            .frames()
+            .iter()
+            .filter(|f| f["type"] == "slot_state" && f["slotId"] == SLOT)
+            .filter_map(|f| f["state"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// What a failure message needs: the slot, its screen, the states it went through, the
+    /// requests the stand-in got and the daemon's log.
+    fn context(&self) -> String {
+        let (_, info) = self.daemon.http(
+            "GET",
+            &format!("/api/slots/{SLOT}"),
+            Some(&self.daemon.token),
+            None,
+        );
+        let screen = self.daemon.cli(&["screen", SLOT]).stdout;
+        let requests: Vec<String> = self
+            .stand_in
+            .requests()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?} {} {} user={:?}",
+                    r.kind,
+                    r.method,
+                    r.path,
+                    r.user_texts()
+                )
+            })
+            .collect();
+        format!(
+            "slot: {info}\nstates: {:?}\nscreen:\n{}\nstand-in requests: {requests:#?}\ndaemon log:\n{}",
+            self.states(),
+            String::from_utf8_lossy(&screen),
+            self.daemon.log()
+        )
+    }
+
+    /// The slot becomes idle at the prompt (Claude Code has drawn its prompt box).
+    fn wait_ready(&self) {
+        let reply = self.wait_state("idle");
+        assert_eq!(reply.state, SemanticState::Idle);
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("unexpected JSON ({e}): {text}"))
+}
+
+fn is_busy(state: &str) -> bool {
+    matches!(state, "thinking" | "tool_running" | "responding")
+}
+
+/// A WebSocket of the daemon (`/events`, `/tasks`) read on its own thread; every text frame
+/// is kept, parsed, for the test to look through.
+struct WsLog {
+    frames: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WsLog {
+    /// Connects with `Authorization: Bearer` and returns once the first frame (the snapshot)
+    /// arrived, so nothing after this call can be missed.
+    fn connect(daemon: &Daemon, path: &str) -> WsLog {
+        let url = format!("{}{path}", daemon.url.replacen("http://", "ws://", 1));
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .expect("WebSocket request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", daemon.token)
+                .parse()
+                .expect("header value"),
+        );
+        let frames: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
+        let sink = frames.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let (mut ws, _) = match tokio_tungstenite::connect_async(request).await {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                tokio::pin!(stop_rx);
+                loop {
+                    tokio::select! {
+                        _ = &mut stop_rx => {
+                            let _ = ws.close(None).await;
+                            return;
+                        }
+                        msg = ws.next() => match msg {
+                            Some(Ok(Message::Text(text))) => {
+                                let value = serde_json::from_str(&text)
+                                    .unwrap_or_else(|_| Value::String(text.to_string()));
+                                let (lock, cvar) = &*sink;
+                                lock.lock().unwrap_or_else(|p| p.into_inner()).push(value);
+                                cvar.notify_all();
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(_)) | None => return,
+                        }
+                    }
+                }
+            });
+        });
+        match ready_rx.recv_timeout(STEP) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("connecting to {path}: {e}"),
+            Err(_) => panic!("connecting to {path} timed out"),
+        }
+        let log = WsLog {
+            frames,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        };
+        log.wait_for(&format!("the first frame of {path}"), |_| true);
+        log
+    }
+
+    fn frames(&self) -> Vec<Value> {
+        self.frames
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Blocks until a frame satisfies `pred` (looking at every frame so far); returns it.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + STEP;
+        let (lock, cvar) = &*self.frames;
+        let mut frames = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(found) = frames.iter().find(|f| pred(f)) {
+                return found.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!("no frame with {what} within {STEP:?}; frames: {frames:#?}");
+            }
+            frames = cvar
+                .wait_timeout(frames, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for WsLog {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The start-up trust dialog is a `trust` confirmation; answering "Yes, I trust this folder"
+/// through `missiond confirm` lets Claude Code start.
+#[test]
+fn trust_dialog_is_confirmed_and_claude_starts() {
+    let rig = Rig::start(vec![], true);
+    let reply = rig.wait_state("confirming");
+    let dialog = reply
+        .state_detail
+        .dialog
+        .unwrap_or_else(|| panic!("confirming without a dialog\n{}", rig.context()));
+    assert_eq!(dialog.kind, DialogKind::Trust, "{dialog:?}");
+    let trust = dialog
+        .options
+        .iter()
+        .find(|o| o.label.starts_with("Yes"))
+        .unwrap_or_else(|| panic!("no Yes option in {dialog:?}"));
+    assert!(
+        dialog.options.iter().any(|o| o.label.starts_with("No")),
+        "no No option in {dialog:?}"
+    );
+    rig.confirm(trust.n);
+    rig.wait_ready();
+    assert_eq!(rig.info().state, SemanticState::Idle);
+    assert!(
+        rig.info().pid.is_some_and(support::daemon::alive),
+        "Claude Code should run after the trust dialog\n{}",
+        rig.context()
+    );
+}
+
+/// `prompt --wait`: the slot is busy while the stand-in holds the answer, the CLI returns
+/// `idle` once the answer is in, and the model got the prompt text.
+#[test]
+fn prompt_wait_goes_busy_then_idle() {
+    let gate = Gate::new();
+    let rig = Rig::start(
+        vec![Turn::text("Hello from the stand-in.").held_by(&gate)],
+        false,
+    );
+    rig.wait_ready();
+
+    let prompt = std::thread::scope(|s| {
+        let waiting = s.spawn(|| rig.prompt_wait("hello"));
+        rig.events.wait_for("a busy state of the slot", |f| {
+            f["type"] == "slot_state"
+                && f["slotId"] == SLOT
+                && f["state"].as_str().is_some_and(is_busy)
+        });
+        assert!(
+            is_busy(rig.info().state.as_str()),
+            "REST should say busy while the answer is held\n{}",
+            rig.context()
+        );
+        gate.open();
+        waiting.join().expect("prompt thread")
+    });
+    assert_eq!(prompt.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the scripted answer", |s| {
+        s.contains("Hello from the stand-in.")
+    });
+    let requests = rig.stand_in.wait_for_main_requests(1, STEP);
+    assert_eq!(
+        requests[0].user_texts().last().map(String::as_str),
+        Some("hello")
+    );
+    assert_eq!(rig.info().state, SemanticState::Idle);
+    let states = rig.states();
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("idle"),
+        "{states:?}"
+    );
+}
+
+/// A Bash call with a side effect asks permission: `confirming` with a `permission` dialog
+/// naming the command; `confirm 1` runs it.
+#[test]
+fn bash_permission_confirmed_runs_the_command() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let flag = outside.path().join("flag.txt");
+    let command = format!("touch {}", flag.display());
+    let rig = Rig::start(
+        vec![
+            Turn::bash(&command, "Create the flag file"),
+            Turn::text("The flag is set."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+
+    let reply = rig.prompt_wait("set the flag");
+    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
+    let dialog = reply
+        .state_detail
+        .dialog
+        .expect("confirming carries its dialog");
+    assert_eq!(dialog.kind, DialogKind::Permission, "{dialog:?}");
+    assert!(
+        dialog.body.contains(&command),
+        "the command should be the body: {dialog:?}"
+    );
+    let labels: Vec<&str> = dialog.options.iter().map(|o| o.label.as_str()).collect();
+    assert!(labels.len() >= 2, "{dialog:?}");
+    assert!(labels[0].starts_with("Yes"), "{labels:?}");
+    assert_eq!(labels.last().copied(), Some("No"), "{labels:?}");
+    assert_eq!(dialog.options[0].n, 1);
+    assert!(!flag.exists(), "nothing runs before the answer");
+
+    rig.confirm(1);
+    let requests = rig.stand_in.wait_for_main_requests(2, STEP);
+    let results = requests[1].tool_results();
+    assert!(
+        results.iter().any(|r| !r.is_error),
+        "the model should get the command's result: {results:?}"
+    );
+    assert!(flag.exists(), "the command should have run");
+    rig.wait_screen("the answer after the tool", |s| {
+        s.contains("The flag is set.")
+    });
+    rig.wait_state("idle");
+    assert_eq!(rig.info().state, SemanticState::Idle);
+}
+
+/// A Write refused with the dialog's No option: no file, the turn ends, the slot is idle.
+#[test]
+fn write_refused_with_no_leaves_no_file() {
+    let rig = Rig::start(vec![], false);
+    let target = rig.env.project_dir.join("notes.txt");
+    rig.stand_in
+        .push(Turn::write(target.to_string_lossy(), "should not exist\n"));
+    rig.wait_ready();
+
+    let reply = rig.prompt_wait("write the notes");
+    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
+    let dialog = reply
+        .state_detail
+        .dialog
+        .expect("confirming carries its dialog");
+    assert_eq!(dialog.kind, DialogKind::Permission, "{dialog:?}");
+    assert!(dialog.question.contains("notes.txt"), "{dialog:?}");
+    let no = dialog
+        .options
+        .iter()
+        .find(|o| o.label == "No")
+        .unwrap_or_else(|| panic!("no `No` option in {dialog:?}"));
+    assert!(no.n > 1, "{dialog:?}");
+
+    rig.confirm(no.n);
+    rig.wait_screen("the refusal", |s| {
+        s.contains("Rejected") || s.contains("Interrupted")
+    });
+    rig.wait_state("idle");
+    assert_eq!(rig.info().state, SemanticState::Idle);
+    assert!(!target.exists(), "a refused Write must not create the file");
+    assert_eq!(
+        rig.stand_in.main_requests().len(),
+        1,
+        "a refusal sends no request"
+    );
+}
+
+/// `/exit` typed through `prompt` ends Claude Code: the slot is `exited`.
+#[test]
+fn exit_command_ends_the_slot() {
+    let rig = Rig::start(vec![], false);
+    rig.wait_ready();
+    let pid = rig.info().pid.expect("a running slot has a pid");
+    rig.cli_ok(&["prompt", SLOT, "/exit"]);
+    let reply = rig.wait_state("exited");
+    assert_eq!(reply.state, SemanticState::Exited);
+    assert!(
+        poll(STEP, || (!support::daemon::alive(pid)).then_some(())).is_some(),
+        "Claude Code (pid {pid}) should be gone"
+    );
+    rig.events.wait_for("slot_exited with status 0", |f| {
+        f["type"] == "slot_exited" && f["slotId"] == SLOT && f["code"] == 0
+    });
+    assert!(
+        !rig.env.sessions_dir().join(format!("{pid}.json")).exists(),
+        "Claude Code removes its session file on /exit"
+    );
+}
+
+/// A model answer that quotes a dialog and a spinner footer is transcript, not a dialog: the
+/// slot stays `idle` and never enters `confirming`.
+#[test]
+fn quoted_dialog_text_in_an_answer_is_not_a_dialog() {
+    let prose = "Here is what the dialog looked like:\n\n\
+                 Do you want to proceed?\n\
+                 ❯ 1. Yes\n  \
+                 2. No\n\n\
+                 and the footer said esc to interrupt while it ran.";
+    let rig = Rig::start(vec![Turn::text(prose)], false);
+    rig.wait_ready();
+
+    let reply = rig.prompt_wait("show me the dialog");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the quoted prose", |s| {
+        s.contains("Do you want to proceed?") && s.contains("esc to interrupt")
+    });
+    // Look again over about two seconds: the screen settles (cursor, footer redraws) after the
+    // answer, and none of that may turn the quote into a dialog.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert_eq!(rig.info().state, SemanticState::Idle, "{}", rig.context());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let states = rig.states();
+    assert!(
+        !states.iter().any(|s| s == "confirming"),
+        "the slot entered confirming: {states:?}\n{}",
+        rig.context()
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("idle"),
+        "{states:?}"
+    );
+}
+
+/// Issue 5: a scripted TaskCreate and TaskUpdate(in_progress) in a slot reach `/tasks` as
+/// `cc_tasks_changed` and `cc_task_started`, carrying the slot's id and the subjects sent.
+#[test]
+fn task_tools_in_a_slot_reach_the_tasks_stream_with_the_slot_id() {
+    let subject = "Design the API";
+    let rig = Rig::start(
+        vec![
+            Turn::task_create(subject, "Design it", "Designing the API"),
+            Turn::task_update("1", "in_progress"),
+            Turn::text("Task started."),
+        ],
+        false,
+    );
+    let tasks = WsLog::connect(&rig.daemon, "/tasks");
+    rig.wait_ready();
+
+    let reply = rig.prompt_wait("plan the work");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    let requests = rig.stand_in.wait_for_main_requests(3, STEP);
+    assert!(
+        requests[1]
+            .tool_results()
+            .iter()
+            .any(|r| r.content.contains(subject) && !r.is_error),
+        "TaskCreate should have succeeded: {:?}",
+        requests[1].tool_results()
+    );
+
+    let has_subject = |tasks: &Value, status: Option<&str>| {
+        tasks.as_array().is_some_and(|list| {
+            list.iter()
+                .any(|t| t["subject"] == subject && status.is_none_or(|s| t["status"] == s))
+        })
+    };
+    let changed = tasks.wait_for("cc_tasks_changed for the slot", |f| {
+        f["type"] == "cc_tasks_changed"
+            && f["payload"]["slotId"] == SLOT
+            && has_subject(&f["payload"]["tasks"], None)
+    });
+    let session = requests[0].session_id().expect("the session id header");
+    assert_eq!(
+        changed["payload"]["sessionId"],
+        session.as_str(),
+        "{changed:#}"
+    );
+    let started = tasks.wait_for("cc_task_started for the slot", |f| {
+        f["type"] == "cc_task_started" && f["payload"]["slotId"] == SLOT
+    });
+    let started_json = started.to_string();
+    assert!(
+        started_json.contains(subject),
+        "cc_task_started should name the task: {started:#}"
+    );
+    assert_eq!(
+        started["payload"]["sessionId"],
+        session.as_str(),
+        "{started:#}"
+    );
+}
