@@ -46,7 +46,11 @@ async fn five_thousand_files_in_a_hundred_lists() {
         std::fs::write(dir.join(".lock"), "").unwrap();
         for t in 1..=PER_LIST {
             let st = status_of(l + t);
-            expected[match st { "pending" => 0, "in_progress" => 1, _ => 2 }] += 1;
+            expected[match st {
+                "pending" => 0,
+                "in_progress" => 1,
+                _ => 2,
+            }] += 1;
             let body = format!(
                 r#"{{"id":"{t}","subject":"Task {t} of list {l}","description":"d","status":"{st}","blocks":[],"blockedBy":[]}}"#
             );
@@ -65,7 +69,11 @@ async fn five_thousand_files_in_a_hundred_lists() {
     let by = ov.tasks_by_status;
     assert_eq!([by.pending, by.in_progress, by.completed], expected);
     assert!(ov.sessions.iter().all(|s| s.tasks.len() == PER_LIST));
-    let l42 = ov.sessions.iter().find(|s| s.session_id == "list-042").unwrap();
+    let l42 = ov
+        .sessions
+        .iter()
+        .find(|s| s.session_id == "list-042")
+        .unwrap();
     assert_eq!(l42.tasks[9].id, "10");
     assert_eq!(l42.tasks[9].subject, "Task 10 of list 42");
 
@@ -82,8 +90,13 @@ async fn five_thousand_files_in_a_hundred_lists() {
     let body = r#"{"id":"7","subject":"Task 7 of list 77","description":"d","status":"completed","blocks":[],"blockedBy":[]}"#;
     let old_status = status_of(77 + 7);
     std::fs::write(root.join("tasks/list-077/7.json"), body).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-    let TaskEvent::CcTasksChanged(c) = ev else { panic!("expected a change, got {ev:?}") };
+    let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let TaskEvent::CcTasksChanged(c) = ev else {
+        panic!("expected a change, got {ev:?}")
+    };
     assert_eq!(c.session_id, "list-077");
     assert_eq!(c.tasks.len(), PER_LIST);
     assert_eq!(old_status, "pending");

@@ -25,7 +25,11 @@ fn task_json(id: &str, subject: &str, status: &str) -> String {
 fn write_task(root: &Path, list: &str, id: &str, subject: &str, status: &str) {
     let dir = root.join("tasks").join(list);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{id}.json")), task_json(id, subject, status)).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.json")),
+        task_json(id, subject, status),
+    )
+    .unwrap();
 }
 
 /// A claude dir with a marker list, and a hub started on it.
@@ -48,7 +52,13 @@ impl Env {
         write_task(&root, "marker", "1", "marker 0", "pending");
         let hub = TaskHub::start_with(root.clone(), slots, options).unwrap();
         let rx = hub.subscribe();
-        Env { _tmp: tmp, root, hub, rx, marker: 0 }
+        Env {
+            _tmp: tmp,
+            root,
+            hub,
+            rx,
+            marker: 0,
+        }
     }
 
     async fn next(&mut self) -> TaskEvent {
@@ -88,7 +98,11 @@ async fn next(rx: &mut Receiver<TaskEvent>) -> TaskEvent {
 }
 
 fn ids(tasks: &[missiond_core::protocol::tasks::Task]) -> String {
-    tasks.iter().map(|t| format!("{}:{}", t.id, t.status.as_str())).collect::<Vec<_>>().join(",")
+    tasks
+        .iter()
+        .map(|t| format!("{}:{}", t.id, t.status.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One line per event: type, list, and the parts of the payload the tests care about.
@@ -99,7 +113,14 @@ fn brief(ev: &TaskEvent) -> String {
             let changed: Vec<String> = c
                 .status_changed
                 .iter()
-                .map(|s| format!("{}:{}->{}", s.task.id, s.previous_status.as_str(), s.task.status.as_str()))
+                .map(|s| {
+                    format!(
+                        "{}:{}->{}",
+                        s.task.id,
+                        s.previous_status.as_str(),
+                        s.task.status.as_str()
+                    )
+                })
                 .collect();
             format!(
                 "changed {} +[{}] -[{}] ~[{}] u[{}] = [{}]",
@@ -122,7 +143,10 @@ fn brief(ev: &TaskEvent) -> String {
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -170,7 +194,12 @@ fn warnings_mentioning(needle: &str) -> usize {
         let _ = tracing::subscriber::set_global_default(cap);
         cap
     });
-    cap.0.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    cap.0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
 }
 
 // ---- tests ---------------------------------------------------------------------------------
@@ -187,23 +216,43 @@ async fn initial_scan_is_in_the_overview() {
     let hub = TaskHub::start(root.clone(), Arc::new(NoSlots)).unwrap();
     let ov = hub.overview();
     assert_eq!(ov.total_sessions, 1);
-    assert_eq!(ov.active_sessions, 1, "files written just now count as active");
-    assert_eq!((ov.tasks_by_status.pending, ov.tasks_by_status.in_progress, ov.tasks_by_status.completed), (1, 1, 1));
+    assert_eq!(
+        ov.active_sessions, 1,
+        "files written just now count as active"
+    );
+    assert_eq!(
+        (
+            ov.tasks_by_status.pending,
+            ov.tasks_by_status.in_progress,
+            ov.tasks_by_status.completed
+        ),
+        (1, 1, 1)
+    );
     let s = &ov.sessions[0];
     assert_eq!(s.session_id, "s1");
     assert_eq!(s.project_name, "unknown");
     assert_eq!(s.slot_id, None);
     assert_eq!(s.source, ListSource::Tasks);
-    assert_eq!(ids(&s.tasks), "1:completed,2:in_progress,10:pending", "numeric id order");
+    assert_eq!(
+        ids(&s.tasks),
+        "1:completed,2:in_progress,10:pending",
+        "numeric id order"
+    );
     assert_eq!(s.tasks[0].subject, "Design the API");
-    assert_eq!(s.tasks[0].active_form.as_deref(), Some("Doing Design the API"));
+    assert_eq!(
+        s.tasks[0].active_form.as_deref(),
+        Some("Doing Design the API")
+    );
 
     let json = serde_json::to_value(TaskEvent::CcTasksOverview(ov)).unwrap();
     assert_eq!(json["type"], "cc_tasks_overview");
     assert_eq!(json["payload"]["totalSessions"], 1);
     assert_eq!(json["payload"]["tasksByStatus"]["inProgress"], 1);
     assert_eq!(json["payload"]["sessions"][0]["sessionId"], "s1");
-    assert_eq!(json["payload"]["sessions"][0]["tasks"][1]["status"], "in_progress");
+    assert_eq!(
+        json["payload"]["sessions"][0]["tasks"][1]["status"],
+        "in_progress"
+    );
 }
 
 #[tokio::test]
@@ -212,36 +261,63 @@ async fn whole_file_writes_give_exact_events() {
     let root = env.root.clone();
 
     write_task(&root, "s1", "1", "A", "pending");
-    assert_eq!(env.briefs(2).await, ["active s1", "changed s1 +[1:pending] -[] ~[] u[] = [1:pending]"]);
+    assert_eq!(
+        env.briefs(2).await,
+        [
+            "active s1",
+            "changed s1 +[1:pending] -[] ~[] u[] = [1:pending]"
+        ]
+    );
 
     write_task(&root, "s1", "2", "B", "in_progress");
     assert_eq!(
         env.briefs(2).await,
-        ["changed s1 +[2:in_progress] -[] ~[] u[] = [1:pending,2:in_progress]", "started s1 2"]
+        [
+            "changed s1 +[2:in_progress] -[] ~[] u[] = [1:pending,2:in_progress]",
+            "started s1 2"
+        ]
     );
 
     write_task(&root, "s1", "1", "A", "in_progress");
     assert_eq!(
         env.briefs(2).await,
-        ["changed s1 +[] -[] ~[1:pending->in_progress] u[] = [1:in_progress,2:in_progress]", "started s1 1"]
+        [
+            "changed s1 +[] -[] ~[1:pending->in_progress] u[] = [1:in_progress,2:in_progress]",
+            "started s1 1"
+        ]
     );
 
     write_task(&root, "s1", "1", "A", "completed");
     let ev = env.next().await;
-    assert_eq!(brief(&ev), "changed s1 +[] -[] ~[1:in_progress->completed] u[] = [1:completed,2:in_progress]");
+    assert_eq!(
+        brief(&ev),
+        "changed s1 +[] -[] ~[1:in_progress->completed] u[] = [1:completed,2:in_progress]"
+    );
     let json = serde_json::to_value(&ev).unwrap();
     assert_eq!(json["type"], "cc_tasks_changed");
-    assert_eq!(json["payload"]["statusChanged"][0]["previousStatus"], "in_progress");
-    assert_eq!(json["payload"]["statusChanged"][0]["task"]["status"], "completed");
+    assert_eq!(
+        json["payload"]["statusChanged"][0]["previousStatus"],
+        "in_progress"
+    );
+    assert_eq!(
+        json["payload"]["statusChanged"][0]["task"]["status"],
+        "completed"
+    );
     assert_eq!(json["payload"]["projectName"], "unknown");
     assert!(json["payload"].get("slotId").is_none());
     let ev = env.next().await;
     assert_eq!(brief(&ev), "completed s1 1");
-    assert_eq!(serde_json::to_value(&ev).unwrap()["payload"]["task"]["subject"], "A");
+    assert_eq!(
+        serde_json::to_value(&ev).unwrap()["payload"]["task"]["subject"],
+        "A"
+    );
 
     // A change of subject only is an update, not a status change.
     write_task(&root, "s1", "2", "B renamed", "in_progress");
-    assert_eq!(env.briefs(1).await, ["changed s1 +[] -[] ~[] u[2:in_progress] = [1:completed,2:in_progress]"]);
+    assert_eq!(
+        env.briefs(1).await,
+        ["changed s1 +[] -[] ~[] u[2:in_progress] = [1:completed,2:in_progress]"]
+    );
 
     // The same bytes again: no event.
     write_task(&root, "s1", "2", "B renamed", "in_progress");
@@ -265,10 +341,17 @@ async fn invalid_write_is_retried_reported_once_and_never_a_removal() {
     let path = root.join("tasks/s1/1.json");
     std::fs::write(&path, r#"{"id":"1","subject":"A","sta"#).unwrap();
     let needle = path.display().to_string();
-    eventually("the warning about the invalid file", || warnings_mentioning(&needle) == 1).await;
+    eventually("the warning about the invalid file", || {
+        warnings_mentioning(&needle) == 1
+    })
+    .await;
     let ov = env.hub.overview();
     let s1 = ov.sessions.iter().find(|s| s.session_id == "s1").unwrap();
-    assert_eq!(ids(&s1.tasks), "1:pending", "an invalid file keeps its last good task");
+    assert_eq!(
+        ids(&s1.tasks),
+        "1:pending",
+        "an invalid file keeps its last good task"
+    );
     env.assert_quiet().await;
 
     // A second bad write in the same episode is not reported again.
@@ -279,7 +362,10 @@ async fn invalid_write_is_retried_reported_once_and_never_a_removal() {
     write_task(&root, "s1", "1", "A", "in_progress");
     assert_eq!(
         env.briefs(2).await,
-        ["changed s1 +[] -[] ~[1:pending->in_progress] u[] = [1:in_progress]", "started s1 1"]
+        [
+            "changed s1 +[] -[] ~[1:pending->in_progress] u[] = [1:in_progress]",
+            "started s1 1"
+        ]
     );
     // The valid read cancelled any retry left from the second bad write.
     assert_eq!(warnings_mentioning(&needle), 1, "reported exactly once");
@@ -289,7 +375,10 @@ async fn invalid_write_is_retried_reported_once_and_never_a_removal() {
     std::fs::write(&path2, "").unwrap();
     env.assert_quiet().await;
     write_task(&root, "s1", "2", "B", "pending");
-    assert_eq!(env.briefs(1).await, ["changed s1 +[2:pending] -[] ~[] u[] = [1:in_progress,2:pending]"]);
+    assert_eq!(
+        env.briefs(1).await,
+        ["changed s1 +[2:pending] -[] ~[] u[] = [1:in_progress,2:pending]"]
+    );
 }
 
 #[tokio::test]
@@ -302,14 +391,20 @@ async fn deleting_a_task_file_removes_the_task() {
     assert_eq!(env.briefs(1).await.len(), 1);
 
     std::fs::remove_file(root.join("tasks/s1/2.json")).unwrap();
-    assert_eq!(env.briefs(1).await, ["changed s1 +[] -[2:pending] ~[] u[] = [1:pending]"]);
+    assert_eq!(
+        env.briefs(1).await,
+        ["changed s1 +[] -[2:pending] ~[] u[] = [1:pending]"]
+    );
     env.assert_quiet().await;
 }
 
 #[tokio::test]
 async fn deleting_a_list_folder_is_one_change() {
     // A longer batching window keeps an `rm -rf` in one batch even on a loaded machine.
-    let options = TaskHubOptions { debounce: Duration::from_millis(150), ..TaskHubOptions::default() };
+    let options = TaskHubOptions {
+        debounce: Duration::from_millis(150),
+        ..TaskHubOptions::default()
+    };
     let mut env = Env::start_with(Arc::new(NoSlots), options);
     let root = env.root.clone();
     let staging = env.root.parent().unwrap().join("staging");
@@ -330,9 +425,17 @@ async fn deleting_a_list_folder_is_one_change() {
 
     std::fs::remove_dir_all(root.join("tasks/s1")).unwrap();
     let ev = env.next().await;
-    assert_eq!(brief(&ev), "changed s1 +[] -[1:completed,2:in_progress,3:pending] ~[] u[] = []");
+    assert_eq!(
+        brief(&ev),
+        "changed s1 +[] -[1:completed,2:in_progress,3:pending] ~[] u[] = []"
+    );
     env.assert_quiet().await;
-    assert!(env.hub.overview().sessions.iter().all(|s| s.session_id != "s1"));
+    assert!(env
+        .hub
+        .overview()
+        .sessions
+        .iter()
+        .all(|s| s.session_id != "s1"));
 }
 
 #[tokio::test]
@@ -362,11 +465,21 @@ async fn claude_dir_created_after_start() {
     for _ in 0..3 {
         got.push(brief(&next(&mut rx).await));
     }
-    assert_eq!(got, ["active s1", "changed s1 +[1:in_progress] -[] ~[] u[] = [1:in_progress]", "started s1 1"]);
+    assert_eq!(
+        got,
+        [
+            "active s1",
+            "changed s1 +[1:in_progress] -[] ~[] u[] = [1:in_progress]",
+            "started s1 1"
+        ]
+    );
 
     // Now the claude dir itself is watched: a new list folder and a new file are seen.
     write_task(&root, "s1", "2", "B", "pending");
-    assert_eq!(brief(&next(&mut rx).await), "changed s1 +[2:pending] -[] ~[] u[] = [1:in_progress,2:pending]");
+    assert_eq!(
+        brief(&next(&mut rx).await),
+        "changed s1 +[2:pending] -[] ~[] u[] = [1:in_progress,2:pending]"
+    );
     let staging2 = tmp.path().join("staging2");
     write_task(&staging2, "s2", "1", "C", "pending");
     move_into_place(&staging2.join("tasks/s2"), &root.join("tasks/s2"));
@@ -374,10 +487,19 @@ async fn claude_dir_created_after_start() {
     for _ in 0..2 {
         got.push(brief(&next(&mut rx).await));
     }
-    assert_eq!(got, ["active s2", "changed s2 +[1:pending] -[] ~[] u[] = [1:pending]"]);
+    assert_eq!(
+        got,
+        [
+            "active s2",
+            "changed s2 +[1:pending] -[] ~[] u[] = [1:pending]"
+        ]
+    );
     // A folder moved in is followed too.
     write_task(&root, "s2", "1", "C", "completed");
-    assert_eq!(brief(&next(&mut rx).await), "changed s2 +[] -[] ~[1:pending->completed] u[] = [1:completed]");
+    assert_eq!(
+        brief(&next(&mut rx).await),
+        "changed s2 +[] -[] ~[1:pending->completed] u[] = [1:completed]"
+    );
     assert_eq!(brief(&next(&mut rx).await), "completed s2 1");
     assert_eq!(hub.overview().total_sessions, 2);
 }
@@ -396,10 +518,19 @@ async fn tasks_folder_created_after_start() {
     for _ in 0..2 {
         got.push(brief(&next(&mut rx).await));
     }
-    assert_eq!(got, ["active s9", "changed s9 +[1:pending] -[] ~[] u[] = [1:pending]"]);
+    assert_eq!(
+        got,
+        [
+            "active s9",
+            "changed s9 +[1:pending] -[] ~[] u[] = [1:pending]"
+        ]
+    );
     // And files inside it are followed from then on.
     write_task(&root, "s9", "1", "A", "in_progress");
-    assert_eq!(brief(&next(&mut rx).await), "changed s9 +[] -[] ~[1:pending->in_progress] u[] = [1:in_progress]");
+    assert_eq!(
+        brief(&next(&mut rx).await),
+        "changed s9 +[] -[] ~[1:pending->in_progress] u[] = [1:in_progress]"
+    );
     assert_eq!(brief(&next(&mut rx).await), "started s9 1");
 }
 
@@ -420,8 +551,17 @@ async fn legacy_todos() {
     .unwrap();
     let evs: Vec<TaskEvent> = vec![env.next().await, env.next().await, env.next().await];
     let got: Vec<String> = evs.iter().map(brief).collect();
-    assert_eq!(got, ["active s1", "changed s1 +[1:in_progress,2:pending] -[] ~[] u[] = [1:in_progress,2:pending]", "started s1 1"]);
-    let TaskEvent::CcTasksChanged(c) = &evs[1] else { panic!() };
+    assert_eq!(
+        got,
+        [
+            "active s1",
+            "changed s1 +[1:in_progress,2:pending] -[] ~[] u[] = [1:in_progress,2:pending]",
+            "started s1 1"
+        ]
+    );
+    let TaskEvent::CcTasksChanged(c) = &evs[1] else {
+        panic!()
+    };
     assert_eq!(c.source, ListSource::Todos);
     assert_eq!(c.tasks[0].subject, "Read the code");
     assert_eq!(c.tasks[0].active_form.as_deref(), Some("Reading the code"));
@@ -447,14 +587,29 @@ async fn legacy_todos() {
     assert_eq!(brief(&env.next().await), "completed s1 1");
 
     // A sub-agent's todos are their own list, tagged with the agent.
-    std::fs::write(todos.join("s1-agent-a7.json"), r#"[{"content":"Sub","status":"pending"}]"#).unwrap();
+    std::fs::write(
+        todos.join("s1-agent-a7.json"),
+        r#"[{"content":"Sub","status":"pending"}]"#,
+    )
+    .unwrap();
     let active = env.next().await;
-    let TaskEvent::CcSessionActive(a) = &active else { panic!("{}", brief(&active)) };
-    assert_eq!((a.session_id.as_str(), a.agent_id.as_deref()), ("s1", Some("a7")));
-    assert_eq!(brief(&env.next().await), "changed s1 +[1:pending] -[] ~[] u[] = [1:pending]");
+    let TaskEvent::CcSessionActive(a) = &active else {
+        panic!("{}", brief(&active))
+    };
+    assert_eq!(
+        (a.session_id.as_str(), a.agent_id.as_deref()),
+        ("s1", Some("a7"))
+    );
+    assert_eq!(
+        brief(&env.next().await),
+        "changed s1 +[1:pending] -[] ~[] u[] = [1:pending]"
+    );
 
     std::fs::remove_file(&file).unwrap();
-    assert_eq!(env.briefs(1).await, ["changed s1 +[] -[1:completed,2:in_progress] ~[] u[] = []"]);
+    assert_eq!(
+        env.briefs(1).await,
+        ["changed s1 +[] -[1:completed,2:in_progress] ~[] u[] = []"]
+    );
     env.assert_quiet().await;
 }
 
@@ -483,14 +638,21 @@ async fn session_file_links_the_list_to_its_slot() {
     };
     write_session("busy");
     let st = timeout(WAIT, status.recv()).await.unwrap().unwrap();
-    assert_eq!((st.pid, st.session_id.as_str(), st.busy), (me, "sess-1", true));
+    assert_eq!(
+        (st.pid, st.session_id.as_str(), st.busy),
+        (me, "sess-1", true)
+    );
     assert_eq!(env.hub.session_status(me).map(|s| s.busy), Some(true));
 
     write_task(&root, "sess-1", "1", "Design", "in_progress");
     let evs = vec![env.next().await, env.next().await, env.next().await];
     assert_eq!(
         evs.iter().map(brief).collect::<Vec<_>>(),
-        ["active sess-1", "changed sess-1 +[1:in_progress] -[] ~[] u[] = [1:in_progress]", "started sess-1 1"]
+        [
+            "active sess-1",
+            "changed sess-1 +[1:in_progress] -[] ~[] u[] = [1:in_progress]",
+            "started sess-1 1"
+        ]
     );
     for ev in &evs {
         assert_eq!(ev.slot_id(), Some("slot-a"), "{}", brief(ev));
@@ -498,12 +660,17 @@ async fn session_file_links_the_list_to_its_slot() {
         assert_eq!(json["payload"]["slotId"], "slot-a");
         assert_eq!(json["payload"]["projectName"], "parser");
     }
-    let TaskEvent::CcSessionActive(a) = &evs[0] else { panic!() };
+    let TaskEvent::CcSessionActive(a) = &evs[0] else {
+        panic!()
+    };
     assert_eq!(a.cwd.as_deref(), Some("/work/projects/parser"));
 
     let lists = env.hub.slot_lists("slot-a");
     assert_eq!(lists.len(), 1);
-    assert_eq!((lists[0].session_id.as_str(), lists[0].active), ("sess-1", true));
+    assert_eq!(
+        (lists[0].session_id.as_str(), lists[0].active),
+        ("sess-1", true)
+    );
     assert!(env.hub.slot_lists("other").is_empty());
 
     write_session("idle");
@@ -529,7 +696,10 @@ async fn a_dead_session_process_makes_its_list_inactive() {
     env.assert_quiet().await;
     // Fresh files, but the owning process is dead: the list shows up inactive.
     write_task(&root, "gone", "1", "A", "pending");
-    assert_eq!(env.briefs(1).await, ["changed gone +[1:pending] -[] ~[] u[] = [1:pending]"]);
+    assert_eq!(
+        env.briefs(1).await,
+        ["changed gone +[1:pending] -[] ~[] u[] = [1:pending]"]
+    );
     let ov = env.hub.overview();
     let gone = ov.sessions.iter().find(|s| s.session_id == "gone").unwrap();
     assert!(!gone.active);
@@ -538,22 +708,34 @@ async fn a_dead_session_process_makes_its_list_inactive() {
 
 #[tokio::test]
 async fn lists_without_session_expire_after_the_window() {
-    let options = TaskHubOptions { active_window: Duration::from_millis(1500), ..TaskHubOptions::default() };
+    let options = TaskHubOptions {
+        active_window: Duration::from_millis(1500),
+        ..TaskHubOptions::default()
+    };
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join(".claude");
     let hub = TaskHub::start_with(root.clone(), Arc::new(NoSlots), options).unwrap();
     let mut rx = hub.subscribe();
     write_task(&root, "s1", "1", "A", "pending");
     assert_eq!(brief(&next(&mut rx).await), "active s1");
-    assert_eq!(brief(&next(&mut rx).await), "changed s1 +[1:pending] -[] ~[] u[] = [1:pending]");
+    assert_eq!(
+        brief(&next(&mut rx).await),
+        "changed s1 +[1:pending] -[] ~[] u[] = [1:pending]"
+    );
     let ev = next(&mut rx).await;
     assert_eq!(brief(&ev), "inactive s1");
-    assert_eq!(serde_json::to_value(&ev).unwrap()["type"], "cc_session_inactive");
+    assert_eq!(
+        serde_json::to_value(&ev).unwrap()["type"],
+        "cc_session_inactive"
+    );
     assert_eq!(hub.overview().active_sessions, 0);
     // A new write makes it active again.
     write_task(&root, "s1", "1", "A", "completed");
     assert_eq!(brief(&next(&mut rx).await), "active s1");
-    assert_eq!(brief(&next(&mut rx).await), "changed s1 +[] -[] ~[1:pending->completed] u[] = [1:completed]");
+    assert_eq!(
+        brief(&next(&mut rx).await),
+        "changed s1 +[] -[] ~[1:pending->completed] u[] = [1:completed]"
+    );
     assert_eq!(brief(&next(&mut rx).await), "completed s1 1");
 }
 
@@ -579,24 +761,47 @@ async fn project_name_from_the_transcript_when_no_session_file() {
     .unwrap();
     write_task(&env.root, "old-1", "1", "A", "pending");
     let evs = vec![env.next().await, env.next().await];
-    assert_eq!(evs.iter().map(brief).collect::<Vec<_>>(), ["active old-1", "changed old-1 +[1:pending] -[] ~[] u[] = [1:pending]"]);
+    assert_eq!(
+        evs.iter().map(brief).collect::<Vec<_>>(),
+        [
+            "active old-1",
+            "changed old-1 +[1:pending] -[] ~[] u[] = [1:pending]"
+        ]
+    );
     for ev in &evs {
-        assert_eq!(serde_json::to_value(ev).unwrap()["payload"]["projectName"], "my.app", "{}", brief(ev));
+        assert_eq!(
+            serde_json::to_value(ev).unwrap()["payload"]["projectName"],
+            "my.app",
+            "{}",
+            brief(ev)
+        );
     }
     let ov = env.hub.overview();
-    let s = ov.sessions.iter().find(|s| s.session_id == "old-1").unwrap();
+    let s = ov
+        .sessions
+        .iter()
+        .find(|s| s.session_id == "old-1")
+        .unwrap();
     assert_eq!(s.cwd.as_deref(), Some("/home/u/my.app"));
 }
 
 #[test]
 fn docs_examples_match_the_wire_types() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/TASKS.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/TASKS.md"))
+            .unwrap();
     let mut checked = 0;
     for block in doc.split("```json").skip(1) {
         let json = block.split("```").next().unwrap();
         let value: serde_json::Value = serde_json::from_str(json).unwrap();
-        let event: TaskEvent = serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{e}: {json}"));
-        assert_eq!(serde_json::to_value(&event).unwrap(), value, "round trip of {}", event.kind());
+        let event: TaskEvent =
+            serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            value,
+            "round trip of {}",
+            event.kind()
+        );
         checked += 1;
     }
     assert_eq!(checked, 4);

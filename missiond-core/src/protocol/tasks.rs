@@ -235,9 +235,8 @@ mod tests {
         assert_eq!(v["payload"]["task"]["activeForm"], "Designing");
         assert_eq!(v["payload"]["task"]["status"], "in_progress");
         assert_eq!(v["payload"]["task"]["blockedBy"][0], "2");
-        let back: TaskEvent = serde_json::from_value(v).unwrap_or(TaskEvent::CcTasksOverview(
-            TasksOverview::default(),
-        ));
+        let back: TaskEvent = serde_json::from_value(v)
+            .unwrap_or(TaskEvent::CcTasksOverview(TasksOverview::default()));
         assert_eq!(back, ev);
         let get: Result<TasksClientMsg, _> = serde_json::from_str(r#"{"type":"get_tasks"}"#);
         assert!(matches!(get, Ok(TasksClientMsg::GetTasks)));

@@ -170,12 +170,7 @@ pub(crate) fn load<T>(
         Ok(m) if m.is_file() => m,
         Ok(_) => return Load::Missing,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Load::Missing,
-        Err(e) => {
-            return Load::Invalid(
-                Stamp::of_missing(),
-                format!("cannot stat: {e}"),
-            )
-        }
+        Err(e) => return Load::Invalid(Stamp::of_missing(), format!("cannot stat: {e}")),
     };
     let now = SystemTime::now();
     let stamp = Stamp::of(&meta, now);
@@ -289,37 +284,57 @@ mod tests {
         let root = Path::new("/h/.claude");
         assert_eq!(classify(root, Path::new("/h")), Place::Root);
         assert_eq!(classify(root, root), Place::Root);
-        assert_eq!(classify(root, Path::new("/h/.claude/tasks")), Place::TasksDir);
+        assert_eq!(
+            classify(root, Path::new("/h/.claude/tasks")),
+            Place::TasksDir
+        );
         assert_eq!(
             classify(root, Path::new("/h/.claude/tasks/abc")),
             Place::ListDir("abc".into())
         );
         assert_eq!(
             classify(root, Path::new("/h/.claude/tasks/abc/3.json")),
-            Place::File(FileRef::ListFile { list: "abc".into(), name: "3.json".into() })
+            Place::File(FileRef::ListFile {
+                list: "abc".into(),
+                name: "3.json".into()
+            })
         );
-        assert_eq!(classify(root, Path::new("/h/.claude/tasks/abc/.lock")), Place::Ignored);
+        assert_eq!(
+            classify(root, Path::new("/h/.claude/tasks/abc/.lock")),
+            Place::Ignored
+        );
         assert_eq!(
             classify(root, Path::new("/h/.claude/tasks/abc/.highwatermark")),
             Place::Ignored
         );
         assert_eq!(
             classify(root, Path::new("/h/.claude/todos/s-agent-s.json")),
-            Place::File(FileRef::Todo { stem: "s-agent-s".into() })
+            Place::File(FileRef::Todo {
+                stem: "s-agent-s".into()
+            })
         );
         assert_eq!(
             classify(root, Path::new("/h/.claude/sessions/42.json")),
             Place::File(FileRef::Session { pid: 42 })
         );
-        assert_eq!(classify(root, Path::new("/h/.claude/sessions/x.json")), Place::Ignored);
-        assert_eq!(classify(root, Path::new("/h/.claude/projects/a/b.jsonl")), Place::Ignored);
+        assert_eq!(
+            classify(root, Path::new("/h/.claude/sessions/x.json")),
+            Place::Ignored
+        );
+        assert_eq!(
+            classify(root, Path::new("/h/.claude/projects/a/b.jsonl")),
+            Place::Ignored
+        );
         assert_eq!(classify(root, Path::new("/other")), Place::Ignored);
     }
 
     #[test]
     fn todo_stems() {
         assert_eq!(split_todo_stem("s1-agent-s1"), ("s1".into(), None));
-        assert_eq!(split_todo_stem("s1-agent-a2"), ("s1".into(), Some("a2".into())));
+        assert_eq!(
+            split_todo_stem("s1-agent-a2"),
+            ("s1".into(), Some("a2".into()))
+        );
         assert_eq!(split_todo_stem("plain"), ("plain".into(), None));
     }
 

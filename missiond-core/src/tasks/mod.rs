@@ -185,7 +185,13 @@ impl TaskHub {
         std::thread::Builder::new()
             .name("missiond-tasks".into())
             .spawn(move || worker.run())?;
-        Ok(TaskHub { inner: Arc::new(Inner { shared, root, control: tx }) })
+        Ok(TaskHub {
+            inner: Arc::new(Inner {
+                shared,
+                root,
+                control: tx,
+            }),
+        })
     }
 
     /// The watched claude dir (made absolute).
@@ -194,7 +200,11 @@ impl TaskHub {
     }
 
     fn model(&self) -> std::sync::MutexGuard<'_, Model> {
-        self.inner.shared.model.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .shared
+            .model
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every list and its tasks: the `cc_tasks_overview` payload and `GET /api/tasks`.
@@ -235,5 +245,7 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    std::env::current_dir()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }

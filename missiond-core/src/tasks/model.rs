@@ -125,7 +125,6 @@ impl TaskList {
         }
         self.tasks = tasks;
     }
-
 }
 
 /// Numeric ids in numeric order, then the rest in string order.
@@ -159,7 +158,10 @@ pub(crate) struct Dirty {
 
 impl Dirty {
     pub(crate) fn full() -> Dirty {
-        Dirty { full: true, ..Dirty::default() }
+        Dirty {
+            full: true,
+            ..Dirty::default()
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -215,7 +217,11 @@ pub(crate) struct Model {
 type Before = BTreeMap<ListKey, (Vec<Task>, bool)>;
 
 impl Model {
-    pub(crate) fn new(root: PathBuf, active_window: Duration, slots: Arc<dyn SlotResolver>) -> Model {
+    pub(crate) fn new(
+        root: PathBuf,
+        active_window: Duration,
+        slots: Arc<dyn SlotResolver>,
+    ) -> Model {
         Model {
             root,
             active_window,
@@ -255,8 +261,12 @@ impl Model {
                 .iter()
                 .filter_map(|n| files::session_pid(n))
                 .collect();
-            let gone: Vec<u32> =
-                self.sessions.keys().filter(|p| !present.contains(p)).copied().collect();
+            let gone: Vec<u32> = self
+                .sessions
+                .keys()
+                .filter(|p| !present.contains(p))
+                .copied()
+                .collect();
             for pid in gone {
                 self.remove_session(pid);
             }
@@ -372,17 +382,28 @@ impl Model {
             .into_iter()
             .filter(|n| n.ends_with(".json") && !n.starts_with('.') && n.len() > 5)
             .collect();
-        let entry = self.lists.entry(key.clone()).or_insert_with(|| TaskList::new(&key));
+        let entry = self
+            .lists
+            .entry(key.clone())
+            .or_insert_with(|| TaskList::new(&key));
         if let Ok(m) = dir_meta.modified() {
             entry.touch(m);
         }
-        let gone: Vec<String> = entry.files.keys().filter(|n| !names.contains(*n)).cloned().collect();
+        let gone: Vec<String> = entry
+            .files
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
         if !gone.is_empty() {
             entry.touch(SystemTime::now());
         }
         for name in gone {
             entry.files.remove(&name);
-            self.retries.remove(&FileRef::ListFile { list: list.to_string(), name });
+            self.retries.remove(&FileRef::ListFile {
+                list: list.to_string(),
+                name,
+            });
         }
         for name in names {
             self.load_list_file(list, &name, false, before);
@@ -391,10 +412,19 @@ impl Model {
 
     fn load_list_file(&mut self, list: &str, name: &str, force: bool, before: &mut Before) {
         let key = ListKey::Tasks(list.to_string());
-        let fref = FileRef::ListFile { list: list.to_string(), name: name.to_string() };
+        let fref = FileRef::ListFile {
+            list: list.to_string(),
+            name: name.to_string(),
+        };
         let path = fref.path(&self.root);
-        let prev = self.lists.get(&key).and_then(|l| l.files.get(name)).map(|f| f.stamp);
-        let load = files::load(&path, prev.as_ref(), force, |b| files::parse_task(b).map(|t| vec![t]));
+        let prev = self
+            .lists
+            .get(&key)
+            .and_then(|l| l.files.get(name))
+            .map(|f| f.stamp);
+        let load = files::load(&path, prev.as_ref(), force, |b| {
+            files::parse_task(b).map(|t| vec![t])
+        });
         if matches!(load, Load::Unchanged) {
             return;
         }
@@ -412,15 +442,24 @@ impl Model {
             }
             return;
         }
-        let list_entry = self.lists.entry(key.clone()).or_insert_with(|| TaskList::new(&key));
+        let list_entry = self
+            .lists
+            .entry(key.clone())
+            .or_insert_with(|| TaskList::new(&key));
         apply_load(list_entry, name, load, &fref, &path, &mut self.retries);
     }
 
     fn load_todo(&mut self, stem: &str, force: bool, before: &mut Before) {
         let key = ListKey::Todos(stem.to_string());
-        let fref = FileRef::Todo { stem: stem.to_string() };
+        let fref = FileRef::Todo {
+            stem: stem.to_string(),
+        };
         let path = fref.path(&self.root);
-        let prev = self.lists.get(&key).and_then(|l| l.files.get("")).map(|f| f.stamp);
+        let prev = self
+            .lists
+            .get(&key)
+            .and_then(|l| l.files.get(""))
+            .map(|f| f.stamp);
         let load = files::load(&path, prev.as_ref(), force, files::parse_todos);
         if matches!(load, Load::Unchanged) {
             return;
@@ -431,13 +470,18 @@ impl Model {
             self.remove_list(&key);
             return;
         }
-        let list_entry = self.lists.entry(key.clone()).or_insert_with(|| TaskList::new(&key));
+        let list_entry = self
+            .lists
+            .entry(key.clone())
+            .or_insert_with(|| TaskList::new(&key));
         apply_load(list_entry, "", load, &fref, &path, &mut self.retries);
     }
 
     /// Looks up the transcript's cwd for a shown list that no session file describes.
     fn find_cwd_hint(&mut self, key: &ListKey, projects: &mut Projects) {
-        let Some(list) = self.lists.get(key) else { return };
+        let Some(list) = self.lists.get(key) else {
+            return;
+        };
         if list.cwd_hint.is_some() || !list.visible() {
             return;
         }
@@ -454,7 +498,10 @@ impl Model {
         if let Some(list) = self.lists.remove(key) {
             for name in list.files.keys() {
                 let fref = match key {
-                    ListKey::Tasks(id) => FileRef::ListFile { list: id.clone(), name: name.clone() },
+                    ListKey::Tasks(id) => FileRef::ListFile {
+                        list: id.clone(),
+                        name: name.clone(),
+                    },
                     ListKey::Todos(stem) => FileRef::Todo { stem: stem.clone() },
                 };
                 self.retries.remove(&fref);
@@ -485,16 +532,31 @@ impl Model {
                         });
                     }
                 }
-                self.sessions.insert(pid, SessionEntry { stamp, file: Some(file), invalid: None });
+                self.sessions.insert(
+                    pid,
+                    SessionEntry {
+                        stamp,
+                        file: Some(file),
+                        invalid: None,
+                    },
+                );
             }
             Load::Invalid(stamp, err) => {
-                let entry = self
-                    .sessions
-                    .entry(pid)
-                    .or_insert(SessionEntry { stamp, file: None, invalid: None });
+                let entry = self.sessions.entry(pid).or_insert(SessionEntry {
+                    stamp,
+                    file: None,
+                    invalid: None,
+                });
                 let new_write = !entry.stamp.same_write(&stamp);
                 entry.stamp = stamp;
-                note_invalid(&mut entry.invalid, new_write, &fref, &path, &err, &mut self.retries);
+                note_invalid(
+                    &mut entry.invalid,
+                    new_write,
+                    &fref,
+                    &path,
+                    &err,
+                    &mut self.retries,
+                );
             }
         }
     }
@@ -550,8 +612,11 @@ impl Model {
                 }
             }
         }
-        let removed: Vec<Task> =
-            old.iter().filter(|t| !new_keys.contains(&keyer(t))).cloned().collect();
+        let removed: Vec<Task> = old
+            .iter()
+            .filter(|t| !new_keys.contains(&keyer(t)))
+            .cloned()
+            .collect();
 
         let appeared_or_vanished = old_visible != new_visible;
         if added.is_empty()
@@ -609,12 +674,17 @@ impl Model {
     /// Recomputes every shown list's `active`; returns the flips as (key, event).
     fn refresh_activity(&mut self) -> Vec<(ListKey, TaskEvent)> {
         let now = SystemTime::now();
-        let alive: HashMap<u32, bool> =
-            self.sessions.keys().map(|&pid| (pid, procs::pid_alive(pid))).collect();
+        let alive: HashMap<u32, bool> = self
+            .sessions
+            .keys()
+            .map(|&pid| (pid, procs::pid_alive(pid)))
+            .collect();
         let mut flips = Vec::new();
         let keys: Vec<ListKey> = self.lists.keys().cloned().collect();
         for key in keys {
-            let Some(list) = self.lists.get(&key) else { continue };
+            let Some(list) = self.lists.get(&key) else {
+                continue;
+            };
             if !list.visible() {
                 if let Some(l) = self.lists.get_mut(&key) {
                     l.reported_active = None;
@@ -642,7 +712,10 @@ impl Model {
     fn compute_active(&self, list: &TaskList, alive: &HashMap<u32, bool>, now: SystemTime) -> bool {
         let mut linked = false;
         for (pid, s) in &self.sessions {
-            if s.file.as_ref().is_some_and(|f| f.session_id == list.session_id) {
+            if s.file
+                .as_ref()
+                .is_some_and(|f| f.session_id == list.session_id)
+            {
                 linked = true;
                 if alive.get(pid).copied().unwrap_or(false) {
                     return true;
@@ -697,13 +770,20 @@ impl Model {
             }
         }
         match best {
-            Some((pid, f, _)) => Link { pid: Some(pid), cwd: f.cwd.clone() },
-            None => Link { pid: None, cwd: None },
+            Some((pid, f, _)) => Link {
+                pid: Some(pid),
+                cwd: f.cwd.clone(),
+            },
+            None => Link {
+                pid: None,
+                cwd: None,
+            },
         }
     }
 
     fn slot_of(&self, link: &Link) -> Option<String> {
-        link.pid.and_then(|pid| procs::slot_for(self.slots.as_ref(), pid))
+        link.pid
+            .and_then(|pid| procs::slot_for(self.slots.as_ref(), pid))
     }
 
     /// [`Model::link`], with the transcript's cwd when no session file gives one.
@@ -800,7 +880,8 @@ impl Model {
                     continue; // a window too long to end
                 };
                 let left = expiry.duration_since(now_s).unwrap_or(Duration::ZERO);
-                if let Some(at) = now_i.checked_add(left.saturating_add(Duration::from_millis(10))) {
+                if let Some(at) = now_i.checked_add(left.saturating_add(Duration::from_millis(10)))
+                {
                     consider(at);
                 }
             }
@@ -810,8 +891,12 @@ impl Model {
 
     /// Due retries as a batch (forced re-reads); the caller applies it.
     pub(crate) fn due_retries(&mut self, now: Instant) -> Dirty {
-        let due: Vec<FileRef> =
-            self.retries.iter().filter(|(_, t)| **t <= now).map(|(f, _)| f.clone()).collect();
+        let due: Vec<FileRef> = self
+            .retries
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
         let mut dirty = Dirty::default();
         for f in due {
             self.retries.remove(&f);
@@ -847,7 +932,14 @@ fn apply_load(
         Load::Valid(stamp, tasks) => {
             retries.remove(fref);
             list.touch(stamp.mtime);
-            list.files.insert(name.to_string(), FileEntry { stamp, tasks, invalid: None });
+            list.files.insert(
+                name.to_string(),
+                FileEntry {
+                    stamp,
+                    tasks,
+                    invalid: None,
+                },
+            );
         }
         Load::Invalid(stamp, err) => {
             list.touch(stamp.mtime);

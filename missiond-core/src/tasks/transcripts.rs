@@ -20,7 +20,10 @@ pub(crate) struct Projects {
 
 impl Projects {
     pub(crate) fn new(root: &Path) -> Projects {
-        Projects { dirs: None, root: root.join("projects") }
+        Projects {
+            dirs: None,
+            root: root.join("projects"),
+        }
     }
 
     fn dirs(&mut self) -> &[PathBuf] {
@@ -42,7 +45,11 @@ impl Projects {
             return None;
         }
         let name = format!("{session_id}.jsonl");
-        let path = self.dirs().iter().map(|d| d.join(&name)).find(|p| p.is_file())?;
+        let path = self
+            .dirs()
+            .iter()
+            .map(|d| d.join(&name))
+            .find(|p| p.is_file())?;
         read_cwd(&path)
     }
 }
@@ -56,7 +63,9 @@ fn read_cwd(path: &Path) -> Option<String> {
             continue;
         }
         // A line cut by the read limit does not parse: that ends the search.
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else { break };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            break;
+        };
         if let Some(cwd) = value.get("cwd").and_then(|c| c.as_str()) {
             return Some(cwd.to_string());
         }

@@ -35,7 +35,10 @@ pub(crate) struct WatchSet {
 }
 
 fn inode(path: &Path) -> Option<u64> {
-    std::fs::metadata(path).ok().filter(|m| m.is_dir()).map(|m| m.ino())
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| m.ino())
 }
 
 fn desired(root: &Path) -> Vec<(PathBuf, RecursiveMode)> {
@@ -69,8 +72,8 @@ impl WatchSet {
         let want = desired(root);
         let mut keep = Vec::new();
         for (path, mode, ino) in std::mem::take(&mut self.watched) {
-            let still = want.iter().any(|(p, m)| *p == path && *m == mode)
-                && inode(&path) == Some(ino);
+            let still =
+                want.iter().any(|(p, m)| *p == path && *m == mode) && inode(&path) == Some(ino);
             if still {
                 keep.push((path, mode, ino));
             } else {
@@ -134,7 +137,9 @@ impl Worker {
             };
             let msg = match deadline {
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(d) => self.rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                Some(d) => self
+                    .rx
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
             };
             match msg {
                 Ok(Msg::Fs(Ok(event))) => {
@@ -151,7 +156,9 @@ impl Worker {
                             let start = *batch_start.get_or_insert(now);
                             // Quiet for `debounce`, but never held longer than 4 windows.
                             let quiet = now.checked_add(self.debounce).unwrap_or(now);
-                            let cap = start.checked_add(self.debounce.saturating_mul(4)).unwrap_or(start);
+                            let cap = start
+                                .checked_add(self.debounce.saturating_mul(4))
+                                .unwrap_or(start);
                             batch_due = Some(quiet.min(cap));
                         }
                     }
