@@ -12,14 +12,18 @@ missiond="${MISSIOND:-missiond}"
 limit="${1:-0}"
 command -v jq >/dev/null || { echo "notify-completed.sh needs jq (apt-get install jq)" >&2; exit 1; }
 
+# The event stream runs as a coprocess so that stopping after N lines ends it too.
+coproc FOLLOW { exec "$missiond" tasks --follow --json; }
+trap 'kill "$FOLLOW_PID" 2>/dev/null || true' EXIT
+
 count=0
-"$missiond" tasks --follow --json |
-  jq --unbuffered -r 'select(.type == "cc_task_completed")
-      | .payload | "done: \(.task.subject) (\(.slotId // .projectName))"' |
-  while IFS= read -r line; do
-    printf '%s\n' "$line"
-    count=$((count + 1))
-    if [ "$limit" -gt 0 ] && [ "$count" -ge "$limit" ]; then
-      exit 0
-    fi
-  done
+while IFS= read -r event <&"${FOLLOW[0]}"; do
+  line=$(jq -r 'select(.type == "cc_task_completed")
+      | .payload | "done: \(.task.subject) (\(.slotId // .projectName))"' <<<"$event")
+  [ -n "$line" ] || continue
+  printf '%s\n' "$line"
+  count=$((count + 1))
+  if [ "$limit" -gt 0 ] && [ "$count" -ge "$limit" ]; then
+    exit 0
+  fi
+done

@@ -249,7 +249,8 @@ fn write_config(dir: &Path, options: &DaemonOptions) -> PathBuf {
 /// Points every directory the daemon or CLI might touch into `dir`, and clears the runner's
 /// own missiond settings.
 pub fn isolate(cmd: &mut Command, dir: &Path) {
-    for var in CLEARED {
+    // The runner's own Claude Code settings must not reach Claude Code in a slot either.
+    for var in CLEARED.iter().chain(super::claude_env::VARS_TO_CLEAR) {
         cmd.env_remove(var);
     }
     let home = dir.join("home");
