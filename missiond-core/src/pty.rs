@@ -262,7 +262,9 @@ pub fn utf8_complete_len(buf: &[u8]) -> usize {
         if byte & 0b1100_0000 == 0b1000_0000 {
             continue; // continuation byte: keep looking for the lead
         }
-        let needed = if byte >= 0b1111_0000 {
+        let needed = if byte >= 0b1111_1000 {
+            1 // 0xF8-0xFF never start a character: invalid, pass it through
+        } else if byte >= 0b1111_0000 {
             4
         } else if byte >= 0b1110_0000 {
             3
