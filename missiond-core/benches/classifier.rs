@@ -1,0 +1,70 @@
+//! Cost of one classification: `semantic::Classifier::on_output` with the embedded
+//! claude-code rules, on the screens of the recorded Claude Code sessions
+//! (tests/fixtures). The slot's parser thread runs it once per batch of output.
+//!
+//! Screens are taken after every 256 bytes of each recording (a typical Claude Code repaint is
+//! a few hundred bytes), so the set covers dialogs, spinners, prompts and the `/` menu.
+//!
+//! Run: `cargo bench -p missiond-core --bench classifier`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use missiond_core::protocol::Profile;
+use missiond_core::screen::Screen;
+use missiond_core::semantic::{Classifier, RuleBook};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Bytes fed between two screens.
+const STEP: usize = 256;
+
+fn fixtures_dir() -> PathBuf {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let versioned = base.join("claude-code-2.1.330");
+    if versioned.is_dir() {
+        versioned
+    } else {
+        base
+    }
+}
+
+/// `(screen, title)` after every [`STEP`] bytes of every recording.
+fn screens() -> Vec<(vt100::Screen, String)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension().is_some_and(|e| e == "bin"));
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let mut screen = Screen::new(120, 40, 2000);
+        for chunk in bytes.chunks(STEP) {
+            screen.process(chunk);
+            out.push((screen.vt().clone(), screen.title().to_string()));
+        }
+    }
+    out
+}
+
+fn classify(c: &mut Criterion) {
+    let screens = screens();
+    assert!(!screens.is_empty(), "no recordings in {}", fixtures_dir().display());
+    let book = RuleBook::embedded();
+    let mut group = c.benchmark_group("classifier");
+    group.throughput(Throughput::Elements(screens.len() as u64));
+    for profile in [Profile::ClaudeCode, Profile::Shell] {
+        let rules = book.rules(profile);
+        group.bench_function(format!("on_output/{}", profile.as_str()), |b| {
+            b.iter(|| {
+                let mut classifier = Classifier::new(rules.clone());
+                for (screen, title) in &screens {
+                    black_box(classifier.on_output(screen, title, Instant::now()));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classify);
+criterion_main!(benches);

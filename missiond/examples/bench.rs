@@ -1,0 +1,1217 @@
+//! End-to-end benchmarks of missiond (issue 7). Results and method: docs/PERFORMANCE.md.
+//!
+//! ```text
+//! cargo build --release -p missiond            # the daemon under test (built here if missing)
+//! cargo run --release -p missiond --example bench -- [--quick] [--only NAME]... [--runs N]
+//! ```
+//!
+//! Starts the real release daemon (`target/release/missiond`, next to this example's
+//! directory) on 127.0.0.1 with a temporary state, home and claude directory and its own
+//! token, creates slots over REST and reads `/pty`, `/tasks` with tokio-tungstenite clients.
+//! Every figure is the median of `--runs` runs (default 5) with min and max; ratios are taken
+//! within one run. Sections (`--only`): `throughput` (raw PTY rate and 1/4/16 viewers),
+//! `echo`, `slow`, `scale`, `tasks`, `inproc` (vt100 parse, frame encoding, classifier).
+//!
+//! The machine is shared: compare figures of one run with each other, not across days.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// One megabyte as rates are quoted here (and by ttyd's figures): 10^6 bytes.
+const MB: f64 = 1e6;
+/// Printed by the slot after the benchmark file; the viewers stop when they see it.
+const MARK: &str = "MISSIOND_BENCH_END_7f3a";
+/// Bounds every wait, so a broken daemon fails the run instead of hanging it.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Parser)]
+#[command(about = "End-to-end benchmarks of the missiond daemon (docs/PERFORMANCE.md)")]
+struct Args {
+    /// Shorter runs for development: 3 runs, 16 MiB file, 10 s idle, fewer keys and writes.
+    #[arg(long)]
+    quick: bool,
+    /// Run only these sections: throughput, echo, slow, scale, tasks, inproc (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Runs per figure (default 5, or 3 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Size of the generated file in MiB (default 64, or 16 with --quick).
+    #[arg(long)]
+    file_mib: Option<usize>,
+    /// Size of the file of the slow-viewer section in MiB (default 16, or 8 with --quick).
+    #[arg(long)]
+    fan_mib: Option<usize>,
+    /// Seconds of idle measured per scale step (default 30, or 10 with --quick).
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// Viewer counts of the throughput section (default 1,4,16; the first is the reference).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    viewers: Vec<usize>,
+    /// Do not run `cargo build --release -p missiond` first.
+    #[arg(long)]
+    no_build: bool,
+    /// Also write the result table (markdown) to this file.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
+}
+
+struct Settings {
+    runs: usize,
+    file_mib: usize,
+    fan_mib: usize,
+    idle_secs: u64,
+    keys: usize,
+    task_writes: usize,
+    scale: Vec<usize>,
+    viewers: Vec<usize>,
+}
+
+impl Args {
+    fn settings(&self) -> Settings {
+        let q = self.quick;
+        Settings {
+            runs: self.runs.unwrap_or(if q { 3 } else { 5 }).max(1),
+            file_mib: self.file_mib.unwrap_or(if q { 16 } else { 64 }).max(1),
+            fan_mib: self.fan_mib.unwrap_or(if q { 8 } else { 16 }).max(1),
+            idle_secs: self.idle_secs.unwrap_or(if q { 10 } else { 30 }).max(5),
+            keys: if q { 200 } else { 500 },
+            task_writes: if q { 20 } else { 50 },
+            scale: vec![50, 200],
+            viewers: self.viewers.iter().copied().filter(|&n| n > 0).collect(),
+        }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    for name in &args.only {
+        if !["throughput", "echo", "slow", "scale", "tasks", "inproc"].contains(&name.as_str()) {
+            bail!("unknown section {name:?}: use throughput, echo, slow, scale, tasks or inproc");
+        }
+    }
+    let s = args.settings();
+    let exe = daemon_exe(args.no_build)?;
+    let work = tempfile::tempdir()?;
+    let mut table = Table::default();
+    eprintln!("daemon: {}  runs: {}  (load average now: {})", exe.display(), s.runs, loadavg());
+
+    if args.wants("inproc") {
+        inproc(&s, &mut table)?;
+    }
+    let file = work.path().join("colour.txt");
+    let fan_file = work.path().join("colour-fan.txt");
+    for (path, mib, wanted) in [(&file, s.file_mib, args.wants("throughput")), (&fan_file, s.fan_mib, args.wants("slow"))] {
+        if wanted {
+            let data = sample(mib * 1024 * 1024, b"\n");
+            std::fs::write(path, &data)?;
+            eprintln!("generated {} ({} bytes, {} lines)", path.display(), data.len(), count_lines(&data));
+        }
+    }
+    if args.wants("throughput") || args.wants("echo") || args.wants("slow") {
+        let daemon = Daemon::start(&exe, "")?;
+        if args.wants("throughput") {
+            throughput(&daemon, &file, &s, &mut table).await?;
+        }
+        if args.wants("echo") {
+            echo(&daemon, &s, &mut table).await?;
+        }
+        if args.wants("slow") {
+            slow(&daemon, &fan_file, &s, &mut table).await?;
+        }
+    }
+    if args.wants("scale") {
+        scale(&exe, &s, &mut table).await?;
+    }
+    if args.wants("tasks") {
+        tasks(&exe, &s, &mut table).await?;
+    }
+
+    let md = table.markdown(&s);
+    println!("\n{md}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+
+/// Median, min and max of one figure's runs.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stat {
+    fn of(values: &[f64]) -> Stat {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return Stat { median: f64::NAN, min: f64::NAN, max: f64::NAN };
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Stat { median, min: v[0], max: v[n - 1] }
+    }
+}
+
+/// Value at quantile `q` (0..=1) of samples, nearest rank.
+fn quantile(samples: &[f64], q: f64) -> f64 {
+    let mut v = samples.to_vec();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+}
+
+struct Row {
+    section: &'static str,
+    what: String,
+    stat: Stat,
+    unit: &'static str,
+    note: String,
+}
+
+impl Table {
+    fn add(&mut self, section: &'static str, what: impl Into<String>, values: &[f64], unit: &'static str, note: impl Into<String>) {
+        let row = Row { section, what: what.into(), stat: Stat::of(values), unit, note: note.into() };
+        eprintln!(
+            "  {:<52} {:>10} {:<6} (min {}, max {}, n={}) {}",
+            row.what,
+            fmt(row.stat.median),
+            row.unit,
+            fmt(row.stat.min),
+            fmt(row.stat.max),
+            values.len(),
+            row.note
+        );
+        self.rows.push(row);
+    }
+
+    fn markdown(&self, s: &Settings) -> String {
+        let mut out = format!(
+            "Runs per figure: {} (median, min, max). Files: {} MiB (throughput), {} MiB (slow viewer). Load average at the end: {}.\n\n",
+            s.runs,
+            s.file_mib,
+            s.fan_mib,
+            loadavg()
+        );
+        out.push_str("| # | measure | median | min | max | unit | notes |\n|---|---|---:|---:|---:|---|---|\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                r.section,
+                r.what,
+                fmt(r.stat.median),
+                fmt(r.stat.min),
+                fmt(r.stat.max),
+                r.unit,
+                r.note
+            ));
+        }
+        out
+    }
+}
+
+fn fmt(x: f64) -> String {
+    if !x.is_finite() {
+        "n/a".into()
+    } else if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark data
+
+/// Lines of about 100 visible characters with SGR colour escapes, ending in `eol`.
+/// Deterministic; the same generator as `missiond-core/benches/hot_path.rs`.
+fn sample(len: usize, eol: &[u8]) -> Vec<u8> {
+    let words = [
+        "supervisor", "terminal", "viewer", "parser", "broadcast", "snapshot", "classifier", "slot",
+        "frame", "latency", "throughput", "scrollback", "cursor", "escape", "daemon", "socket",
+    ];
+    let mut out = Vec::with_capacity(len + 256);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut line = 0u64;
+    while out.len() < len {
+        line += 1;
+        let mut visible = 0usize;
+        out.extend_from_slice(format!("\x1b[1;32m{line:08}\x1b[0m \x1b[36mINFO\x1b[0m ").as_bytes());
+        visible += 14;
+        while visible < 96 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let word = words[(seed % words.len() as u64) as usize];
+            if seed % 5 == 0 {
+                out.extend_from_slice(format!("\x1b[38;5;{}m{word}\x1b[0m ", seed % 256).as_bytes());
+            } else {
+                out.extend_from_slice(word.as_bytes());
+                out.push(b' ');
+            }
+            visible += word.len() + 1;
+        }
+        out.extend_from_slice(eol);
+    }
+    out
+}
+
+fn count_lines(data: &[u8]) -> usize {
+    data.iter().filter(|&&b| b == b'\n').count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon under test
+
+/// `target/release/missiond`, next to this example's directory; built first unless `no_build`.
+fn daemon_exe(no_build: bool) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let examples = me.parent().ok_or_else(|| anyhow!("no directory for {}", me.display()))?;
+    let profile = examples.parent().ok_or_else(|| anyhow!("no profile directory"))?;
+    let exe = profile.join("missiond");
+    if !no_build {
+        let target = profile.parent().ok_or_else(|| anyhow!("no target directory"))?;
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        eprintln!("building the daemon: cargo build --release -p missiond --bin missiond");
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "missiond", "--bin", "missiond", "--target-dir"])
+            .arg(target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .context("running cargo build")?;
+        if !status.success() {
+            bail!("cargo build --release -p missiond failed");
+        }
+    }
+    if !exe.is_file() {
+        bail!("{} is missing: run `cargo build --release -p missiond` first", exe.display());
+    }
+    Ok(exe)
+}
+
+/// A running `missiond serve` with its own temp directories; SIGTERM then SIGKILL on drop.
+struct Daemon {
+    child: Child,
+    pid: u32,
+    base: String,
+    host: String,
+    token: String,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    /// Slot processes started, killed on drop should the daemon leave any behind.
+    pids: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Daemon {
+    /// Starts the daemon; `server_toml` goes into its `[server]` table.
+    fn start(exe: &Path, server_toml: &str) -> Result<Daemon> {
+        let dir = tempfile::tempdir()?;
+        let claude = dir.path().join("claude");
+        std::fs::create_dir_all(claude.join("tasks").join("bench-list"))?;
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home)?;
+        let config = dir.path().join("missiond.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nkill_grace_secs = 1\n{server_toml}\n\n[claude]\nconfig_dir = {:?}\n",
+                claude.display().to_string()
+            ),
+        )?;
+        let mut token_bytes = [0u8; 16];
+        weak_random(&mut token_bytes);
+        let token: String = token_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let log = std::fs::File::create(dir.path().join("daemon.log"))?;
+        let mut child = Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env_remove("MISSIOND_URL")
+            .env_remove("MISSIOND_READONLY_TOKEN")
+            .env("MISSIOND_TOKEN", &token)
+            .env("HOME", &home)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("CLAUDE_CONFIG_DIR", &claude)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        let pid = child.id();
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no daemon stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("missiond listening on ") {
+                    let _ = tx.send(addr.trim().trim_end_matches('/').to_string());
+                }
+            }
+        });
+        let http = reqwest::Client::builder().timeout(DEADLINE).build()?;
+        let mut daemon = Daemon {
+            child,
+            pid,
+            base: String::new(),
+            host: String::new(),
+            token,
+            dir,
+            http,
+            pids: Default::default(),
+        };
+        let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            anyhow!("the daemon did not print its address; log:\n{}", daemon.log())
+        })?;
+        daemon.host = base.trim_start_matches("http://").to_string();
+        daemon.base = base;
+        eprintln!("daemon pid {pid} at {}", daemon.base);
+        Ok(daemon)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    fn claude_dir(&self) -> PathBuf {
+        self.dir.path().join("claude")
+    }
+
+    fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}?token={}", self.host, self.token)
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value> {
+        let mut req = self.http.request(method.clone(), format!("{}/api{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {text}");
+        }
+        Ok(if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? })
+    }
+
+    /// Creates a 120x40 slot and waits until its program runs; returns its pid.
+    async fn create_slot(&self, id: &str, command: &str, args: &[&str], env: &[(&str, &str)]) -> Result<u32> {
+        let env: serde_json::Map<String, serde_json::Value> =
+            env.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+        let body = serde_json::json!({
+            "id": id, "command": command, "args": args, "env": env,
+            "cols": 120, "rows": 40, "scrollback": 2000,
+        });
+        let mut info = self.api(reqwest::Method::POST, "/slots", Some(body)).await?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if info["status"] == "running" {
+                if let Some(pid) = info["pid"].as_u64() {
+                    if let Ok(mut pids) = self.pids.lock() {
+                        pids.push(pid as u32);
+                    }
+                    return Ok(pid as u32);
+                }
+            }
+            if info["status"] == "exited" || Instant::now() > deadline {
+                bail!("slot {id} did not start: {info}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            info = self.api(reqwest::Method::GET, &format!("/slots/{id}"), None).await?;
+        }
+    }
+
+    async fn delete_slot(&self, id: &str) -> Result<()> {
+        self.api(reqwest::Method::DELETE, &format!("/slots/{id}"), None).await.map(|_| ())
+    }
+
+    async fn input(&self, id: &str, data: &str) -> Result<()> {
+        let body = serde_json::json!({ "data": data });
+        self.api(reqwest::Method::POST, &format!("/slots/{id}/input"), Some(body)).await.map(|_| ())
+    }
+
+    fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid, "VmRSS:")
+    }
+
+    fn threads(&self) -> u64 {
+        proc_status_kib(self.pid, "Threads:")
+    }
+
+    /// utime + stime of the daemon (all threads), in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        cpu_ticks(self.pid)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process; no memory effects.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Slot programs the daemon failed to end (it should have): end them by their ids.
+        if let Ok(pids) = self.pids.lock() {
+            for &pid in pids.iter() {
+                if is_alive(pid) {
+                    // SAFETY: as above, for a process this benchmark had the daemon start.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+fn weak_random(buf: &mut [u8]) {
+    // Not a secret worth much (loopback, temp daemon), but avoid a fixed one.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7)
+        ^ ((std::process::id() as u64) << 32);
+    let mut x = seed | 1;
+    for b in buf.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+}
+
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()) != Some('Z'))
+        .unwrap_or(false)
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    let Some(close) = text.rfind(')') else { return 0 };
+    // Fields after the command: state(3) ... utime(14) stime(15), counted from 1.
+    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
+    let get = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    get(14) + get(15)
+}
+
+/// CPU time of the calling thread, in seconds.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Samples a process's RSS every 20 ms until dropped; `peak()` is the largest seen.
+struct RssSampler {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let peak = Arc::new(AtomicU64::new(proc_status_kib(pid, "VmRSS:")));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(proc_status_kib(pid, "VmRSS:"), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        RssSampler { peak, stop }
+    }
+
+    fn peak_mib(&self) -> f64 {
+        self.peak.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /pty clients
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/pty/<id>` (TCP_NODELAY) and waits for the first `screen` frame: from then on the
+/// viewer is subscribed and sees every later byte.
+async fn attach(d: &Daemon, id: &str) -> Result<Ws> {
+    let url = d.ws_url(&format!("/pty/{id}"));
+    let (mut ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async_with_config(url, None, true))
+        .await
+        .map_err(|_| anyhow!("connecting to /pty/{id} timed out"))??;
+    loop {
+        match tokio::time::timeout(DEADLINE, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str().starts_with(r#"{"type":"screen""#) => return Ok(ws),
+            Ok(Some(Ok(Message::Close(frame)))) => bail!("/pty/{id} closed: {frame:?}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => bail!("/pty/{id}: {e}"),
+            Ok(None) => bail!("/pty/{id} ended before its screen"),
+            Err(_) => bail!("/pty/{id}: no screen frame"),
+        }
+    }
+}
+
+/// Output bytes carried by a `{"type":"data","data":"..."}` frame, counted on the JSON text
+/// without decoding it (the client must stay cheap): each escape stands for one byte.
+fn data_len(frame: &str) -> Option<u64> {
+    const HEAD: &str = r#"{"type":"data","data":""#;
+    let body = frame.strip_prefix(HEAD)?.strip_suffix("\"}")?.as_bytes();
+    let mut n = 0u64;
+    let mut i = 0usize;
+    while i < body.len() {
+        match body[i..].iter().position(|&b| b == b'\\') {
+            None => {
+                n += (body.len() - i) as u64;
+                break;
+            }
+            Some(p) => {
+                n += p as u64 + 1;
+                i += p + if body.get(i + p + 1) == Some(&b'u') { 6 } else { 2 };
+            }
+        }
+    }
+    Some(n)
+}
+
+/// What one viewer of a stream run saw.
+#[derive(Debug)]
+struct ViewerOutcome {
+    /// When the end marker arrived.
+    done: Instant,
+    /// Output bytes received in `data` frames.
+    bytes: u64,
+    /// `screen` frames after the first: times it fell behind and was resynchronised.
+    resyncs: u32,
+}
+
+/// Reads frames until the end marker shows up.
+async fn read_until_mark(mut ws: Ws) -> Result<ViewerOutcome> {
+    let mut bytes = 0u64;
+    let mut resyncs = 0u32;
+    // The end of the previous frame, in case the marker straddles two frames.
+    let mut tail = String::new();
+    loop {
+        let msg = match tokio::time::timeout(DEADLINE, ws.next()).await {
+            Ok(Some(Ok(msg))) => msg,
+            Ok(Some(Err(e))) => bail!("viewer: {e}"),
+            Ok(None) => bail!("viewer: connection ended before the end marker"),
+            Err(_) => bail!("viewer: no frame for {DEADLINE:?}"),
+        };
+        let Message::Text(text) = msg else { continue };
+        let text = text.as_str();
+        let hay = if let Some(n) = data_len(text) {
+            bytes += n;
+            // The marker is the last output: look at the frame's end only.
+            let from = floor_char_boundary(text, text.len().saturating_sub(MARK.len() + 64));
+            &text[from..]
+        } else if text.starts_with(r#"{"type":"screen""#) {
+            resyncs += 1;
+            text
+        } else {
+            continue;
+        };
+        tail.push_str(hay);
+        if tail.contains(MARK) {
+            let _ = ws.close(None).await;
+            return Ok(ViewerOutcome { done: Instant::now(), bytes, resyncs });
+        }
+        let keep = floor_char_boundary(&tail, tail.len().saturating_sub(MARK.len()));
+        tail.drain(..keep);
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// One stream run's result.
+struct StreamRun {
+    /// MB/s of each fast viewer: output bytes received / (its end - trigger).
+    per_viewer: Vec<f64>,
+    /// All fast viewers' bytes / (last end - trigger).
+    total: f64,
+    /// Smallest share of the stream any fast viewer received (1.0 = every byte).
+    min_complete: f64,
+    resyncs: u32,
+    peak_rss_mib: f64,
+    /// Daemon CPU over the run, in % of one core.
+    daemon_cpu: f64,
+    /// This benchmark's own CPU over the run, in % of one core.
+    client_cpu: f64,
+    /// MB delivered to all fast viewers per CPU-second the daemon used: its efficiency,
+    /// which a busy machine disturbs far less than the rates.
+    mb_per_cpu_s: f64,
+}
+
+/// `cat FILE` in a fresh slot, watched by `fast` reading viewers and `stuck` viewers that
+/// never read. The slot waits for a line of input before `cat`, so every viewer is attached
+/// first; time runs from that input to the end marker at each viewer.
+async fn stream_run(d: &Daemon, id: &str, file: &Path, expect: u64, fast: usize, stuck: usize) -> Result<StreamRun> {
+    let script = format!("read x; cat '{}'; echo {MARK}; read y", file.display());
+    d.create_slot(id, "sh", &["-c", &script], &[]).await?;
+    let mut stuck_ws = Vec::new();
+    for _ in 0..stuck {
+        stuck_ws.push(attach(d, id).await?);
+    }
+    let mut viewers = Vec::new();
+    for _ in 0..fast {
+        viewers.push(attach(d, id).await?);
+    }
+    let rss = RssSampler::start(d.pid);
+    let (cpu0, me0) = (d.cpu_ticks(), cpu_ticks(std::process::id()));
+    let t0 = Instant::now();
+    d.input(id, "\r").await?;
+    let tasks: Vec<_> = viewers.into_iter().map(|ws| tokio::spawn(read_until_mark(ws))).collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.map_err(|e| anyhow!("viewer task: {e}"))??);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let (cpu1, me1) = (d.cpu_ticks(), cpu_ticks(std::process::id()));
+    drop(stuck_ws);
+    d.delete_slot(id).await?;
+    let last = outcomes.iter().map(|o| o.done).max().unwrap_or(t0);
+    let total_bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
+    let per_viewer = outcomes.iter().map(|o| o.bytes as f64 / MB / (o.done - t0).as_secs_f64()).collect();
+    let min_complete = outcomes.iter().map(|o| o.bytes as f64 / expect as f64).fold(f64::INFINITY, f64::min);
+    Ok(StreamRun {
+        per_viewer,
+        total: total_bytes as f64 / MB / (last - t0).as_secs_f64(),
+        min_complete,
+        resyncs: outcomes.iter().map(|o| o.resyncs).sum(),
+        peak_rss_mib: rss.peak_mib(),
+        daemon_cpu: (cpu1 - cpu0) as f64 / clk_tck() / secs * 100.0,
+        client_cpu: (me1 - me0) as f64 / clk_tck() / secs * 100.0,
+        mb_per_cpu_s: total_bytes as f64 / MB / ((cpu1 - cpu0) as f64 / clk_tck()),
+    })
+}
+
+/// `cat FILE` in a PTY opened here, read by the master side as fast as possible.
+/// Returns (MB/s, bytes, mean bytes per read).
+fn raw_pty(file: &Path) -> Result<(f64, u64, f64)> {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    let pair = native_pty_system()
+        .openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 })
+        .map_err(|e| anyhow!("openpty: {e}"))?;
+    let mut cmd = CommandBuilder::new("cat");
+    cmd.arg(file);
+    let mut reader = pair.master.try_clone_reader().map_err(|e| anyhow!("reader: {e}"))?;
+    let t0 = Instant::now();
+    let mut child = pair.slave.spawn_command(cmd).map_err(|e| anyhow!("spawn cat: {e}"))?;
+    drop(pair.slave);
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut total, mut reads) = (0u64, 0u64);
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n as u64;
+                reads += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break, // EIO: the slave side is closed
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = child.wait();
+    Ok((total as f64 / MB / secs, total, total as f64 / reads.max(1) as f64))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+async fn throughput(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    eprintln!("== 1+2 throughput: raw PTY, then 1, 4, 16 viewers, per run");
+    let counts = s.viewers.clone();
+    let mut raw = Vec::new();
+    let mut read_size = Vec::new();
+    let mut per_viewer: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut total: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut ratio_raw: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut ratio_one: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut complete: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut resyncs = vec![0u32; counts.len()];
+    let mut dcpu: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut ccpu: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let mut eff: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    for run in 0..s.runs {
+        let f = file.to_path_buf();
+        let (rate, bytes, per_read) = tokio::task::spawn_blocking(move || raw_pty(&f)).await??;
+        raw.push(rate);
+        read_size.push(per_read / 1024.0);
+        let mut one = f64::NAN;
+        let mut line = format!("  run {run}: raw {rate:.1} MB/s");
+        for (i, &n) in counts.iter().enumerate() {
+            let r = stream_run(d, &format!("tp-{run}-{n}"), file, bytes, n, 0).await?;
+            let pv = Stat::of(&r.per_viewer).median;
+            if i == 0 {
+                one = pv;
+            }
+            per_viewer[i].push(pv);
+            total[i].push(r.total);
+            ratio_raw[i].push(pv / rate);
+            ratio_one[i].push(pv / one);
+            complete[i].push(r.min_complete * 100.0);
+            resyncs[i] += r.resyncs;
+            dcpu[i].push(r.daemon_cpu);
+            ccpu[i].push(r.client_cpu);
+            eff[i].push(r.mb_per_cpu_s);
+            line.push_str(&format!(
+                " | {n}v {pv:.1}/viewer {:.1} total, {:.0}% complete, cpu d{:.0}% c{:.0}%",
+                r.total,
+                r.min_complete * 100.0,
+                r.daemon_cpu,
+                r.client_cpu
+            ));
+        }
+        eprintln!("{line}");
+    }
+    table.add("1", "raw PTY read rate, `cat` 120x40", &raw, "MB/s", "portable-pty master read, 64 KiB buffer");
+    table.add("1", "raw PTY mean bytes per read", &read_size, "KiB", "");
+    for (i, &n) in counts.iter().enumerate() {
+        table.add(
+            "2",
+            format!("{n} viewer(s): MB/s per viewer"),
+            &per_viewer[i],
+            "MB/s",
+            format!(
+                "daemon CPU {}%, client CPU {}% of one core",
+                fmt(Stat::of(&dcpu[i]).median),
+                fmt(Stat::of(&ccpu[i]).median)
+            ),
+        );
+        if i > 0 {
+            table.add("2", format!("{n} viewers: MB/s total"), &total[i], "MB/s", "");
+            table.add("2", format!("{n} viewers: per viewer / {} viewer(s)", counts[0]), &ratio_one[i], "ratio", "same run");
+        }
+        table.add("2", format!("{n} viewer(s): per viewer / raw PTY"), &ratio_raw[i], "ratio", "same run");
+        table.add("2", format!("{n} viewer(s): MB delivered per daemon CPU-second"), &eff[i], "MB/s", "all viewers' bytes / daemon utime+stime");
+        table.add(
+            "2",
+            format!("{n} viewer(s): least complete viewer"),
+            &complete[i],
+            "% bytes",
+            format!("{} resyncs in all runs (lag -> fresh screen)", resyncs[i]),
+        );
+    }
+    Ok(())
+}
+
+async fn echo(d: &Daemon, s: &Settings, table: &mut Table) -> Result<()> {
+    eprintln!("== 3 keystroke echo through /pty into `stty raw -echo; exec cat`");
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    let mut max = Vec::new();
+    for run in 0..s.runs {
+        let id = format!("echo-{run}");
+        let pid = d.create_slot(&id, "sh", &["-c", "stty raw -echo; exec cat"], &[]).await?;
+        // `exec cat` keeps the pid: once it is cat, the terminal is raw and silent.
+        let deadline = Instant::now() + DEADLINE;
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() != "cat").unwrap_or(true) {
+            if Instant::now() > deadline {
+                bail!("slot {id} never became cat");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut ws = attach(d, &id).await?;
+        let mut samples = Vec::new();
+        let warmup = 20;
+        for i in 0..s.keys + warmup {
+            let key = (b'a' + (i % 26) as u8) as char;
+            let frame = format!(r#"{{"type":"input","data":"{key}"}}"#);
+            let t0 = Instant::now();
+            ws.send(Message::Text(frame.into())).await?;
+            loop {
+                let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                    .await
+                    .map_err(|_| anyhow!("no echo for {key:?}"))?
+                    .ok_or_else(|| anyhow!("connection ended"))??;
+                if let Message::Text(t) = msg {
+                    if data_len(t.as_str()).is_some() && t.as_str().contains(key) {
+                        break;
+                    }
+                }
+            }
+            if i >= warmup {
+                samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let _ = ws.close(None).await;
+        d.delete_slot(&id).await?;
+        let (a, b, c) = (quantile(&samples, 0.5), quantile(&samples, 0.99), quantile(&samples, 1.0));
+        eprintln!("  run {run}: p50 {a:.3} ms, p99 {b:.3} ms, max {c:.3} ms over {} keys", samples.len());
+        p50.push(a);
+        p99.push(b);
+        max.push(c);
+    }
+    let note = format!("{} keys per run, one at a time", s.keys);
+    table.add("3", "echo latency p50", &p50, "ms", note.clone());
+    table.add("3", "echo latency p99", &p99, "ms", note.clone());
+    table.add("3", "echo latency max", &max, "ms", note);
+    Ok(())
+}
+
+async fn slow(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    eprintln!("== 4 fan-out: 8 fast viewers alone, and with 1 viewer that never reads");
+    let f = file.to_path_buf();
+    let (_, bytes, _) = tokio::task::spawn_blocking(move || raw_pty(&f)).await??;
+    let (mut alone, mut with, mut ratio, mut rss_alone, mut rss_with, mut complete) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..s.runs {
+        // Alternate the order so that drift in the machine's load does not favour one side.
+        let (a, w) = if run % 2 == 0 {
+            let a = stream_run(d, &format!("fan-a-{run}"), file, bytes, 8, 0).await?;
+            let w = stream_run(d, &format!("fan-w-{run}"), file, bytes, 8, 1).await?;
+            (a, w)
+        } else {
+            let w = stream_run(d, &format!("fan-w-{run}"), file, bytes, 8, 1).await?;
+            let a = stream_run(d, &format!("fan-a-{run}"), file, bytes, 8, 0).await?;
+            (a, w)
+        };
+        let (pa, pw) = (Stat::of(&a.per_viewer).median, Stat::of(&w.per_viewer).median);
+        eprintln!(
+            "  run {run}: alone {pa:.1} MB/s/viewer (peak RSS {:.1} MiB), with stuck {pw:.1} (peak RSS {:.1} MiB), ratio {:.3}",
+            a.peak_rss_mib,
+            w.peak_rss_mib,
+            pw / pa
+        );
+        alone.push(pa);
+        with.push(pw);
+        ratio.push(pw / pa);
+        rss_alone.push(a.peak_rss_mib);
+        rss_with.push(w.peak_rss_mib);
+        complete.push(w.min_complete * 100.0);
+    }
+    table.add("4", "8 fast viewers alone: MB/s per viewer", &alone, "MB/s", "");
+    table.add("4", "8 fast + 1 stuck: MB/s per fast viewer", &with, "MB/s", "");
+    table.add("4", "with stuck / alone", &ratio, "ratio", "same run; target >= 0.90");
+    table.add("4", "daemon peak RSS, 8 alone", &rss_alone, "MiB", "");
+    table.add("4", "daemon peak RSS, 8 + 1 stuck", &rss_with, "MiB", "");
+    table.add("4", "with stuck: least complete fast viewer", &complete, "% bytes", "");
+    table.add("4", "daemon RSS after the runs", &[d.rss_kib() as f64 / 1024.0], "MiB", "one sample");
+    Ok(())
+}
+
+async fn scale(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    for &n in &s.scale {
+        eprintln!("== 5 scale: {n} idle bash slots, {} s idle", s.idle_secs);
+        let d = Daemon::start(exe, "")?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss0 = d.rss_kib();
+        let threads0 = d.threads();
+        let t0 = Instant::now();
+        let mut create = Vec::new();
+        for i in 0..n {
+            let t = Instant::now();
+            d.create_slot(&format!("idle-{i}"), "bash", &["--norc", "--noprofile", "-i"], &[("PS1", "bench$ ")]).await?;
+            create.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let created = t0.elapsed().as_secs_f64();
+        // Ready: every shell has drawn its prompt.
+        for i in 0..n {
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                let screen = d.api(reqwest::Method::GET, &format!("/slots/idle-{i}/screen"), None).await?;
+                if screen["text"].as_str().is_some_and(|t| t.contains("bench$")) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("slot idle-{i} drew no prompt: {screen}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let ready = t0.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let windows = s.runs.max(5);
+        let window = Duration::from_secs_f64(s.idle_secs as f64 / windows as f64);
+        let (mut cpu, mut per_slot) = (Vec::new(), Vec::new());
+        for _ in 0..windows {
+            let c0 = d.cpu_ticks();
+            let w0 = Instant::now();
+            tokio::time::sleep(window).await;
+            let c1 = d.cpu_ticks();
+            cpu.push((c1 - c0) as f64 / clk_tck() / w0.elapsed().as_secs_f64() * 100.0);
+            per_slot.push((d.rss_kib().saturating_sub(rss0)) as f64 / 1024.0 / n as f64);
+        }
+        let total_cpu = cpu.iter().sum::<f64>() / cpu.len() as f64;
+        eprintln!(
+            "  {n} slots: created in {created:.2} s, all prompts in {ready:.2} s; RSS {:.1} -> {:.1} MiB; threads {threads0} -> {}; idle CPU {total_cpu:.2}%",
+            rss0 as f64 / 1024.0,
+            d.rss_kib() as f64 / 1024.0,
+            d.threads()
+        );
+        table.add("5", format!("{n} slots: daemon RSS per idle slot"), &per_slot, "MiB", format!("(VmRSS - VmRSS before) / {n}, 120x40, scrollback 2000"));
+        table.add(
+            "5",
+            format!("{n} slots: daemon CPU idle"),
+            &cpu,
+            "% core",
+            format!("{windows} windows of {:.0} s; mean {:.2}%", window.as_secs_f64(), total_cpu),
+        );
+        table.add("5", format!("{n} slots: POST /api/slots until running"), &create, "ms", "per slot, sequential");
+        table.add("5", format!("{n} slots: launch all (created / prompts drawn)"), &[created], "s", format!("prompts drawn after {ready:.2} s; one launch"));
+        if n == s.scale[0] {
+            filled_scrollback(exe, s, table).await?;
+        }
+        // End them all at once (interactive bash ignores SIGTERM: each waits the 1 s grace).
+        let ids: Vec<String> = (0..n).map(|i| format!("idle-{i}")).collect();
+        let deletes = ids.iter().map(|id| d.delete_slot(id));
+        for r in futures_util::future::join_all(deletes).await {
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// RSS per slot once its scrollback is full: 20 slots each print 2500 lines of 100 characters
+/// and wait. Idle shells (above) have empty scrollbacks; this is the worst case of an idle slot.
+async fn filled_scrollback(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    let n = 20;
+    eprintln!("== 5 scale: {n} slots with their 2000-line scrollback filled");
+    let d = Daemon::start(exe, "")?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss0 = d.rss_kib();
+    let line = format!("line %06g {}", "x".repeat(88));
+    let script = format!("seq -f '{line}' 2500; echo FILLED; exec sleep 100000");
+    for i in 0..n {
+        d.create_slot(&format!("full-{i}"), "sh", &["-c", &script], &[]).await?;
+    }
+    for i in 0..n {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = d.api(reqwest::Method::GET, &format!("/slots/full-{i}/screen"), None).await?;
+            if screen["text"].as_str().is_some_and(|t| t.contains("FILLED")) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("slot full-{i} did not finish printing");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut per_slot = Vec::new();
+    for _ in 0..s.runs {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        per_slot.push(d.rss_kib().saturating_sub(rss0) as f64 / 1024.0 / n as f64);
+    }
+    table.add("5", format!("{n} slots, scrollback full: daemon RSS per slot"), &per_slot, "MiB", "2500 lines of 100 chars printed, 120x40, scrollback 2000");
+    let ids: Vec<String> = (0..n).map(|i| format!("full-{i}")).collect();
+    for r in futures_util::future::join_all(ids.iter().map(|id| d.delete_slot(id))).await {
+        r?;
+    }
+    Ok(())
+}
+
+async fn tasks(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    eprintln!("== 7 task watcher: task file write -> cc_tasks_changed on /tasks");
+    let d = Daemon::start(exe, "")?;
+    let list = d.claude_dir().join("tasks").join("bench-list");
+    let url = d.ws_url("/tasks");
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    next_text(&mut ws, Duration::from_secs(30)).await?; // the overview
+    let (mut p50, mut p99, mut max) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seq = 0u64;
+    for run in 0..s.runs {
+        let mut samples = Vec::new();
+        for i in 0..s.task_writes + 1 {
+            seq += 1;
+            let n = (i % 8) + 1;
+            let status = ["pending", "in_progress", "completed"][(seq % 3) as usize];
+            let task = serde_json::json!({
+                "id": n.to_string(), "subject": format!("bench task {n}"),
+                "description": format!("write {seq}"), "activeForm": format!("Benchmarking {n}"),
+                "status": status, "blocks": [], "blockedBy": [],
+            });
+            let t0 = Instant::now();
+            std::fs::write(list.join(format!("{n}.json")), serde_json::to_vec(&task)?)?;
+            loop {
+                let text = next_text(&mut ws, Duration::from_secs(10)).await?;
+                if text.contains(r#""type":"cc_tasks_changed""#) {
+                    break;
+                }
+            }
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if i > 0 {
+                samples.push(ms); // the first write of a run warms up
+            }
+            // Let the debounce window close and swallow follow-up events of this write.
+            let settle = Instant::now() + Duration::from_millis(120);
+            while let Ok(Ok(_)) = tokio::time::timeout_at(tokio::time::Instant::from_std(settle), next_text(&mut ws, Duration::from_secs(1))).await {}
+        }
+        let (a, b, c) = (quantile(&samples, 0.5), quantile(&samples, 0.99), quantile(&samples, 1.0));
+        eprintln!("  run {run}: p50 {a:.1} ms, p99 {b:.1} ms, max {c:.1} ms over {} writes", samples.len());
+        p50.push(a);
+        p99.push(b);
+        max.push(c);
+    }
+    let note = format!("{} writes per run, debounce included", s.task_writes);
+    table.add("7", "task event latency p50", &p50, "ms", note.clone());
+    table.add("7", "task event latency p99", &p99, "ms", note.clone());
+    table.add("7", "task event latency max", &max, "ms", note);
+    Ok(())
+}
+
+async fn next_text(ws: &mut Ws, wait: Duration) -> Result<String> {
+    loop {
+        match tokio::time::timeout(wait, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.as_str().to_string()),
+            Ok(Some(Ok(Message::Close(f)))) => bail!("closed: {f:?}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => bail!("connection ended"),
+            Err(_) => bail!("no frame within {wait:?}"),
+        }
+    }
+}
+
+/// Section 6 and the hot path's parts, in this process: vt100 parse rate of the slot's
+/// emulator, `/pty` frame encoding rate, classifier time per screen.
+fn inproc(s: &Settings, table: &mut Table) -> Result<()> {
+    use missiond_core::protocol::{Profile, PtyServerMsg};
+    use missiond_core::screen::Screen;
+    use missiond_core::semantic::{Classifier, RuleBook};
+    eprintln!("== 6 in-process: vt100 parse, frame encoding, classifier");
+    let data = sample(16 * 1024 * 1024, b"\r\n");
+    let mb = data.len() as f64 / MB;
+    let (mut parse, mut parse_cpu, mut encode, mut encode_cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let mut screen = Screen::new(120, 40, 2000);
+        for chunk in data.chunks(16 * 1024) {
+            std::hint::black_box(screen.process(chunk));
+        }
+        parse.push(mb / t.elapsed().as_secs_f64());
+        parse_cpu.push(mb / (thread_cpu() - c));
+        let (t, c) = (Instant::now(), thread_cpu());
+        for chunk in data.chunks(64 * 1024) {
+            let msg = PtyServerMsg::Data { data: String::from_utf8_lossy(chunk).into_owned() };
+            std::hint::black_box(serde_json::to_string(&msg)?);
+        }
+        encode.push(mb / t.elapsed().as_secs_f64());
+        encode_cpu.push(mb / (thread_cpu() - c));
+    }
+    table.add("6", "vt100 parse (slot Screen 120x40, sb 2000), wall", &parse, "MB/s", "16 MiB sample, 16 KiB reads");
+    table.add("6", "vt100 parse, per CPU-second", &parse_cpu, "MB/s", "thread CPU time: robust to a busy machine");
+    table.add("6", "data frame encode (lossy UTF-8 + JSON), wall", &encode, "MB/s", "per viewer, 64 KiB frames");
+    table.add("6", "data frame encode, per CPU-second", &encode_cpu, "MB/s", "thread CPU time");
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../missiond-core/tests/fixtures");
+    let dir = if dir.join("claude-code-2.1.330").is_dir() { dir.join("claude-code-2.1.330") } else { dir };
+    let mut screens = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("fixtures in {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    entries.sort();
+    for path in &entries {
+        let bytes = std::fs::read(path)?;
+        let mut screen = Screen::new(120, 40, 2000);
+        for chunk in bytes.chunks(256) {
+            screen.process(chunk);
+            screens.push((screen.vt().clone(), screen.title().to_string()));
+        }
+    }
+    if screens.is_empty() {
+        bail!("no fixture recordings in {}", dir.display());
+    }
+    let rules = RuleBook::embedded().rules(Profile::ClaudeCode);
+    let (mut per_call, mut per_call_cpu) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let mut calls = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            let mut classifier = Classifier::new(rules.clone());
+            for (screen, title) in &screens {
+                std::hint::black_box(classifier.on_output(screen, title, Instant::now()));
+                calls += 1;
+            }
+        }
+        per_call.push(t.elapsed().as_secs_f64() * 1e6 / calls as f64);
+        per_call_cpu.push((thread_cpu() - c) * 1e6 / calls as f64);
+    }
+    table.add(
+        "6",
+        "classifier on_output, claude-code rules",
+        &per_call,
+        "µs/screen",
+        format!("wall; {} screens of {} recordings", screens.len(), entries.len()),
+    );
+    table.add("6", "classifier on_output, CPU time", &per_call_cpu, "µs/screen", "thread CPU time");
+    Ok(())
+}
