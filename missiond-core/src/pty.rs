@@ -103,7 +103,7 @@ impl PtyProcess {
         // Our copy of the slave side must go, or the reader would never see end of file.
         drop(pair.slave);
         let pid = child.process_id().unwrap_or(0);
-        let reader = pair.master.try_clone_reader().map_err(|e| spawn_err(e.to_string()))?;
+        let reader = reader_of(pair.master.as_ref()).map_err(|e| spawn_err(e.to_string()))?;
         let writer = pair.master.take_writer().map_err(|e| spawn_err(e.to_string()))?;
         let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
 
@@ -215,7 +215,30 @@ fn exit_info(status: &portable_pty::ExitStatus) -> ExitInfo {
 }
 
 /// Reads until end of file, handing out chunks that end on a UTF-8 character boundary.
-fn read_pump(mut reader: Box<dyn Read + Send>, events: &dyn PtyEvents) {
+/// Our own descriptor of the terminal's master side, so the pump can ask whether more output
+/// is waiting without blocking.
+fn reader_of(master: &(dyn MasterPty + Send)) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let raw = master.as_raw_fd().ok_or_else(|| std::io::Error::other("the terminal has no descriptor"))?;
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own (or -1), closed by the File.
+    let fd = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// True when a read of `file` would not block.
+fn readable_now(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & libc::POLLIN != 0
+}
+
+fn read_pump(mut reader: std::fs::File, events: &dyn PtyEvents) {
     let mut buf = vec![0u8; READ_BUFFER];
     // Bytes of a character split by the previous read; at most 3.
     let mut carry = 0usize;
@@ -223,7 +246,15 @@ fn read_pump(mut reader: Box<dyn Read + Send>, events: &dyn PtyEvents) {
         match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
             Ok(n) => {
-                let filled = carry + n;
+                let mut filled = carry + n;
+                // A program writing line by line hands over a line per read; take whatever
+                // else is already waiting, so a flood travels as few large chunks.
+                while filled < buf.len() && readable_now(&reader) {
+                    match reader.read(&mut buf[filled..]) {
+                        Ok(n) if n > 0 => filled += n,
+                        _ => break,
+                    }
+                }
                 let complete = utf8_complete_len(&buf[..filled]);
                 if complete > 0 {
                     events.output(Bytes::copy_from_slice(&buf[..complete]));

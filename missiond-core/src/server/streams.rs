@@ -18,7 +18,9 @@ use tokio::sync::broadcast::error::RecvError;
 const MAX_INBOUND: usize = 64 * 1024;
 
 pub async fn events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    ws.max_message_size(MAX_INBOUND).on_upgrade(move |socket| serve_events(socket, state))
+    ws.max_message_size(MAX_INBOUND)
+        .read_buffer_size(super::pty_ws::READ_BUFFER)
+        .on_upgrade(move |socket| serve_events(socket, state))
 }
 
 async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
@@ -49,14 +51,17 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
 }
 
 pub async fn tasks(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    ws.max_message_size(MAX_INBOUND).on_upgrade(move |socket| serve_tasks(socket, state))
+    ws.max_message_size(MAX_INBOUND)
+        .read_buffer_size(super::pty_ws::READ_BUFFER)
+        .on_upgrade(move |socket| serve_tasks(socket, state))
 }
 
 async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
     let (mut sink, mut stream) = socket.split();
     let hub = state.tasks.clone();
-    let mut rx = hub.subscribe();
-    if send(&mut sink, &TaskEvent::CcTasksOverview(hub.overview())).await.is_err() {
+    // Atomically, so a change cannot land in both the overview and the stream.
+    let (overview, mut rx) = hub.subscribe_with_overview();
+    if send(&mut sink, &TaskEvent::CcTasksOverview(overview)).await.is_err() {
         return;
     }
     loop {

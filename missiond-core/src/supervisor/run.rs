@@ -23,13 +23,10 @@ use tokio::sync::{broadcast, watch};
 
 /// Messages waiting for the parser thread; each output message is one read (<= 16 KiB).
 const PARSER_QUEUE: usize = 256;
-/// Broadcast ring per run, in chunks: a viewer further behind than this is resynchronised.
-/// PTY reads are about 4 KiB in a flood, so this is about 4 MiB of backlog (16 MiB at most),
-/// held only while some viewer lags. It must stay well above [`PARSER_QUEUE`]: a resync's
-/// snapshot waits behind the parser queue while the reader keeps filling the ring, and with
-/// 256 (about 1 MiB) a viewer reading at full speed on a busy 2-core machine still fell
-/// behind in a flood (tests/pty_ws.rs, the stuck-viewer test).
-pub const VIEWER_RING: usize = 1024;
+/// Broadcast ring per run, in chunks. The reader gathers what is waiting into chunks of up to
+/// 16 KiB, so this holds up to 4 MiB of output (plus its JSON escaping): a viewer further
+/// behind than that is resynchronised with a fresh screen instead.
+pub const VIEWER_RING: usize = 256;
 /// How long the exit waits for the last output to be read before it is announced.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// Parser work between two classifications while output floods in.
