@@ -36,7 +36,9 @@ fn screens() -> Vec<(vt100::Screen, String)> {
     paths.sort();
     let mut out = Vec::new();
     for path in paths {
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         let mut screen = Screen::new(120, 40, 2000);
         for chunk in bytes.chunks(STEP) {
             screen.process(chunk);
@@ -48,7 +50,11 @@ fn screens() -> Vec<(vt100::Screen, String)> {
 
 fn classify(c: &mut Criterion) {
     let screens = screens();
-    assert!(!screens.is_empty(), "no recordings in {}", fixtures_dir().display());
+    assert!(
+        !screens.is_empty(),
+        "no recordings in {}",
+        fixtures_dir().display()
+    );
     let book = RuleBook::embedded();
     let mut group = c.benchmark_group("classifier");
     group.throughput(Throughput::Elements(screens.len() as u64));

@@ -23,8 +23,22 @@ const FRAME: usize = 64 * 1024;
 /// (`\r\n` line ends: the PTY's output processing adds the `\r`). Deterministic.
 fn sample(len: usize) -> Vec<u8> {
     let words = [
-        "supervisor", "terminal", "viewer", "parser", "broadcast", "snapshot", "classifier", "slot",
-        "frame", "latency", "throughput", "scrollback", "cursor", "escape", "daemon", "socket",
+        "supervisor",
+        "terminal",
+        "viewer",
+        "parser",
+        "broadcast",
+        "snapshot",
+        "classifier",
+        "slot",
+        "frame",
+        "latency",
+        "throughput",
+        "scrollback",
+        "cursor",
+        "escape",
+        "daemon",
+        "socket",
     ];
     let mut out = Vec::with_capacity(len + 256);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -32,7 +46,9 @@ fn sample(len: usize) -> Vec<u8> {
     while out.len() < len {
         line += 1;
         let mut visible = 0usize;
-        out.extend_from_slice(format!("\x1b[1;32m{line:08}\x1b[0m \x1b[36mINFO\x1b[0m ").as_bytes());
+        out.extend_from_slice(
+            format!("\x1b[1;32m{line:08}\x1b[0m \x1b[36mINFO\x1b[0m ").as_bytes(),
+        );
         visible += 14;
         while visible < 96 {
             seed ^= seed << 13;
@@ -40,7 +56,9 @@ fn sample(len: usize) -> Vec<u8> {
             seed ^= seed << 17;
             let word = words[(seed % words.len() as u64) as usize];
             if seed % 5 == 0 {
-                out.extend_from_slice(format!("\x1b[38;5;{}m{word}\x1b[0m ", seed % 256).as_bytes());
+                out.extend_from_slice(
+                    format!("\x1b[38;5;{}m{word}\x1b[0m ", seed % 256).as_bytes(),
+                );
             } else {
                 out.extend_from_slice(word.as_bytes());
                 out.push(b' ');
@@ -90,8 +108,10 @@ fn frame(c: &mut Criterion) {
             }
         })
     });
-    let strings: Vec<String> =
-        data.chunks(FRAME).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let strings: Vec<String> = data
+        .chunks(FRAME)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
     group.bench_function("json_data_frame", |b| {
         b.iter(|| {
             for s in &strings {
@@ -103,7 +123,9 @@ fn frame(c: &mut Criterion) {
     group.bench_function("lossy_utf8_then_json", |b| {
         b.iter(|| {
             for chunk in data.chunks(FRAME) {
-                let msg = PtyServerMsg::Data { data: String::from_utf8_lossy(chunk).into_owned() };
+                let msg = PtyServerMsg::Data {
+                    data: String::from_utf8_lossy(chunk).into_owned(),
+                };
                 black_box(serde_json::to_string(&msg).ok());
             }
         })

@@ -20,14 +20,20 @@ pub const MAX_DIMENSION: u16 = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The toml error text already names the line, column and key.
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("token file {path}: {source}")]
-    Token { path: PathBuf, source: std::io::Error },
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot find a home directory: set HOME")]
     NoHome,
 }
@@ -112,7 +118,9 @@ impl Default for ServerConfig {
 
 impl Default for ClaudeConfig {
     fn default() -> Self {
-        ClaudeConfig { config_dir: default_claude_dir() }
+        ClaudeConfig {
+            config_dir: default_claude_dir(),
+        }
     }
 }
 
@@ -145,16 +153,23 @@ impl Config {
                 _ => return Ok(Config::default()),
             },
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
         Config::parse(&text, &path)
     }
 
     /// Parses config text; `path` is only used in messages and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         let mut seen = HashSet::new();
         for slot in &file.slots {
             validate_spec(slot).map_err(|m| invalid(format!("slot '{}': {m}", slot.id)))?;
@@ -165,10 +180,14 @@ impl Config {
         let mut claude = file.claude.unwrap_or_default();
         claude.config_dir = expand_tilde(&claude.config_dir.to_string_lossy());
         let mut semantic = file.semantic.unwrap_or_default();
-        semantic.rules_dir = semantic.rules_dir.map(|d| expand_tilde(&d.to_string_lossy()));
+        semantic.rules_dir = semantic
+            .rules_dir
+            .map(|d| expand_tilde(&d.to_string_lossy()));
         let server = file.server.unwrap_or_default();
         if !server.kill_grace_secs.is_finite() || server.kill_grace_secs < 0.0 {
-            return Err(invalid("server.kill_grace_secs must be a number of seconds >= 0".into()));
+            return Err(invalid(
+                "server.kill_grace_secs must be a number of seconds >= 0".into(),
+            ));
         }
         Ok(Config {
             server,
@@ -189,13 +208,17 @@ pub fn validate_spec(spec: &SlotSpec) -> Result<(), String> {
     for (name, value) in [("cols", spec.cols), ("rows", spec.rows)] {
         if let Some(v) = value {
             if v < 2 || v > MAX_DIMENSION {
-                return Err(format!("{name} must be between 2 and {MAX_DIMENSION}, not {v}"));
+                return Err(format!(
+                    "{name} must be between 2 and {MAX_DIMENSION}, not {v}"
+                ));
             }
         }
     }
     if let Some(lines) = spec.scrollback {
         if lines > 1_000_000 {
-            return Err(format!("scrollback must be at most 1000000 lines, not {lines}"));
+            return Err(format!(
+                "scrollback must be at most 1000000 lines, not {lines}"
+            ));
         }
     }
     Ok(())
@@ -205,7 +228,9 @@ pub fn validate_spec(spec: &SlotSpec) -> Result<(), String> {
 pub fn validate_slot_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -225,14 +250,18 @@ pub fn expand_tilde(path: &str) -> PathBuf {
 }
 
 pub fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 /// `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
 pub fn claude_dir_from_env() -> PathBuf {
     match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => home_dir().unwrap_or_else(|| PathBuf::from("/")).join(".claude"),
+        None => home_dir()
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(".claude"),
     }
 }
 
@@ -249,7 +278,10 @@ pub fn default_config_path() -> Option<PathBuf> {
 pub fn state_dir() -> Result<PathBuf, ConfigError> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => home_dir().ok_or(ConfigError::NoHome)?.join(".local").join("state"),
+        None => home_dir()
+            .ok_or(ConfigError::NoHome)?
+            .join(".local")
+            .join("state"),
     };
     Ok(base.join("missiond"))
 }
@@ -278,7 +310,10 @@ pub fn load_or_create_token() -> Result<(String, TokenSource), ConfigError> {
 /// The read-only token (file `token-ro` beside the token, or `MISSIOND_READONLY_TOKEN`): it may
 /// watch slots but never type into them or change them.
 pub fn load_or_create_read_only_token() -> Result<String, ConfigError> {
-    if let Some(token) = std::env::var("MISSIOND_READONLY_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+    if let Some(token) = std::env::var("MISSIOND_READONLY_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
         return Ok(token.trim().to_string());
     }
     let path = state_dir()?.join("token-ro");
@@ -286,7 +321,10 @@ pub fn load_or_create_read_only_token() -> Result<String, ConfigError> {
 }
 
 fn read_or_create(path: &Path) -> Result<String, ConfigError> {
-    let err = |source| ConfigError::Token { path: path.to_path_buf(), source };
+    let err = |source| ConfigError::Token {
+        path: path.to_path_buf(),
+        source,
+    };
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
         Ok(_) => {}
@@ -306,7 +344,8 @@ fn read_or_create(path: &Path) -> Result<String, ConfigError> {
         .mode(0o600)
         .open(path)
         .map_err(err)?;
-    file.write_all(format!("{token}\n").as_bytes()).map_err(err)?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .map_err(err)?;
     Ok(token)
 }
 
@@ -325,7 +364,10 @@ pub fn load_token() -> Result<Option<String>, ConfigError> {
 }
 
 fn env_token() -> Option<String> {
-    std::env::var("MISSIOND_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+    std::env::var("MISSIOND_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 /// 32 random bytes as 64 hex digits.
@@ -346,9 +388,12 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("x.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("lisen"), "{err}");
@@ -364,15 +409,21 @@ mod tests {
         assert_eq!(cfg.slots[0].command, "bash");
         let err = Config::parse("[[slots]]\nid = \"a b\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("invalid slot id"), "{err}");
-        let err = Config::parse("[[slots]]\nid = \"a\"\nrestart = \"sometimes\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let err = Config::parse(
+            "[[slots]]\nid = \"a\"\nrestart = \"sometimes\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
     }
 
     #[test]
     fn shipped_example_parses() {
-        let cfg = Config::parse(include_str!("../../examples/missiond.toml"), Path::new("examples/missiond.toml"))
-            .unwrap();
+        let cfg = Config::parse(
+            include_str!("../../examples/missiond.toml"),
+            Path::new("examples/missiond.toml"),
+        )
+        .unwrap();
         assert_eq!(cfg.server.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(cfg.slots.len(), 1);
         assert_eq!(cfg.slots[0].id, "shell");

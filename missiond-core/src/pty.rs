@@ -80,7 +80,9 @@ pub struct PtyProcess {
 
 impl std::fmt::Debug for PtyProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PtyProcess").field("pid", &self.pid).finish()
+        f.debug_struct("PtyProcess")
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
@@ -98,29 +100,49 @@ impl PtyProcess {
         for (key, value) in &req.env {
             cmd.env(key, value);
         }
-        let spawn_err = |message: String| PtyError::Spawn { command: req.command.clone(), message };
-        let mut child = pair.slave.spawn_command(cmd).map_err(|e| spawn_err(e.to_string()))?;
+        let spawn_err = |message: String| PtyError::Spawn {
+            command: req.command.clone(),
+            message,
+        };
+        let mut child = pair
+            .slave
+            .spawn_command(cmd)
+            .map_err(|e| spawn_err(e.to_string()))?;
         // Our copy of the slave side must go, or the reader would never see end of file.
         drop(pair.slave);
         let pid = child.process_id().unwrap_or(0);
         let reader = reader_of(pair.master.as_ref()).map_err(|e| spawn_err(e.to_string()))?;
-        let writer = pair.master.take_writer().map_err(|e| spawn_err(e.to_string()))?;
+        let writer = pair
+            .master
+            .take_writer()
+            .map_err(|e| spawn_err(e.to_string()))?;
         let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
 
         let pump_events = events.clone();
-        spawn_thread(format!("pty-read-{pid}"), move || read_pump(reader, pump_events.as_ref()))?;
-        spawn_thread(format!("pty-write-{pid}"), move || write_pump(writer, input_rx))?;
+        spawn_thread(format!("pty-read-{pid}"), move || {
+            read_pump(reader, pump_events.as_ref())
+        })?;
+        spawn_thread(format!("pty-write-{pid}"), move || {
+            write_pump(writer, input_rx)
+        })?;
         spawn_thread(format!("pty-wait-{pid}"), move || {
             let exit = match child.wait() {
                 Ok(status) => exit_info(&status),
                 Err(e) => {
                     tracing::warn!(pid, "waiting for the program failed: {e}");
-                    ExitInfo { code: None, signal: None }
+                    ExitInfo {
+                        code: None,
+                        signal: None,
+                    }
                 }
             };
             events.exited(exit);
         })?;
-        Ok(PtyProcess { pid, master: Mutex::new(pair.master), input: input_tx })
+        Ok(PtyProcess {
+            pid,
+            master: Mutex::new(pair.master),
+            input: input_tx,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -143,8 +165,13 @@ impl PtyProcess {
 
     /// Sets the terminal size; the kernel sends SIGWINCH to the program.
     pub fn resize(&self, cols: u16, rows: u16) -> Result<(), PtyError> {
-        let master = self.master.lock().map_err(|_| PtyError::Resize("lock poisoned".into()))?;
-        master.resize(pty_size(cols, rows)).map_err(|e| PtyError::Resize(e.to_string()))
+        let master = self
+            .master
+            .lock()
+            .map_err(|_| PtyError::Resize("lock poisoned".into()))?;
+        master
+            .resize(pty_size(cols, rows))
+            .map_err(|e| PtyError::Resize(e.to_string()))
     }
 
     /// Sends `signal` to the program and everything else in its session.
@@ -172,9 +199,13 @@ pub fn signal_session(sid: u32, signal: libc::c_int) -> usize {
 
 /// Live processes (not zombies) whose session id is `sid`.
 pub fn session_members(sid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| matches!(proc_stat(*pid), Some(stat) if stat.session == sid && stat.state != 'Z'))
+        .filter(
+            |pid| matches!(proc_stat(*pid), Some(stat) if stat.session == sid && stat.state != 'Z'),
+        )
         .collect()
 }
 
@@ -195,22 +226,40 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let ppid = fields.next()?.parse().ok()?;
     let _pgrp = fields.next()?;
     let session = fields.next()?.parse().ok()?;
-    Some(ProcStat { state, ppid, session })
+    Some(ProcStat {
+        state,
+        ppid,
+        session,
+    })
 }
 
 fn pty_size(cols: u16, rows: u16) -> PtySize {
-    PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }
+    PtySize {
+        rows,
+        cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
 }
 
 fn spawn_thread(name: String, f: impl FnOnce() + Send + 'static) -> Result<(), PtyError> {
-    std::thread::Builder::new().name(name).stack_size(THREAD_STACK).spawn(f)?;
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(THREAD_STACK)
+        .spawn(f)?;
     Ok(())
 }
 
 fn exit_info(status: &portable_pty::ExitStatus) -> ExitInfo {
     match status.signal() {
-        Some(signal) => ExitInfo { code: None, signal: Some(signal.to_string()) },
-        None => ExitInfo { code: Some(status.exit_code() as i32), signal: None },
+        Some(signal) => ExitInfo {
+            code: None,
+            signal: Some(signal.to_string()),
+        },
+        None => ExitInfo {
+            code: Some(status.exit_code() as i32),
+            signal: None,
+        },
     }
 }
 
@@ -219,7 +268,9 @@ fn exit_info(status: &portable_pty::ExitStatus) -> ExitInfo {
 /// is waiting without blocking.
 fn reader_of(master: &(dyn MasterPty + Send)) -> std::io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
-    let raw = master.as_raw_fd().ok_or_else(|| std::io::Error::other("the terminal has no descriptor"))?;
+    let raw = master
+        .as_raw_fd()
+        .ok_or_else(|| std::io::Error::other("the terminal has no descriptor"))?;
     // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own (or -1), closed by the File.
     let fd = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) };
     if fd < 0 {
@@ -232,7 +283,11 @@ fn reader_of(master: &(dyn MasterPty + Send)) -> std::io::Result<std::fs::File> 
 /// True when a read of `file` would not block.
 fn readable_now(file: &std::fs::File) -> bool {
     use std::os::fd::AsRawFd;
-    let mut poll = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut poll = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, zero timeout.
     let ready = unsafe { libc::poll(&mut poll, 1, 0) };
     ready > 0 && poll.revents & libc::POLLIN != 0
@@ -275,7 +330,11 @@ fn read_pump(mut reader: std::fs::File, events: &dyn PtyEvents) {
 
 fn write_pump(mut writer: Box<dyn Write + Send>, input: mpsc::Receiver<Bytes>) {
     while let Ok(data) = input.recv() {
-        if writer.write_all(&data).and_then(|_| writer.flush()).is_err() {
+        if writer
+            .write_all(&data)
+            .and_then(|_| writer.flush())
+            .is_err()
+        {
             break;
         }
     }

@@ -83,13 +83,18 @@ pub struct Screen {
 impl std::fmt::Debug for Screen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (rows, cols) = self.parser.screen().size();
-        f.debug_struct("Screen").field("cols", &cols).field("rows", &rows).finish()
+        f.debug_struct("Screen")
+            .field("cols", &cols)
+            .field("rows", &rows)
+            .finish()
     }
 }
 
 impl Screen {
     pub fn new(cols: u16, rows: u16, scrollback: usize) -> Screen {
-        Screen { parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, Answers::default()) }
+        Screen {
+            parser: vt100::Parser::new_with_callbacks(rows, cols, scrollback, Answers::default()),
+        }
     }
 
     /// Feeds program output. Returns the replies owed to the program for queries in `bytes`.
@@ -183,8 +188,14 @@ fn reply_len(s: &[u8], drop_cursor_reports: bool) -> Option<usize> {
         b'[' => {
             // CSI ? ... c | CSI > ... c | CSI ? ... u | CSI ... R | CSI 0 n
             let prefix = s.get(2).copied()?;
-            let body_start = if prefix == b'?' || prefix == b'>' { 3 } else { 2 };
-            let end = s[body_start..].iter().position(|b| !(b.is_ascii_digit() || *b == b';'))?;
+            let body_start = if prefix == b'?' || prefix == b'>' {
+                3
+            } else {
+                2
+            };
+            let end = s[body_start..]
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || *b == b';'))?;
             let fin = s[body_start + end];
             let len = body_start + end + 1;
             let is_reply = match (prefix, fin) {
@@ -201,7 +212,9 @@ fn reply_len(s: &[u8], drop_cursor_reports: bool) -> Option<usize> {
         // OSC 10/11/12/4 ; rgb:... (BEL | ST)
         b']' => {
             let rest = &s[2..];
-            let colour = [&b"10;rgb:"[..], b"11;rgb:", b"12;rgb:", b"4;"].iter().any(|p| rest.starts_with(p));
+            let colour = [&b"10;rgb:"[..], b"11;rgb:", b"12;rgb:", b"4;"]
+                .iter()
+                .any(|p| rest.starts_with(p));
             if colour {
                 string_end(s, 2)
             } else {
@@ -254,8 +267,14 @@ mod tests {
         screen.process(b"\x1b[31mred\x1b[0m plain\r\n\x1b[1;4mbold\x1b[5;7H@\x1b[?1h\x1b[?2004h");
         let mut copy = vt100::Parser::new(10, 40, 0);
         copy.process(&screen.ansi());
-        assert_eq!(copy.screen().contents_formatted(), screen.vt().contents_formatted());
-        assert_eq!(copy.screen().cursor_position(), screen.vt().cursor_position());
+        assert_eq!(
+            copy.screen().contents_formatted(),
+            screen.vt().contents_formatted()
+        );
+        assert_eq!(
+            copy.screen().cursor_position(),
+            screen.vt().cursor_position()
+        );
         assert!(copy.screen().application_cursor());
         assert!(copy.screen().bracketed_paste());
     }

@@ -29,7 +29,12 @@ fn rule() -> String {
 
 /// Claude Code's prompt box with `text` typed, and a footer.
 fn prompt_box(text: &str) -> Vec<String> {
-    vec![rule(), format!("❯ {text}"), rule(), "  ⏸ manual mode on · ? for shortcuts".to_string()]
+    vec![
+        rule(),
+        format!("❯ {text}"),
+        rule(),
+        "  ⏸ manual mode on · ? for shortcuts".to_string(),
+    ]
 }
 
 fn claude() -> Classifier {
@@ -100,7 +105,10 @@ fn quoted_prose_stays_idle() {
     let bottom: Vec<&str> = b.iter().map(String::as_str).collect();
     let p = screen(&answer, &bottom);
     let mut c = claude();
-    assert_eq!(settle(&mut c, &p, "✳ Claude Code", Instant::now()), SemanticState::Idle);
+    assert_eq!(
+        settle(&mut c, &p, "✳ Claude Code", Instant::now()),
+        SemanticState::Idle
+    );
     assert_eq!(c.detail().dialog, None);
 
     // Same prose filling the screen right up to the prompt box, and no title to help.
@@ -109,7 +117,12 @@ fn quoted_prose_stays_idle() {
         rows.push("  filler prose");
     }
     rows.extend(answer[3..10].iter());
-    let mut bottom2: Vec<&str> = vec!["  esc to interrupt", "  ✶ Thinking…", "Do you want to proceed?", " ❯ 1. Yes"];
+    let mut bottom2: Vec<&str> = vec![
+        "  esc to interrupt",
+        "  ✶ Thinking…",
+        "Do you want to proceed?",
+        " ❯ 1. Yes",
+    ];
     bottom2.extend(b.iter().map(String::as_str));
     let p = screen(&rows, &bottom2);
     let mut c = claude();
@@ -119,13 +132,27 @@ fn quoted_prose_stays_idle() {
 #[test]
 fn spinner_above_the_box_is_busy_and_the_finished_turn_line_is_not() {
     let mut c = claude();
-    assert_eq!(settle(&mut c, &busy_screen("✶ Gitifying…"), "✳ Claude Code", Instant::now()), SemanticState::Thinking);
+    assert_eq!(
+        settle(
+            &mut c,
+            &busy_screen("✶ Gitifying…"),
+            "✳ Claude Code",
+            Instant::now()
+        ),
+        SemanticState::Thinking
+    );
     let mut c = claude();
     let p = busy_screen("* Booping… (0s · ↓ 5 tokens)");
-    assert_eq!(settle(&mut c, &p, "◐ Claude Code", Instant::now()), SemanticState::Responding);
+    assert_eq!(
+        settle(&mut c, &p, "◐ Claude Code", Instant::now()),
+        SemanticState::Responding
+    );
     let mut c = claude();
     let p = busy_screen("✻ Worked for 20s · done 2:14 AM");
-    assert_eq!(settle(&mut c, &p, "✳ Claude Code", Instant::now()), SemanticState::Idle);
+    assert_eq!(
+        settle(&mut c, &p, "✳ Claude Code", Instant::now()),
+        SemanticState::Idle
+    );
 }
 
 #[test]
@@ -135,16 +162,34 @@ fn busy_to_idle_is_held_and_a_blink_does_not_end_the_turn() {
     let busy = busy_screen("✶ Gitifying…");
     let idle = idle_screen();
     c.on_output(idle.screen(), "✳ Claude Code", t0);
-    let t = c.on_output(busy.screen(), "◐ Claude Code", t0 + Duration::from_millis(10));
-    assert_eq!(t.map(|t| (t.prev, t.state)), Some((SemanticState::Idle, SemanticState::Thinking)));
-    assert_eq!(c.next_deadline(), None, "nothing pending while the screen is stable");
+    let t = c.on_output(
+        busy.screen(),
+        "◐ Claude Code",
+        t0 + Duration::from_millis(10),
+    );
+    assert_eq!(
+        t.map(|t| (t.prev, t.state)),
+        Some((SemanticState::Idle, SemanticState::Thinking))
+    );
+    assert_eq!(
+        c.next_deadline(),
+        None,
+        "nothing pending while the screen is stable"
+    );
 
     // The spinner blinks off for a moment: no event, a deadline instead.
     let t1 = t0 + Duration::from_millis(100);
     assert_eq!(c.on_output(idle.screen(), "✳ Claude Code", t1), None);
     let hold = c.next_deadline().expect("debounce deadline");
     assert!(hold > t1);
-    assert_eq!(c.on_output(busy.screen(), "◑ Claude Code", t1 + Duration::from_millis(200)), None);
+    assert_eq!(
+        c.on_output(
+            busy.screen(),
+            "◑ Claude Code",
+            t1 + Duration::from_millis(200)
+        ),
+        None
+    );
     assert_eq!(c.state(), SemanticState::Thinking);
     assert_eq!(c.next_deadline(), None);
 
@@ -152,9 +197,19 @@ fn busy_to_idle_is_held_and_a_blink_does_not_end_the_turn() {
     let t2 = t1 + Duration::from_millis(500);
     assert_eq!(c.on_output(idle.screen(), "✳ Claude Code", t2), None);
     let deadline = c.next_deadline().expect("debounce deadline");
-    assert_eq!(c.on_tick(idle.screen(), "✳ Claude Code", deadline - Duration::from_millis(1)), None);
+    assert_eq!(
+        c.on_tick(
+            idle.screen(),
+            "✳ Claude Code",
+            deadline - Duration::from_millis(1)
+        ),
+        None
+    );
     let t = c.on_tick(idle.screen(), "✳ Claude Code", deadline);
-    assert_eq!(t.map(|t| (t.prev, t.state)), Some((SemanticState::Thinking, SemanticState::Idle)));
+    assert_eq!(
+        t.map(|t| (t.prev, t.state)),
+        Some((SemanticState::Thinking, SemanticState::Idle))
+    );
     assert_eq!(c.next_deadline(), None);
 }
 
@@ -164,16 +219,31 @@ fn confirming_and_exit_are_immediate_and_exit_is_final() {
     let t0 = Instant::now();
     c.on_output(busy_screen("✶ Gitifying…").screen(), "◐ Claude Code", t0);
     assert_eq!(c.state(), SemanticState::Thinking);
-    let t = c.on_output(dialog_screen().screen(), "◐ Claude Code", t0 + Duration::from_millis(1)).expect("event");
-    assert_eq!((t.prev, t.state), (SemanticState::Thinking, SemanticState::Confirming));
+    let t = c
+        .on_output(
+            dialog_screen().screen(),
+            "◐ Claude Code",
+            t0 + Duration::from_millis(1),
+        )
+        .expect("event");
+    assert_eq!(
+        (t.prev, t.state),
+        (SemanticState::Thinking, SemanticState::Confirming)
+    );
     let d = t.detail.dialog.expect("dialog");
     assert_eq!(d.kind, DialogKind::Permission);
     assert_eq!(d.body, "ls -la");
     assert_eq!(c.next_deadline(), None);
 
     let t = c.on_exit().expect("event");
-    assert_eq!((t.prev, t.state), (SemanticState::Confirming, SemanticState::Exited));
-    assert_eq!(c.on_output(idle_screen().screen(), "✳ Claude Code", t0), None);
+    assert_eq!(
+        (t.prev, t.state),
+        (SemanticState::Confirming, SemanticState::Exited)
+    );
+    assert_eq!(
+        c.on_output(idle_screen().screen(), "✳ Claude Code", t0),
+        None
+    );
     assert_eq!(c.on_session_status(true, t0), None);
     assert_eq!(c.on_exit(), None);
     assert_eq!(c.state(), SemanticState::Exited);
@@ -185,9 +255,15 @@ fn starting_ends_with_the_screen_not_the_title() {
     let mut c = claude();
     let blank = screen(&[], &[]);
     let t0 = Instant::now();
-    assert_eq!(settle(&mut c, &blank, "✳ Claude Code", t0), SemanticState::Starting);
+    assert_eq!(
+        settle(&mut c, &blank, "✳ Claude Code", t0),
+        SemanticState::Starting
+    );
     assert_eq!(c.on_session_status(false, t0), None);
-    assert_eq!(settle(&mut c, &idle_screen(), "✳ Claude Code", t0), SemanticState::Idle);
+    assert_eq!(
+        settle(&mut c, &idle_screen(), "✳ Claude Code", t0),
+        SemanticState::Idle
+    );
 }
 
 #[test]
@@ -198,12 +274,21 @@ fn title_beats_session_status_which_beats_the_bare_prompt_box() {
     assert_eq!(settle(&mut c, &idle, "", t0), SemanticState::Idle);
     // No title: the session file says busy, which outranks the bare prompt box.
     let t = c.on_session_status(true, t0).expect("event");
-    assert_eq!((t.state, t.detail.reason.as_deref()), (SemanticState::Thinking, Some("session-status")));
+    assert_eq!(
+        (t.state, t.detail.reason.as_deref()),
+        (SemanticState::Thinking, Some("session-status"))
+    );
     // An idle title outranks the session file (after the hold).
-    assert_eq!(settle(&mut c, &idle, "✳ Claude Code", t0), SemanticState::Idle);
+    assert_eq!(
+        settle(&mut c, &idle, "✳ Claude Code", t0),
+        SemanticState::Idle
+    );
     assert_eq!(c.detail().reason.as_deref(), Some("title-idle"));
     // A busy title with a bare prompt box is busy.
-    assert_eq!(settle(&mut c, &idle, "⠂ Claude Code", t0), SemanticState::Thinking);
+    assert_eq!(
+        settle(&mut c, &idle, "⠂ Claude Code", t0),
+        SemanticState::Thinking
+    );
 }
 
 #[test]
@@ -212,20 +297,34 @@ fn shell_is_responding_while_output_flows_and_idle_after_quiet() {
     let p = screen(&["$ make", "cc -c main.c", "$ "], &[]);
     let t0 = Instant::now();
     let t = c.on_output(p.screen(), "", t0).expect("event");
-    assert_eq!((t.prev, t.state), (SemanticState::Starting, SemanticState::Responding));
+    assert_eq!(
+        (t.prev, t.state),
+        (SemanticState::Starting, SemanticState::Responding)
+    );
     let quiet = c.next_deadline().expect("quiet deadline");
     assert!(quiet > t0);
-    assert_eq!(c.on_output(p.screen(), "", t0 + Duration::from_millis(100)), None);
+    assert_eq!(
+        c.on_output(p.screen(), "", t0 + Duration::from_millis(100)),
+        None
+    );
     let quiet = c.next_deadline().expect("quiet deadline moves with output");
-    assert_eq!(c.on_tick(p.screen(), "", quiet - Duration::from_millis(1)), None);
+    assert_eq!(
+        c.on_tick(p.screen(), "", quiet - Duration::from_millis(1)),
+        None
+    );
     let t = c.on_tick(p.screen(), "", quiet).expect("event");
-    assert_eq!((t.prev, t.state), (SemanticState::Responding, SemanticState::Idle));
+    assert_eq!(
+        (t.prev, t.state),
+        (SemanticState::Responding, SemanticState::Idle)
+    );
     assert_eq!(c.next_deadline(), None, "no timer while nothing changes");
 
     // A question at the cursor wins over output activity.
     let mut p = screen(&["$ rm -i x", "rm: remove regular file 'x'? [y/N] "], &[]);
     p.process(b"\x1b[2;38H");
-    let t = c.on_output(p.screen(), "", quiet + Duration::from_secs(1)).expect("event");
+    let t = c
+        .on_output(p.screen(), "", quiet + Duration::from_secs(1))
+        .expect("event");
     assert_eq!(t.state, SemanticState::Confirming);
     assert_eq!(t.detail.dialog.map(|d| d.kind), Some(DialogKind::Other));
 }
@@ -233,9 +332,17 @@ fn shell_is_responding_while_output_flows_and_idle_after_quiet() {
 #[test]
 fn composer_text_reads_the_prompt_box() {
     assert_eq!(composer_text(idle_screen().screen()), Some(String::new()));
-    let b = [rule(), "❯ first line".to_string(), "  second line".to_string(), rule()];
+    let b = [
+        rule(),
+        "❯ first line".to_string(),
+        "  second line".to_string(),
+        rule(),
+    ];
     let bottom: Vec<&str> = b.iter().map(String::as_str).collect();
-    assert_eq!(composer_text(screen(&[], &bottom).screen()), Some("first line\nsecond line".to_string()));
+    assert_eq!(
+        composer_text(screen(&[], &bottom).screen()),
+        Some("first line\nsecond line".to_string())
+    );
     assert_eq!(composer_text(dialog_screen().screen()), None);
     // Dim text is a placeholder hint, not typed text.
     let mut p = screen(&[], &[&rule(), "❯ ", &rule()]);

@@ -44,7 +44,8 @@ fn recordings() -> Vec<Recording> {
     entries.sort();
     for json_path in entries {
         let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&json_path).expect("read json")).expect("parse json");
+            serde_json::from_slice(&std::fs::read(&json_path).expect("read json"))
+                .expect("parse json");
         let bytes = std::fs::read(json_path.with_extension("bin")).expect("read bin");
         let marks = json["marks"]
             .as_array()
@@ -57,14 +58,22 @@ fn recordings() -> Vec<Recording> {
             })
             .collect();
         out.push(Recording {
-            name: json_path.file_stem().expect("stem").to_string_lossy().into_owned(),
+            name: json_path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned(),
             cols: json["cols"].as_u64().expect("cols") as u16,
             rows: json["rows"].as_u64().expect("rows") as u16,
             bytes,
             marks,
         });
     }
-    assert_eq!(out.len(), 7, "expected the seven recordings of tests/fixtures");
+    assert_eq!(
+        out.len(),
+        7,
+        "expected the seven recordings of tests/fixtures"
+    );
     out
 }
 
@@ -89,7 +98,11 @@ fn classify_at(rec: &Recording, offset: usize) -> Classifier {
     let mut c = Classifier::new(book.rules(Profile::ClaudeCode));
     let t0 = Instant::now();
     c.on_output(parser.screen(), &parser.callbacks().0, t0);
-    c.on_tick(parser.screen(), &parser.callbacks().0, t0 + Duration::from_secs(10));
+    c.on_tick(
+        parser.screen(),
+        &parser.callbacks().0,
+        t0 + Duration::from_secs(10),
+    );
     c
 }
 
@@ -101,17 +114,34 @@ fn every_mark_classifies_right_from_a_fresh_screen() {
         for m in &rec.marks {
             let c = classify_at(&rec, m.offset);
             checked += 1;
-            println!("{} @{} ({}): {} -> {:?} [{:?}]", rec.name, m.offset, m.note, m.state, c.state(), c.detail().reason);
+            println!(
+                "{} @{} ({}): {} -> {:?} [{:?}]",
+                rec.name,
+                m.offset,
+                m.note,
+                m.state,
+                c.state(),
+                c.detail().reason
+            );
             if !label_accepts(&m.state, c.state()) {
                 failures.push(format!(
                     "{} @{} ({}): want {}, got {:?} (reason {:?})",
-                    rec.name, m.offset, m.note, m.state, c.state(), c.detail().reason
+                    rec.name,
+                    m.offset,
+                    m.note,
+                    m.state,
+                    c.state(),
+                    c.detail().reason
                 ));
             }
         }
     }
     assert!(checked >= 19, "only {checked} marks checked");
-    assert!(failures.is_empty(), "misclassified marks:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "misclassified marks:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// The whole stream in small chunks through one classifier, as the slot's parser thread feeds it:
@@ -127,18 +157,23 @@ fn every_mark_classifies_right_when_streamed() {
         let mut now = Instant::now();
         let mut last = SemanticState::Starting;
         let mut transitions: Vec<Transition> = Vec::new();
-        let record = |t: Option<Transition>, last: &mut SemanticState, all: &mut Vec<Transition>| {
-            if let Some(t) = t {
-                assert_eq!(t.prev, *last, "{}: transition must name the previous state", rec.name);
-                assert!(
-                    t.state != t.prev || t.state == SemanticState::Confirming,
-                    "{}: a non-change was reported: {t:?}",
-                    rec.name
-                );
-                *last = t.state;
-                all.push(t);
-            }
-        };
+        let record =
+            |t: Option<Transition>, last: &mut SemanticState, all: &mut Vec<Transition>| {
+                if let Some(t) = t {
+                    assert_eq!(
+                        t.prev, *last,
+                        "{}: transition must name the previous state",
+                        rec.name
+                    );
+                    assert!(
+                        t.state != t.prev || t.state == SemanticState::Confirming,
+                        "{}: a non-change was reported: {t:?}",
+                        rec.name
+                    );
+                    *last = t.state;
+                    all.push(t);
+                }
+            };
         let mut pos = 0;
         for m in &rec.marks {
             while pos < m.offset {
@@ -158,32 +193,61 @@ fn every_mark_classifies_right_when_streamed() {
                 let t = c.on_tick(parser.screen(), &parser.callbacks().0, now);
                 record(t, &mut last, &mut transitions);
             }
-            assert_eq!(c.next_deadline(), None, "{}: a stable screen leaves nothing pending", rec.name);
+            assert_eq!(
+                c.next_deadline(),
+                None,
+                "{}: a stable screen leaves nothing pending",
+                rec.name
+            );
             if !label_accepts(&m.state, c.state()) {
                 failures.push(format!(
                     "{} @{} ({}): want {}, got {:?} (reason {:?})",
-                    rec.name, m.offset, m.note, m.state, c.state(), c.detail().reason
+                    rec.name,
+                    m.offset,
+                    m.note,
+                    m.state,
+                    c.state(),
+                    c.detail().reason
                 ));
             }
         }
         let path: Vec<String> = transitions
             .iter()
-            .map(|t| format!("{}({})", t.state.as_str(), t.detail.reason.as_deref().unwrap_or("")))
+            .map(|t| {
+                format!(
+                    "{}({})",
+                    t.state.as_str(),
+                    t.detail.reason.as_deref().unwrap_or("")
+                )
+            })
             .collect();
         println!("{}: {}", rec.name, path.join(" -> "));
     }
-    assert!(failures.is_empty(), "misclassified marks:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "misclassified marks:\n{}",
+        failures.join("\n")
+    );
 }
 
 fn dialog_at(name: &str, offset: usize) -> missiond_core::protocol::Dialog {
-    let rec = recordings().into_iter().find(|r| r.name == name).expect("recording");
+    let rec = recordings()
+        .into_iter()
+        .find(|r| r.name == name)
+        .expect("recording");
     let c = classify_at(&rec, offset);
     assert_eq!(c.state(), SemanticState::Confirming, "{name} @{offset}");
-    c.detail().dialog.clone().expect("a confirming state carries its dialog")
+    c.detail()
+        .dialog
+        .clone()
+        .expect("a confirming state carries its dialog")
 }
 
 fn labels(d: &missiond_core::protocol::Dialog) -> Vec<(u32, &str, bool)> {
-    d.options.iter().map(|o| (o.n, o.label.as_str(), o.selected)).collect()
+    d.options
+        .iter()
+        .map(|o| (o.n, o.label.as_str(), o.selected))
+        .collect()
 }
 
 #[test]
@@ -197,8 +261,16 @@ fn bash_permission_dialog_parses() {
         labels(&d),
         vec![
             (1, "Yes", true),
-            (2, "Yes, and always allow access to /tmp/ccproj from this project", false),
-            (3, "Yes, and switch to auto mode · auto mode handles these prompts for you", false),
+            (
+                2,
+                "Yes, and always allow access to /tmp/ccproj from this project",
+                false
+            ),
+            (
+                3,
+                "Yes, and switch to auto mode · auto mode handles these prompts for you",
+                false
+            ),
             (4, "No", false),
         ]
     );
@@ -230,9 +302,18 @@ fn trust_dialog_parses() {
     let d = dialog_at("startup_dialogs-120x40", 1296);
     assert_eq!(d.kind, DialogKind::Trust);
     assert_eq!(d.title, "Accessing workspace");
-    assert_eq!(d.question, "Quick safety check: Is this a project you created or one you trust?");
+    assert_eq!(
+        d.question,
+        "Quick safety check: Is this a project you created or one you trust?"
+    );
     assert_eq!(d.body, "/tmp/ccproj");
-    assert_eq!(labels(&d), vec![(1, "No, exit", true), (2, "Yes, I trust this folder", false)]);
+    assert_eq!(
+        labels(&d),
+        vec![
+            (1, "No, exit", true),
+            (2, "Yes, I trust this folder", false)
+        ]
+    );
 }
 
 #[test]
@@ -242,5 +323,8 @@ fn api_key_dialog_parses() {
     assert_eq!(d.title, "Detected a custom API key in your environment");
     assert_eq!(d.question, "Do you want to use this API key?");
     assert_eq!(d.body, "ANTHROPIC_API_KEY: sk-ant-...key-0123456789abcdef");
-    assert_eq!(labels(&d), vec![(1, "Yes", false), (2, "No (recommended)", true)]);
+    assert_eq!(
+        labels(&d),
+        vec![(1, "Yes", false), (2, "No (recommended)", true)]
+    );
 }

@@ -107,18 +107,31 @@ async fn main() -> Result<()> {
     let exe = daemon_exe(args.no_build)?;
     let work = tempfile::tempdir()?;
     let mut table = Table::default();
-    eprintln!("daemon: {}  runs: {}  (load average now: {})", exe.display(), s.runs, loadavg());
+    eprintln!(
+        "daemon: {}  runs: {}  (load average now: {})",
+        exe.display(),
+        s.runs,
+        loadavg()
+    );
 
     if args.wants("inproc") {
         inproc(&s, &mut table)?;
     }
     let file = work.path().join("colour.txt");
     let fan_file = work.path().join("colour-fan.txt");
-    for (path, mib, wanted) in [(&file, s.file_mib, args.wants("throughput")), (&fan_file, s.fan_mib, args.wants("slow"))] {
+    for (path, mib, wanted) in [
+        (&file, s.file_mib, args.wants("throughput")),
+        (&fan_file, s.fan_mib, args.wants("slow")),
+    ] {
         if wanted {
             let data = sample(mib * 1024 * 1024, b"\n");
             std::fs::write(path, &data)?;
-            eprintln!("generated {} ({} bytes, {} lines)", path.display(), data.len(), count_lines(&data));
+            eprintln!(
+                "generated {} ({} bytes, {} lines)",
+                path.display(),
+                data.len(),
+                count_lines(&data)
+            );
         }
     }
     if args.wants("throughput") || args.wants("echo") || args.wants("slow") {
@@ -163,12 +176,24 @@ impl Stat {
     fn of(values: &[f64]) -> Stat {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         if v.is_empty() {
-            return Stat { median: f64::NAN, min: f64::NAN, max: f64::NAN };
+            return Stat {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
         }
         v.sort_by(|a, b| a.total_cmp(b));
         let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-        Stat { median, min: v[0], max: v[n - 1] }
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Stat {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
     }
 }
 
@@ -197,8 +222,21 @@ struct Row {
 }
 
 impl Table {
-    fn add(&mut self, section: &'static str, what: impl Into<String>, values: &[f64], unit: &'static str, note: impl Into<String>) {
-        let row = Row { section, what: what.into(), stat: Stat::of(values), unit, note: note.into() };
+    fn add(
+        &mut self,
+        section: &'static str,
+        what: impl Into<String>,
+        values: &[f64],
+        unit: &'static str,
+        note: impl Into<String>,
+    ) {
+        let row = Row {
+            section,
+            what: what.into(),
+            stat: Stat::of(values),
+            unit,
+            note: note.into(),
+        };
         eprintln!(
             "  {:<52} {:>10} {:<6} (min {}, max {}, n={}) {}",
             row.what,
@@ -264,8 +302,22 @@ fn loadavg() -> String {
 /// Deterministic; the same generator as `missiond-core/benches/hot_path.rs`.
 fn sample(len: usize, eol: &[u8]) -> Vec<u8> {
     let words = [
-        "supervisor", "terminal", "viewer", "parser", "broadcast", "snapshot", "classifier", "slot",
-        "frame", "latency", "throughput", "scrollback", "cursor", "escape", "daemon", "socket",
+        "supervisor",
+        "terminal",
+        "viewer",
+        "parser",
+        "broadcast",
+        "snapshot",
+        "classifier",
+        "slot",
+        "frame",
+        "latency",
+        "throughput",
+        "scrollback",
+        "cursor",
+        "escape",
+        "daemon",
+        "socket",
     ];
     let mut out = Vec::with_capacity(len + 256);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -273,7 +325,9 @@ fn sample(len: usize, eol: &[u8]) -> Vec<u8> {
     while out.len() < len {
         line += 1;
         let mut visible = 0usize;
-        out.extend_from_slice(format!("\x1b[1;32m{line:08}\x1b[0m \x1b[36mINFO\x1b[0m ").as_bytes());
+        out.extend_from_slice(
+            format!("\x1b[1;32m{line:08}\x1b[0m \x1b[36mINFO\x1b[0m ").as_bytes(),
+        );
         visible += 14;
         while visible < 96 {
             seed ^= seed << 13;
@@ -281,7 +335,9 @@ fn sample(len: usize, eol: &[u8]) -> Vec<u8> {
             seed ^= seed << 17;
             let word = words[(seed % words.len() as u64) as usize];
             if seed % 5 == 0 {
-                out.extend_from_slice(format!("\x1b[38;5;{}m{word}\x1b[0m ", seed % 256).as_bytes());
+                out.extend_from_slice(
+                    format!("\x1b[38;5;{}m{word}\x1b[0m ", seed % 256).as_bytes(),
+                );
             } else {
                 out.extend_from_slice(word.as_bytes());
                 out.push(b' ');
@@ -303,15 +359,29 @@ fn count_lines(data: &[u8]) -> usize {
 /// `target/release/missiond`, next to this example's directory; built first unless `no_build`.
 fn daemon_exe(no_build: bool) -> Result<PathBuf> {
     let me = std::env::current_exe()?;
-    let examples = me.parent().ok_or_else(|| anyhow!("no directory for {}", me.display()))?;
-    let profile = examples.parent().ok_or_else(|| anyhow!("no profile directory"))?;
+    let examples = me
+        .parent()
+        .ok_or_else(|| anyhow!("no directory for {}", me.display()))?;
+    let profile = examples
+        .parent()
+        .ok_or_else(|| anyhow!("no profile directory"))?;
     let exe = profile.join("missiond");
     if !no_build {
-        let target = profile.parent().ok_or_else(|| anyhow!("no target directory"))?;
+        let target = profile
+            .parent()
+            .ok_or_else(|| anyhow!("no target directory"))?;
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         eprintln!("building the daemon: cargo build --release -p missiond --bin missiond");
         let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "missiond", "--bin", "missiond", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "missiond",
+                "--bin",
+                "missiond",
+                "--target-dir",
+            ])
             .arg(target)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
@@ -321,7 +391,10 @@ fn daemon_exe(no_build: bool) -> Result<PathBuf> {
         }
     }
     if !exe.is_file() {
-        bail!("{} is missing: run `cargo build --release -p missiond` first", exe.display());
+        bail!(
+            "{} is missing: run `cargo build --release -p missiond` first",
+            exe.display()
+        );
     }
     Ok(exe)
 }
@@ -376,7 +449,10 @@ impl Daemon {
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
         let pid = child.id();
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no daemon stdout"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no daemon stdout"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -398,7 +474,10 @@ impl Daemon {
             pids: Default::default(),
         };
         let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
-            anyhow!("the daemon did not print its address; log:\n{}", daemon.log())
+            anyhow!(
+                "the daemon did not print its address; log:\n{}",
+                daemon.log()
+            )
         })?;
         daemon.host = base.trim_start_matches("http://").to_string();
         daemon.base = base;
@@ -418,29 +497,54 @@ impl Daemon {
         format!("ws://{}{path}?token={}", self.host, self.token)
     }
 
-    async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value> {
-        let mut req = self.http.request(method.clone(), format!("{}/api{path}", self.base)).bearer_auth(&self.token);
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}/api{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.with_context(|| format!("{method} {path}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
             bail!("{method} {path}: {status}: {text}");
         }
-        Ok(if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 
     /// Creates a 120x40 slot and waits until its program runs; returns its pid.
-    async fn create_slot(&self, id: &str, command: &str, args: &[&str], env: &[(&str, &str)]) -> Result<u32> {
-        let env: serde_json::Map<String, serde_json::Value> =
-            env.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+    async fn create_slot(
+        &self,
+        id: &str,
+        command: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<u32> {
+        let env: serde_json::Map<String, serde_json::Value> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
         let body = serde_json::json!({
             "id": id, "command": command, "args": args, "env": env,
             "cols": 120, "rows": 40, "scrollback": 2000,
         });
-        let mut info = self.api(reqwest::Method::POST, "/slots", Some(body)).await?;
+        let mut info = self
+            .api(reqwest::Method::POST, "/slots", Some(body))
+            .await?;
         let deadline = Instant::now() + DEADLINE;
         loop {
             if info["status"] == "running" {
@@ -455,17 +559,27 @@ impl Daemon {
                 bail!("slot {id} did not start: {info}");
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
-            info = self.api(reqwest::Method::GET, &format!("/slots/{id}"), None).await?;
+            info = self
+                .api(reqwest::Method::GET, &format!("/slots/{id}"), None)
+                .await?;
         }
     }
 
     async fn delete_slot(&self, id: &str) -> Result<()> {
-        self.api(reqwest::Method::DELETE, &format!("/slots/{id}"), None).await.map(|_| ())
+        self.api(reqwest::Method::DELETE, &format!("/slots/{id}"), None)
+            .await
+            .map(|_| ())
     }
 
     async fn input(&self, id: &str, data: &str) -> Result<()> {
         let body = serde_json::json!({ "data": data });
-        self.api(reqwest::Method::POST, &format!("/slots/{id}/input"), Some(body)).await.map(|_| ())
+        self.api(
+            reqwest::Method::POST,
+            &format!("/slots/{id}/input"),
+            Some(body),
+        )
+        .await
+        .map(|_| ())
     }
 
     fn rss_kib(&self) -> u64 {
@@ -541,17 +655,29 @@ fn proc_status_kib(pid: u32, key: &str) -> u64 {
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
-    let Some(close) = text.rfind(')') else { return 0 };
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(close) = text.rfind(')') else {
+        return 0;
+    };
     // Fields after the command: state(3) ... utime(14) stime(15), counted from 1.
     let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    let get = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let get = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     get(14) + get(15)
 }
 
 /// CPU time of the calling thread, in seconds.
 fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
@@ -601,18 +727,24 @@ impl Drop for RssSampler {
 // ---------------------------------------------------------------------------------------------
 // /pty clients
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens `/pty/<id>` (TCP_NODELAY) and waits for the first `screen` frame: from then on the
 /// viewer is subscribed and sees every later byte.
 async fn attach(d: &Daemon, id: &str) -> Result<Ws> {
     let url = d.ws_url(&format!("/pty/{id}"));
-    let (mut ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async_with_config(url, None, true))
-        .await
-        .map_err(|_| anyhow!("connecting to /pty/{id} timed out"))??;
+    let (mut ws, _) = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async_with_config(url, None, true),
+    )
+    .await
+    .map_err(|_| anyhow!("connecting to /pty/{id} timed out"))??;
     loop {
         match tokio::time::timeout(DEADLINE, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str().starts_with(r#"{"type":"screen""#) => return Ok(ws),
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str().starts_with(r#"{"type":"screen""#) => {
+                return Ok(ws)
+            }
             Ok(Some(Ok(Message::Close(frame)))) => bail!("/pty/{id} closed: {frame:?}"),
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(e))) => bail!("/pty/{id}: {e}"),
@@ -637,7 +769,11 @@ fn data_len(frame: &str) -> Option<u64> {
             }
             Some(p) => {
                 n += p as u64 + 1;
-                i += p + if body.get(i + p + 1) == Some(&b'u') { 6 } else { 2 };
+                i += p + if body.get(i + p + 1) == Some(&b'u') {
+                    6
+                } else {
+                    2
+                };
             }
         }
     }
@@ -684,7 +820,11 @@ async fn read_until_mark(mut ws: Ws) -> Result<ViewerOutcome> {
         tail.push_str(hay);
         if tail.contains(MARK) {
             let _ = ws.close(None).await;
-            return Ok(ViewerOutcome { done: Instant::now(), bytes, resyncs });
+            return Ok(ViewerOutcome {
+                done: Instant::now(),
+                bytes,
+                resyncs,
+            });
         }
         let keep = floor_char_boundary(&tail, tail.len().saturating_sub(MARK.len()));
         tail.drain(..keep);
@@ -720,7 +860,14 @@ struct StreamRun {
 /// `cat FILE` in a fresh slot, watched by `fast` reading viewers and `stuck` viewers that
 /// never read. The slot waits for a line of input before `cat`, so every viewer is attached
 /// first; time runs from that input to the end marker at each viewer.
-async fn stream_run(d: &Daemon, id: &str, file: &Path, expect: u64, fast: usize, stuck: usize) -> Result<StreamRun> {
+async fn stream_run(
+    d: &Daemon,
+    id: &str,
+    file: &Path,
+    expect: u64,
+    fast: usize,
+    stuck: usize,
+) -> Result<StreamRun> {
     let script = format!("read x; cat '{}'; echo {MARK}; read y", file.display());
     d.create_slot(id, "sh", &["-c", &script], &[]).await?;
     let mut stuck_ws = Vec::new();
@@ -735,7 +882,10 @@ async fn stream_run(d: &Daemon, id: &str, file: &Path, expect: u64, fast: usize,
     let (cpu0, me0) = (d.cpu_ticks(), cpu_ticks(std::process::id()));
     let t0 = Instant::now();
     d.input(id, "\r").await?;
-    let tasks: Vec<_> = viewers.into_iter().map(|ws| tokio::spawn(read_until_mark(ws))).collect();
+    let tasks: Vec<_> = viewers
+        .into_iter()
+        .map(|ws| tokio::spawn(read_until_mark(ws)))
+        .collect();
     let mut outcomes = Vec::new();
     for task in tasks {
         outcomes.push(task.await.map_err(|e| anyhow!("viewer task: {e}"))??);
@@ -746,8 +896,14 @@ async fn stream_run(d: &Daemon, id: &str, file: &Path, expect: u64, fast: usize,
     d.delete_slot(id).await?;
     let last = outcomes.iter().map(|o| o.done).max().unwrap_or(t0);
     let total_bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
-    let per_viewer = outcomes.iter().map(|o| o.bytes as f64 / MB / (o.done - t0).as_secs_f64()).collect();
-    let min_complete = outcomes.iter().map(|o| o.bytes as f64 / expect as f64).fold(f64::INFINITY, f64::min);
+    let per_viewer = outcomes
+        .iter()
+        .map(|o| o.bytes as f64 / MB / (o.done - t0).as_secs_f64())
+        .collect();
+    let min_complete = outcomes
+        .iter()
+        .map(|o| o.bytes as f64 / expect as f64)
+        .fold(f64::INFINITY, f64::min);
     Ok(StreamRun {
         per_viewer,
         total: total_bytes as f64 / MB / (last - t0).as_secs_f64(),
@@ -765,13 +921,24 @@ async fn stream_run(d: &Daemon, id: &str, file: &Path, expect: u64, fast: usize,
 fn raw_pty(file: &Path) -> Result<(f64, u64, f64)> {
     use portable_pty::{native_pty_system, CommandBuilder, PtySize};
     let pair = native_pty_system()
-        .openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .map_err(|e| anyhow!("openpty: {e}"))?;
     let mut cmd = CommandBuilder::new("cat");
     cmd.arg(file);
-    let mut reader = pair.master.try_clone_reader().map_err(|e| anyhow!("reader: {e}"))?;
+    let mut reader = pair
+        .master
+        .try_clone_reader()
+        .map_err(|e| anyhow!("reader: {e}"))?;
     let t0 = Instant::now();
-    let mut child = pair.slave.spawn_command(cmd).map_err(|e| anyhow!("spawn cat: {e}"))?;
+    let mut child = pair
+        .slave
+        .spawn_command(cmd)
+        .map_err(|e| anyhow!("spawn cat: {e}"))?;
     drop(pair.slave);
     let mut buf = vec![0u8; 64 * 1024];
     let (mut total, mut reads) = (0u64, 0u64);
@@ -788,7 +955,11 @@ fn raw_pty(file: &Path) -> Result<(f64, u64, f64)> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let _ = child.wait();
-    Ok((total as f64 / MB / secs, total, total as f64 / reads.max(1) as f64))
+    Ok((
+        total as f64 / MB / secs,
+        total,
+        total as f64 / reads.max(1) as f64,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -840,7 +1011,13 @@ async fn throughput(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) ->
         }
         eprintln!("{line}");
     }
-    table.add("1", "raw PTY read rate, `cat` 120x40", &raw, "MB/s", "portable-pty master read, 64 KiB buffer");
+    table.add(
+        "1",
+        "raw PTY read rate, `cat` 120x40",
+        &raw,
+        "MB/s",
+        "portable-pty master read, 64 KiB buffer",
+    );
     table.add("1", "raw PTY mean bytes per read", &read_size, "KiB", "");
     for (i, &n) in counts.iter().enumerate() {
         table.add(
@@ -855,11 +1032,35 @@ async fn throughput(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) ->
             ),
         );
         if i > 0 {
-            table.add("2", format!("{n} viewers: MB/s total"), &total[i], "MB/s", "");
-            table.add("2", format!("{n} viewers: per viewer / {} viewer(s)", counts[0]), &ratio_one[i], "ratio", "same run");
+            table.add(
+                "2",
+                format!("{n} viewers: MB/s total"),
+                &total[i],
+                "MB/s",
+                "",
+            );
+            table.add(
+                "2",
+                format!("{n} viewers: per viewer / {} viewer(s)", counts[0]),
+                &ratio_one[i],
+                "ratio",
+                "same run",
+            );
         }
-        table.add("2", format!("{n} viewer(s): per viewer / raw PTY"), &ratio_raw[i], "ratio", "same run");
-        table.add("2", format!("{n} viewer(s): MB delivered per daemon CPU-second"), &eff[i], "MB/s", "all viewers' bytes / daemon utime+stime");
+        table.add(
+            "2",
+            format!("{n} viewer(s): per viewer / raw PTY"),
+            &ratio_raw[i],
+            "ratio",
+            "same run",
+        );
+        table.add(
+            "2",
+            format!("{n} viewer(s): MB delivered per daemon CPU-second"),
+            &eff[i],
+            "MB/s",
+            "all viewers' bytes / daemon utime+stime",
+        );
         table.add(
             "2",
             format!("{n} viewer(s): least complete viewer"),
@@ -878,10 +1079,15 @@ async fn echo(d: &Daemon, s: &Settings, table: &mut Table) -> Result<()> {
     let mut max = Vec::new();
     for run in 0..s.runs {
         let id = format!("echo-{run}");
-        let pid = d.create_slot(&id, "sh", &["-c", "stty raw -echo; exec cat"], &[]).await?;
+        let pid = d
+            .create_slot(&id, "sh", &["-c", "stty raw -echo; exec cat"], &[])
+            .await?;
         // `exec cat` keeps the pid: once it is cat, the terminal is raw and silent.
         let deadline = Instant::now() + DEADLINE;
-        while std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() != "cat").unwrap_or(true) {
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim() != "cat")
+            .unwrap_or(true)
+        {
             if Instant::now() > deadline {
                 bail!("slot {id} never became cat");
             }
@@ -912,8 +1118,15 @@ async fn echo(d: &Daemon, s: &Settings, table: &mut Table) -> Result<()> {
         }
         let _ = ws.close(None).await;
         d.delete_slot(&id).await?;
-        let (a, b, c) = (quantile(&samples, 0.5), quantile(&samples, 0.99), quantile(&samples, 1.0));
-        eprintln!("  run {run}: p50 {a:.3} ms, p99 {b:.3} ms, max {c:.3} ms over {} keys", samples.len());
+        let (a, b, c) = (
+            quantile(&samples, 0.5),
+            quantile(&samples, 0.99),
+            quantile(&samples, 1.0),
+        );
+        eprintln!(
+            "  run {run}: p50 {a:.3} ms, p99 {b:.3} ms, max {c:.3} ms over {} keys",
+            samples.len()
+        );
         p50.push(a);
         p99.push(b);
         max.push(c);
@@ -929,8 +1142,14 @@ async fn slow(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) -> Resul
     eprintln!("== 4 fan-out: 8 fast viewers alone, and with 1 viewer that never reads");
     let f = file.to_path_buf();
     let (_, bytes, _) = tokio::task::spawn_blocking(move || raw_pty(&f)).await??;
-    let (mut alone, mut with, mut ratio, mut rss_alone, mut rss_with, mut complete) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut alone, mut with, mut ratio, mut rss_alone, mut rss_with, mut complete) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for run in 0..s.runs {
         // Alternate the order so that drift in the machine's load does not favour one side.
         let (a, w) = if run % 2 == 0 {
@@ -942,7 +1161,10 @@ async fn slow(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) -> Resul
             let a = stream_run(d, &format!("fan-a-{run}"), file, bytes, 8, 0).await?;
             (a, w)
         };
-        let (pa, pw) = (Stat::of(&a.per_viewer).median, Stat::of(&w.per_viewer).median);
+        let (pa, pw) = (
+            Stat::of(&a.per_viewer).median,
+            Stat::of(&w.per_viewer).median,
+        );
         eprintln!(
             "  run {run}: alone {pa:.1} MB/s/viewer (peak RSS {:.1} MiB), with stuck {pw:.1} (peak RSS {:.1} MiB), ratio {:.3}",
             a.peak_rss_mib,
@@ -956,13 +1178,43 @@ async fn slow(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) -> Resul
         rss_with.push(w.peak_rss_mib);
         complete.push(w.min_complete * 100.0);
     }
-    table.add("4", "8 fast viewers alone: MB/s per viewer", &alone, "MB/s", "");
-    table.add("4", "8 fast + 1 stuck: MB/s per fast viewer", &with, "MB/s", "");
-    table.add("4", "with stuck / alone", &ratio, "ratio", "same run; target >= 0.90");
+    table.add(
+        "4",
+        "8 fast viewers alone: MB/s per viewer",
+        &alone,
+        "MB/s",
+        "",
+    );
+    table.add(
+        "4",
+        "8 fast + 1 stuck: MB/s per fast viewer",
+        &with,
+        "MB/s",
+        "",
+    );
+    table.add(
+        "4",
+        "with stuck / alone",
+        &ratio,
+        "ratio",
+        "same run; target >= 0.90",
+    );
     table.add("4", "daemon peak RSS, 8 alone", &rss_alone, "MiB", "");
     table.add("4", "daemon peak RSS, 8 + 1 stuck", &rss_with, "MiB", "");
-    table.add("4", "with stuck: least complete fast viewer", &complete, "% bytes", "");
-    table.add("4", "daemon RSS after the runs", &[d.rss_kib() as f64 / 1024.0], "MiB", "one sample");
+    table.add(
+        "4",
+        "with stuck: least complete fast viewer",
+        &complete,
+        "% bytes",
+        "",
+    );
+    table.add(
+        "4",
+        "daemon RSS after the runs",
+        &[d.rss_kib() as f64 / 1024.0],
+        "MiB",
+        "one sample",
+    );
     Ok(())
 }
 
@@ -977,7 +1229,13 @@ async fn scale(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
         let mut create = Vec::new();
         for i in 0..n {
             let t = Instant::now();
-            d.create_slot(&format!("idle-{i}"), "bash", &["--norc", "--noprofile", "-i"], &[("PS1", "bench$ ")]).await?;
+            d.create_slot(
+                &format!("idle-{i}"),
+                "bash",
+                &["--norc", "--noprofile", "-i"],
+                &[("PS1", "bench$ ")],
+            )
+            .await?;
             create.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let created = t0.elapsed().as_secs_f64();
@@ -985,8 +1243,17 @@ async fn scale(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
         for i in 0..n {
             let deadline = Instant::now() + DEADLINE;
             loop {
-                let screen = d.api(reqwest::Method::GET, &format!("/slots/idle-{i}/screen"), None).await?;
-                if screen["text"].as_str().is_some_and(|t| t.contains("bench$")) {
+                let screen = d
+                    .api(
+                        reqwest::Method::GET,
+                        &format!("/slots/idle-{i}/screen"),
+                        None,
+                    )
+                    .await?;
+                if screen["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("bench$"))
+                {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -1015,16 +1282,38 @@ async fn scale(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
             d.rss_kib() as f64 / 1024.0,
             d.threads()
         );
-        table.add("5", format!("{n} slots: daemon RSS per idle slot"), &per_slot, "MiB", format!("(VmRSS - VmRSS before) / {n}, 120x40, scrollback 2000"));
+        table.add(
+            "5",
+            format!("{n} slots: daemon RSS per idle slot"),
+            &per_slot,
+            "MiB",
+            format!("(VmRSS - VmRSS before) / {n}, 120x40, scrollback 2000"),
+        );
         table.add(
             "5",
             format!("{n} slots: daemon CPU idle"),
             &cpu,
             "% core",
-            format!("{windows} windows of {:.0} s; mean {:.2}%", window.as_secs_f64(), total_cpu),
+            format!(
+                "{windows} windows of {:.0} s; mean {:.2}%",
+                window.as_secs_f64(),
+                total_cpu
+            ),
         );
-        table.add("5", format!("{n} slots: POST /api/slots until running"), &create, "ms", "per slot, sequential");
-        table.add("5", format!("{n} slots: launch all (created / prompts drawn)"), &[created], "s", format!("prompts drawn after {ready:.2} s; one launch"));
+        table.add(
+            "5",
+            format!("{n} slots: POST /api/slots until running"),
+            &create,
+            "ms",
+            "per slot, sequential",
+        );
+        table.add(
+            "5",
+            format!("{n} slots: launch all (created / prompts drawn)"),
+            &[created],
+            "s",
+            format!("prompts drawn after {ready:.2} s; one launch"),
+        );
         if n == s.scale[0] {
             filled_scrollback(exe, s, table).await?;
         }
@@ -1049,13 +1338,23 @@ async fn filled_scrollback(exe: &Path, s: &Settings, table: &mut Table) -> Resul
     let line = format!("line %06g {}", "x".repeat(88));
     let script = format!("seq -f '{line}' 2500; echo FILLED; exec sleep 100000");
     for i in 0..n {
-        d.create_slot(&format!("full-{i}"), "sh", &["-c", &script], &[]).await?;
+        d.create_slot(&format!("full-{i}"), "sh", &["-c", &script], &[])
+            .await?;
     }
     for i in 0..n {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let screen = d.api(reqwest::Method::GET, &format!("/slots/full-{i}/screen"), None).await?;
-            if screen["text"].as_str().is_some_and(|t| t.contains("FILLED")) {
+            let screen = d
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/slots/full-{i}/screen"),
+                    None,
+                )
+                .await?;
+            if screen["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("FILLED"))
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -1069,7 +1368,13 @@ async fn filled_scrollback(exe: &Path, s: &Settings, table: &mut Table) -> Resul
         tokio::time::sleep(Duration::from_millis(200)).await;
         per_slot.push(d.rss_kib().saturating_sub(rss0) as f64 / 1024.0 / n as f64);
     }
-    table.add("5", format!("{n} slots, scrollback full: daemon RSS per slot"), &per_slot, "MiB", "2500 lines of 100 chars printed, 120x40, scrollback 2000");
+    table.add(
+        "5",
+        format!("{n} slots, scrollback full: daemon RSS per slot"),
+        &per_slot,
+        "MiB",
+        "2500 lines of 100 chars printed, 120x40, scrollback 2000",
+    );
     let ids: Vec<String> = (0..n).map(|i| format!("full-{i}")).collect();
     for r in futures_util::future::join_all(ids.iter().map(|id| d.delete_slot(id))).await {
         r?;
@@ -1111,10 +1416,22 @@ async fn tasks(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
             }
             // Let the debounce window close and swallow follow-up events of this write.
             let settle = Instant::now() + Duration::from_millis(120);
-            while let Ok(Ok(_)) = tokio::time::timeout_at(tokio::time::Instant::from_std(settle), next_text(&mut ws, Duration::from_secs(1))).await {}
+            while let Ok(Ok(_)) = tokio::time::timeout_at(
+                tokio::time::Instant::from_std(settle),
+                next_text(&mut ws, Duration::from_secs(1)),
+            )
+            .await
+            {}
         }
-        let (a, b, c) = (quantile(&samples, 0.5), quantile(&samples, 0.99), quantile(&samples, 1.0));
-        eprintln!("  run {run}: p50 {a:.1} ms, p99 {b:.1} ms, max {c:.1} ms over {} writes", samples.len());
+        let (a, b, c) = (
+            quantile(&samples, 0.5),
+            quantile(&samples, 0.99),
+            quantile(&samples, 1.0),
+        );
+        eprintln!(
+            "  run {run}: p50 {a:.1} ms, p99 {b:.1} ms, max {c:.1} ms over {} writes",
+            samples.len()
+        );
         p50.push(a);
         p99.push(b);
         max.push(c);
@@ -1148,7 +1465,8 @@ fn inproc(s: &Settings, table: &mut Table) -> Result<()> {
     eprintln!("== 6 in-process: vt100 parse, frame encoding, classifier");
     let data = sample(16 * 1024 * 1024, b"\r\n");
     let mb = data.len() as f64 / MB;
-    let (mut parse, mut parse_cpu, mut encode, mut encode_cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut parse, mut parse_cpu, mut encode, mut encode_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..s.runs {
         let (t, c) = (Instant::now(), thread_cpu());
         let mut screen = Screen::new(120, 40, 2000);
@@ -1159,19 +1477,49 @@ fn inproc(s: &Settings, table: &mut Table) -> Result<()> {
         parse_cpu.push(mb / (thread_cpu() - c));
         let (t, c) = (Instant::now(), thread_cpu());
         for chunk in data.chunks(64 * 1024) {
-            let msg = PtyServerMsg::Data { data: String::from_utf8_lossy(chunk).into_owned() };
+            let msg = PtyServerMsg::Data {
+                data: String::from_utf8_lossy(chunk).into_owned(),
+            };
             std::hint::black_box(serde_json::to_string(&msg)?);
         }
         encode.push(mb / t.elapsed().as_secs_f64());
         encode_cpu.push(mb / (thread_cpu() - c));
     }
-    table.add("6", "vt100 parse (slot Screen 120x40, sb 2000), wall", &parse, "MB/s", "16 MiB sample, 16 KiB reads");
-    table.add("6", "vt100 parse, per CPU-second", &parse_cpu, "MB/s", "thread CPU time: robust to a busy machine");
-    table.add("6", "data frame encode (lossy UTF-8 + JSON), wall", &encode, "MB/s", "per viewer, 64 KiB frames");
-    table.add("6", "data frame encode, per CPU-second", &encode_cpu, "MB/s", "thread CPU time");
+    table.add(
+        "6",
+        "vt100 parse (slot Screen 120x40, sb 2000), wall",
+        &parse,
+        "MB/s",
+        "16 MiB sample, 16 KiB reads",
+    );
+    table.add(
+        "6",
+        "vt100 parse, per CPU-second",
+        &parse_cpu,
+        "MB/s",
+        "thread CPU time: robust to a busy machine",
+    );
+    table.add(
+        "6",
+        "data frame encode (lossy UTF-8 + JSON), wall",
+        &encode,
+        "MB/s",
+        "per viewer, 64 KiB frames",
+    );
+    table.add(
+        "6",
+        "data frame encode, per CPU-second",
+        &encode_cpu,
+        "MB/s",
+        "thread CPU time",
+    );
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../missiond-core/tests/fixtures");
-    let dir = if dir.join("claude-code-2.1.330").is_dir() { dir.join("claude-code-2.1.330") } else { dir };
+    let dir = if dir.join("claude-code-2.1.330").is_dir() {
+        dir.join("claude-code-2.1.330")
+    } else {
+        dir
+    };
     let mut screens = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("fixtures in {}", dir.display()))?
@@ -1210,8 +1558,18 @@ fn inproc(s: &Settings, table: &mut Table) -> Result<()> {
         "classifier on_output, claude-code rules",
         &per_call,
         "µs/screen",
-        format!("wall; {} screens of {} recordings", screens.len(), entries.len()),
+        format!(
+            "wall; {} screens of {} recordings",
+            screens.len(),
+            entries.len()
+        ),
     );
-    table.add("6", "classifier on_output, CPU time", &per_call_cpu, "µs/screen", "thread CPU time");
+    table.add(
+        "6",
+        "classifier on_output, CPU time",
+        &per_call_cpu,
+        "µs/screen",
+        "thread CPU time",
+    );
     Ok(())
 }

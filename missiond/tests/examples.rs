@@ -24,7 +24,9 @@ fn run_example(daemon: &Daemon, program: &str, args: &[&str]) -> (Child, mpsc::R
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -38,7 +40,8 @@ fn run_example(daemon: &Daemon, program: &str, args: &[&str]) -> (Child, mpsc::R
 }
 
 fn next_line(rx: &mpsc::Receiver<String>, what: &str) -> String {
-    rx.recv_timeout(STEP).unwrap_or_else(|_| panic!("no line from the example: {what}"))
+    rx.recv_timeout(STEP)
+        .unwrap_or_else(|_| panic!("no line from the example: {what}"))
 }
 
 fn write_task(daemon: &Daemon, list: &str, id: &str, subject: &str, status: &str) {
@@ -55,7 +58,11 @@ fn write_task(daemon: &Daemon, list: &str, id: &str, subject: &str, status: &str
 fn python_task_watcher_prints_overview_and_events() {
     let daemon = Daemon::start();
     let script = examples_dir().join("watch_tasks.py");
-    let (mut child, lines) = run_example(&daemon, "python3", &[script.to_str().unwrap(), "--max-events", "0"]);
+    let (mut child, lines) = run_example(
+        &daemon,
+        "python3",
+        &[script.to_str().unwrap(), "--max-events", "0"],
+    );
     let overview = next_line(&lines, "overview");
     assert!(overview.starts_with("overview: 0 sessions"), "{overview}");
     write_task(&daemon, "list-a", "1", "Write the parser", "pending");
@@ -85,7 +92,11 @@ fn python_state_watcher_exits_when_a_slot_needs_attention() {
     let daemon = Daemon::start();
     daemon.cli_ok(&["launch", "sh1", "--cwd", "/tmp", "--", "bash", "--norc"]);
     let script = examples_dir().join("watch_states.py");
-    let (mut child, lines) = run_example(&daemon, "python3", &[script.to_str().unwrap(), "--until-state", "exited"]);
+    let (mut child, lines) = run_example(
+        &daemon,
+        "python3",
+        &[script.to_str().unwrap(), "--until-state", "exited"],
+    );
     assert!(next_line(&lines, "snapshot").starts_with("sh1: "));
     daemon.cli_ok(&["send", "sh1", "--enter", "exit 0"]);
     let deadline = Instant::now() + STEP;

@@ -15,7 +15,8 @@ use support::daemon::{Daemon, DaemonOptions};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Generous: two cores are shared with parallel builds and other tests.
 const STEP: Duration = Duration::from_secs(30);
@@ -55,29 +56,43 @@ struct Api {
 
 impl Api {
     fn new(d: &Daemon) -> Api {
-        Api { base: d.url.clone(), token: d.token.clone(), client: reqwest::Client::new() }
+        Api {
+            base: d.url.clone(),
+            token: d.token.clone(),
+            client: reqwest::Client::new(),
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(&body);
         }
         let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Creates (and starts) a slot; requires 201.
     async fn create(&self, spec: Value) -> Value {
-        let (status, body) = self.call(reqwest::Method::POST, "/api/slots", Some(spec.clone())).await;
+        let (status, body) = self
+            .call(reqwest::Method::POST, "/api/slots", Some(spec.clone()))
+            .await;
         assert_eq!(status, 201, "creating {spec} failed: {body}");
         body
     }
 
     async fn slot(&self, id: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, &format!("/api/slots/{id}"), None).await;
+        let (status, body) = self
+            .call(reqwest::Method::GET, &format!("/api/slots/{id}"), None)
+            .await;
         assert_eq!(status, 200, "GET slot {id}: {body}");
         body
     }
@@ -85,7 +100,13 @@ impl Api {
     /// `GET /api/slots/{id}/screen[?format=ansi]`.
     async fn screen(&self, id: &str, ansi: bool) -> Value {
         let q = if ansi { "?format=ansi" } else { "" };
-        let (status, body) = self.call(reqwest::Method::GET, &format!("/api/slots/{id}/screen{q}"), None).await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/slots/{id}/screen{q}"),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "screen of {id}: {body}");
         body
     }
@@ -98,7 +119,10 @@ impl Api {
             if pred(&slot) {
                 return slot;
             }
-            assert!(Instant::now() < deadline, "slot {id} never became {what}: {slot}");
+            assert!(
+                Instant::now() < deadline,
+                "slot {id} never became {what}: {slot}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -111,7 +135,11 @@ impl Api {
             if pred(screen["text"].as_str().unwrap_or("")) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "screen of {id} never showed {what}:\n{}", screen["text"]);
+            assert!(
+                Instant::now() < deadline,
+                "screen of {id} never showed {what}:\n{}",
+                screen["text"]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -119,8 +147,12 @@ impl Api {
 
 /// A shell slot with a recognisable prompt, waiting at it.
 async fn shell_slot(api: &Api, id: &str) {
-    api.create(json!({"id": id, "command": "sh", "env": {"PS1": "prompt> "}, "cols": 80, "rows": 24})).await;
-    api.wait_screen(id, "the prompt", |t| t.contains("prompt> ")).await;
+    api.create(
+        json!({"id": id, "command": "sh", "env": {"PS1": "prompt> "}, "cols": 80, "rows": 24}),
+    )
+    .await;
+    api.wait_screen(id, "the prompt", |t| t.contains("prompt> "))
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +163,8 @@ async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws, tungstenite:
     let mut req = url.into_client_request()?;
     for (name, value) in headers {
         let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
-        req.headers_mut().insert(name, value.parse().expect("header value"));
+        req.headers_mut()
+            .insert(name, value.parse().expect("header value"));
     }
     match tokio::time::timeout(STEP, tokio_tungstenite::connect_async(req)).await {
         Ok(result) => result.map(|(ws, _)| ws),
@@ -173,16 +206,29 @@ impl Viewer {
     /// Attaches to `path` (e.g. `/pty/s` or `/pty/s?mode=ro`) with the daemon's token and
     /// requires the protocol's opening: `screen`, then `state`.
     async fn attach(d: &Daemon, path: &str) -> Viewer {
-        let ws = connect(&with_token(d, path), &[]).await.unwrap_or_else(|e| panic!("attach {path}: {e}"));
+        let ws = connect(&with_token(d, path), &[])
+            .await
+            .unwrap_or_else(|e| panic!("attach {path}: {e}"));
         Viewer::opened(ws, path).await
     }
 
     async fn opened(ws: Ws, name: &str) -> Viewer {
-        let mut v = Viewer { ws, name: name.to_string(), data: String::new(), frames: Vec::new() };
+        let mut v = Viewer {
+            ws,
+            name: name.to_string(),
+            data: String::new(),
+            frames: Vec::new(),
+        };
         let first = v.msg().await;
-        assert_eq!(first["type"], "screen", "{name}: the first frame must be the screen: {first}");
+        assert_eq!(
+            first["type"], "screen",
+            "{name}: the first frame must be the screen: {first}"
+        );
         let second = v.msg().await;
-        assert_eq!(second["type"], "state", "{name}: the screen must be followed by the state: {second}");
+        assert_eq!(
+            second["type"], "state",
+            "{name}: the screen must be followed by the state: {second}"
+        );
         v
     }
 
@@ -202,10 +248,12 @@ impl Viewer {
             };
             match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(&text)
-                        .unwrap_or_else(|e| panic!("{}: server sent non-JSON text ({e}): {text}", self.name));
+                    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+                        panic!("{}: server sent non-JSON text ({e}): {text}", self.name)
+                    });
                     if value["type"] == "data" {
-                        self.data.push_str(value["data"].as_str().expect("data is a string"));
+                        self.data
+                            .push_str(value["data"].as_str().expect("data is a string"));
                     }
                     self.frames.push(value.clone());
                     return Ev::Msg(value);
@@ -217,7 +265,9 @@ impl Viewer {
                     }
                 }
                 Some(Ok(Message::Pong(payload))) => return Ev::Pong(payload.to_vec()),
-                Some(Ok(Message::Binary(b))) => panic!("{}: unexpected binary frame ({} bytes)", self.name, b.len()),
+                Some(Ok(Message::Binary(b))) => {
+                    panic!("{}: unexpected binary frame ({} bytes)", self.name, b.len())
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Ev::Gone(e.to_string()),
                 None => return Ev::Gone("end of stream".into()),
@@ -248,10 +298,18 @@ impl Viewer {
         let deadline = Instant::now() + STEP;
         while !pred(&self.data) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "{}: output never showed {what}; tail: {:?}", self.name, tail(&self.data, 400));
+            assert!(
+                !left.is_zero(),
+                "{}: output never showed {what}; tail: {:?}",
+                self.name,
+                tail(&self.data, 400)
+            );
             match self.next_within(left).await {
                 Ev::Msg(_) | Ev::Pong(_) => {}
-                other => panic!("{}: connection ended while waiting for {what}: {other:?}", self.name),
+                other => panic!(
+                    "{}: connection ended while waiting for {what}: {other:?}",
+                    self.name
+                ),
             }
         }
     }
@@ -262,7 +320,10 @@ impl Viewer {
             match self.next().await {
                 Ev::Msg(_) | Ev::Pong(_) => {}
                 Ev::Close(code, _) => return code,
-                Ev::Gone(e) => panic!("{}: connection dropped without a close frame: {e}", self.name),
+                Ev::Gone(e) => panic!(
+                    "{}: connection dropped without a close frame: {e}",
+                    self.name
+                ),
             }
         }
     }
@@ -306,8 +367,15 @@ fn tail(s: &str, n: usize) -> &str {
 
 /// The close code a connection to `path` gets right after the upgrade.
 async fn close_code_of(d: &Daemon, path: &str) -> Option<u16> {
-    let ws = connect(&with_token(d, path), &[]).await.unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut v = Viewer { ws, name: path.to_string(), data: String::new(), frames: Vec::new() };
+    let ws = connect(&with_token(d, path), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut v = Viewer {
+        ws,
+        name: path.to_string(),
+        data: String::new(),
+        frames: Vec::new(),
+    };
     let code = v.close_code().await;
     assert!(
         v.frames.iter().all(|f| f["type"] != "screen"),
@@ -330,7 +398,11 @@ fn parse(rows: u16, cols: u16, bytes: &str) -> vt100::Parser {
 /// Asserts two emulated screens are the same cell for cell, with cursor and input modes.
 fn assert_same_screen(what: &str, expected: &vt100::Screen, actual: &vt100::Screen) {
     if let Some(diff) = screen_diff(expected, actual) {
-        panic!("{what}: {diff}\nexpected screen:\n{}\nactual screen:\n{}", expected.contents(), actual.contents());
+        panic!(
+            "{what}: {diff}\nexpected screen:\n{}\nactual screen:\n{}",
+            expected.contents(),
+            actual.contents()
+        );
     }
 }
 
@@ -364,7 +436,10 @@ fn screen_diff(expected: &vt100::Screen, actual: &vt100::Screen) -> Option<Strin
     };
     for row in 0..rows {
         for col in 0..cols {
-            let (e, a) = (describe(expected.cell(row, col)), describe(actual.cell(row, col)));
+            let (e, a) = (
+                describe(expected.cell(row, col)),
+                describe(actual.cell(row, col)),
+            );
             if e != a {
                 return Some(format!("cell ({row},{col}): expected {e:?}, got {a:?}"));
             }
@@ -416,9 +491,14 @@ async fn check_snapshot_of(d: &Daemon, api: &Api, id: &str, ready: &str) {
         if diff.is_none() {
             break replay;
         }
-        assert!(Instant::now() < deadline, "recorder never caught up with the daemon's screen: {diff:?}");
+        assert!(
+            Instant::now() < deadline,
+            "recorder never caught up with the daemon's screen: {diff:?}"
+        );
         // More output may be on its way to the recorder: wait for it, briefly.
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_millis(200), recorder.ws.next()).await {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(200), recorder.ws.next()).await
+        {
             let v: Value = serde_json::from_str(&t).expect("json");
             if v["type"] == "data" {
                 recorder.data.push_str(v["data"].as_str().unwrap_or(""));
@@ -429,11 +509,19 @@ async fn check_snapshot_of(d: &Daemon, api: &Api, id: &str, ready: &str) {
 
     let fresh = Viewer::attach(d, &format!("/pty/{id}")).await;
     let snapshot = parse_screen_frame(&fresh.frames[0]);
-    assert_same_screen(&format!("{id}: snapshot vs raw stream"), replay.screen(), snapshot.screen());
+    assert_same_screen(
+        &format!("{id}: snapshot vs raw stream"),
+        replay.screen(),
+        snapshot.screen(),
+    );
 
     let rest = api.screen(id, true).await;
     let from_rest = parse(rows, cols, rest["text"].as_str().expect("ansi text"));
-    assert_same_screen(&format!("{id}: GET screen?format=ansi vs raw stream"), replay.screen(), from_rest.screen());
+    assert_same_screen(
+        &format!("{id}: GET screen?format=ansi vs raw stream"),
+        replay.screen(),
+        from_rest.screen(),
+    );
     let cursor = &rest["cursor"];
     let (crow, ccol) = replay.screen().cursor_position();
     assert_eq!(cursor, &json!([crow, ccol]), "{id}: REST cursor");
@@ -461,7 +549,10 @@ fn snapshot_of_a_full_screen_program_reproduces_the_screen() {
     );
     block_on(async {
         let api = Api::new(&d);
-        api.create(json!({"id": "tui", "command": "sh", "args": ["-c", script], "cols": 80, "rows": 24})).await;
+        api.create(
+            json!({"id": "tui", "command": "sh", "args": ["-c", script], "cols": 80, "rows": 24}),
+        )
+        .await;
         check_snapshot_of(&d, &api, "tui", "READY").await;
     });
 }
@@ -474,7 +565,9 @@ fn snapshot_of_vim_reproduces_the_screen() {
     }
     let d = Daemon::start();
     let file = d.dir().join("poem.txt");
-    let text: String = (1..=40).map(|i| format!("line {i}: the quick brown fox jumps over the lazy dog\n")).collect();
+    let text: String = (1..=40)
+        .map(|i| format!("line {i}: the quick brown fox jumps over the lazy dog\n"))
+        .collect();
     std::fs::write(&file, text).expect("write file");
     // The terminal queries are off: vim redraws in other colours whenever their answers come
     // in, which would leave no moment at which the drawing is known to be finished.
@@ -494,7 +587,8 @@ fn snapshot_of_vim_reproduces_the_screen() {
 #[test]
 fn two_viewers_see_the_same_stream_and_read_only_input_is_ignored() {
     let d = Daemon::start();
-    let ro_token = std::fs::read_to_string(d.dir().join("state/missiond/token-ro")).expect("read-only token file");
+    let ro_token = std::fs::read_to_string(d.dir().join("state/missiond/token-ro"))
+        .expect("read-only token file");
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "s").await;
@@ -503,30 +597,55 @@ fn two_viewers_see_the_same_stream_and_read_only_input_is_ignored() {
         let mut ro = Viewer::attach(&d, "/pty/s?mode=ro").await;
         // The read-only token, without ?mode=ro.
         let url = format!("{}/pty/s?token={}", ws_base(&d), ro_token.trim());
-        let ws = connect(&url, &[]).await.expect("attach with the read-only token");
+        let ws = connect(&url, &[])
+            .await
+            .expect("attach with the read-only token");
         let mut ro_token_viewer = Viewer::opened(ws, "ro-token").await;
 
         for (n, v) in [&mut ro, &mut ro_token_viewer].into_iter().enumerate() {
             v.input(&format!("echo RO{n}json\r")).await;
-            v.send(Message::Text(format!("echo RO{n}text\r").into())).await;
-            v.send(Message::Binary(format!("echo RO{n}binary\r").into_bytes().into())).await;
+            v.send(Message::Text(format!("echo RO{n}text\r").into()))
+                .await;
+            v.send(Message::Binary(
+                format!("echo RO{n}binary\r").into_bytes().into(),
+            ))
+            .await;
             v.ping().await; // the daemon has handled the three inputs
         }
         a.input("echo hi\r").await;
         for v in [&mut a, &mut b, &mut ro, &mut ro_token_viewer] {
-            v.until_data("hi and the next prompt", |s| s.contains("\r\nhi\r\nprompt> ")).await;
+            v.until_data("hi and the next prompt", |s| {
+                s.contains("\r\nhi\r\nprompt> ")
+            })
+            .await;
         }
         b.input("echo done\r").await;
         for v in [&mut a, &mut b, &mut ro, &mut ro_token_viewer] {
-            v.until_data("done and the next prompt", |s| s.contains("\r\ndone\r\nprompt> ")).await;
+            v.until_data("done and the next prompt", |s| {
+                s.contains("\r\ndone\r\nprompt> ")
+            })
+            .await;
         }
-        assert!(!a.data.contains("RO"), "read-only input reached the program: {:?}", a.data);
+        assert!(
+            !a.data.contains("RO"),
+            "read-only input reached the program: {:?}",
+            a.data
+        );
         assert_eq!(a.data, b.data, "two viewers got different streams");
-        assert_eq!(a.data, ro.data, "the read-only viewer got a different stream");
-        assert_eq!(a.data, ro_token_viewer.data, "the read-only-token viewer got a different stream");
+        assert_eq!(
+            a.data, ro.data,
+            "the read-only viewer got a different stream"
+        );
+        assert_eq!(
+            a.data, ro_token_viewer.data,
+            "the read-only-token viewer got a different stream"
+        );
         let screen = api.screen("s", false).await;
         let text = screen["text"].as_str().unwrap_or("");
-        assert!(text.contains("hi") && !text.contains("RO"), "screen: {text}");
+        assert!(
+            text.contains("hi") && !text.contains("RO"),
+            "screen: {text}"
+        );
     });
 }
 
@@ -563,7 +682,10 @@ fn terminal_queries_are_answered_once_with_three_viewers() {
     std::fs::write(&program, QUERY_PROGRAM).expect("write program");
     block_on(async {
         let api = Api::new(&d);
-        api.create(json!({"id": "q", "command": "python3", "args": [program.display().to_string()]})).await;
+        api.create(
+            json!({"id": "q", "command": "python3", "args": [program.display().to_string()]}),
+        )
+        .await;
         let mut viewers = Vec::new();
         for i in 0..3 {
             let mut v = Viewer::attach(&d, "/pty/q").await;
@@ -589,8 +711,17 @@ fn terminal_queries_are_answered_once_with_three_viewers() {
         for v in &mut viewers {
             v.until_data("the counts", |s| s.contains(" END")).await;
         }
-        let line = viewers[0].data.lines().find(|l| l.starts_with("COUNTS")).unwrap_or("").to_string();
-        assert_eq!(line.trim_end(), "COUNTS DA1=1 XTVERSION=1 CPR=1 OSC11=1 END", "replies the program got");
+        let line = viewers[0]
+            .data
+            .lines()
+            .find(|l| l.starts_with("COUNTS"))
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(
+            line.trim_end(),
+            "COUNTS DA1=1 XTVERSION=1 CPR=1 OSC11=1 END",
+            "replies the program got"
+        );
     });
 }
 
@@ -603,16 +734,26 @@ fn output_split_inside_a_character_arrives_intact() {
                   printf '\\360\\237'; sleep 0.3; printf '\\230'; sleep 0.3; printf '\\200C\\n'; read y";
     block_on(async {
         let api = Api::new(&d);
-        api.create(json!({"id": "u", "command": "sh", "args": ["-c", script]})).await;
+        api.create(json!({"id": "u", "command": "sh", "args": ["-c", script]}))
+            .await;
         let mut v = Viewer::attach(&d, "/pty/u").await;
         v.input("\r").await;
-        v.until_data("the end of the output", |s| s.contains("C\r\n")).await;
-        assert!(v.data.contains("A€B😀C"), "characters were not reassembled: {:?}", v.data);
+        v.until_data("the end of the output", |s| s.contains("C\r\n"))
+            .await;
+        assert!(
+            v.data.contains("A€B😀C"),
+            "characters were not reassembled: {:?}",
+            v.data
+        );
         for f in &v.frames {
             let text = f["data"].as_str().unwrap_or("");
-            assert!(!text.contains('\u{FFFD}'), "a frame holds a replacement character: {f}");
+            assert!(
+                !text.contains('\u{FFFD}'),
+                "a frame holds a replacement character: {f}"
+            );
         }
-        api.wait_screen("u", "the characters", |t| t.contains("A€B😀C")).await;
+        api.wait_screen("u", "the characters", |t| t.contains("A€B😀C"))
+            .await;
     });
 }
 
@@ -626,24 +767,42 @@ fn resize_from_a_writable_viewer_reaches_the_program_and_every_viewer() {
         let mut b = Viewer::attach(&d, "/pty/r").await;
         let mut ro = Viewer::attach(&d, "/pty/r?mode=ro").await;
 
-        a.send_json(json!({"type": "resize", "cols": 100, "rows": 30})).await;
+        a.send_json(json!({"type": "resize", "cols": 100, "rows": 30}))
+            .await;
         for v in [&mut a, &mut b, &mut ro] {
             let m = v.until_type("resize").await;
-            assert_eq!((m["cols"].as_u64(), m["rows"].as_u64()), (Some(100), Some(30)), "{}: {m}", v.name);
+            assert_eq!(
+                (m["cols"].as_u64(), m["rows"].as_u64()),
+                (Some(100), Some(30)),
+                "{}: {m}",
+                v.name
+            );
         }
         a.input("stty size\r").await;
-        a.until_data("stty's answer", |s| s.contains("\r\n30 100\r\n")).await;
+        a.until_data("stty's answer", |s| s.contains("\r\n30 100\r\n"))
+            .await;
         let screen = api.screen("r", false).await;
-        assert_eq!((screen["cols"].as_u64(), screen["rows"].as_u64()), (Some(100), Some(30)));
+        assert_eq!(
+            (screen["cols"].as_u64(), screen["rows"].as_u64()),
+            (Some(100), Some(30))
+        );
 
         // A read-only viewer's resize is ignored; a bad size gets an error and nothing else.
-        ro.send_json(json!({"type": "resize", "cols": 50, "rows": 10})).await;
+        ro.send_json(json!({"type": "resize", "cols": 50, "rows": 10}))
+            .await;
         ro.ping().await;
-        a.send_json(json!({"type": "resize", "cols": 0, "rows": 0})).await;
+        a.send_json(json!({"type": "resize", "cols": 0, "rows": 0}))
+            .await;
         let err = a.until_type("error").await;
-        assert!(err["message"].as_str().unwrap_or("").contains("size"), "{err}");
+        assert!(
+            err["message"].as_str().unwrap_or("").contains("size"),
+            "{err}"
+        );
         a.input("stty size\r").await;
-        a.until_data("stty's second answer", |s| s.matches("\r\n30 100\r\n").count() == 2).await;
+        a.until_data("stty's second answer", |s| {
+            s.matches("\r\n30 100\r\n").count() == 2
+        })
+        .await;
         let resizes: Vec<_> = a.frames.iter().filter(|f| f["type"] == "resize").collect();
         assert_eq!(resizes.len(), 1, "only one resize happened: {resizes:?}");
     });
@@ -654,17 +813,40 @@ fn close_codes_name_what_went_wrong() {
     let d = Daemon::start();
     block_on(async {
         let api = Api::new(&d);
-        api.create(json!({"id": "gate", "command": "sh", "args": ["-c", "read x; exit 7"]})).await;
+        api.create(json!({"id": "gate", "command": "sh", "args": ["-c", "read x; exit 7"]}))
+            .await;
         api.create(json!({"id": "done", "command": "true"})).await;
-        api.create(json!({"id": "idle", "command": "sh", "autostart": false})).await;
+        api.create(json!({"id": "idle", "command": "sh", "autostart": false}))
+            .await;
         let long = "x".repeat(65);
-        for path in ["/pty", "/pty/", "/pty/a/b", "/pty/bad%20id", "/pty/a%2Fb", "/pty/d%C3%A9j%C3%A0", &format!("/pty/{long}")] {
+        for path in [
+            "/pty",
+            "/pty/",
+            "/pty/a/b",
+            "/pty/bad%20id",
+            "/pty/a%2Fb",
+            "/pty/d%C3%A9j%C3%A0",
+            &format!("/pty/{long}"),
+        ] {
             assert_eq!(close_code_of(&d, path).await, Some(4000), "{path}");
         }
-        assert_eq!(close_code_of(&d, "/pty/nosuch").await, Some(4001), "unknown slot");
-        assert_eq!(close_code_of(&d, "/pty/idle").await, Some(4001), "never started slot");
-        api.wait_slot("done", "exited", |s| s["status"] == "exited").await;
-        assert_eq!(close_code_of(&d, "/pty/done").await, Some(4001), "exited slot");
+        assert_eq!(
+            close_code_of(&d, "/pty/nosuch").await,
+            Some(4001),
+            "unknown slot"
+        );
+        assert_eq!(
+            close_code_of(&d, "/pty/idle").await,
+            Some(4001),
+            "never started slot"
+        );
+        api.wait_slot("done", "exited", |s| s["status"] == "exited")
+            .await;
+        assert_eq!(
+            close_code_of(&d, "/pty/done").await,
+            Some(4001),
+            "exited slot"
+        );
 
         let mut v = Viewer::attach(&d, "/pty/gate").await;
         v.input("\r").await;
@@ -689,17 +871,42 @@ fn token_and_origin_are_checked_before_the_upgrade() {
         let port = authority(&d).rsplit(':').next().unwrap_or("").to_string();
 
         assert_eq!(refused_status(&bare, &[]).await, 401, "no token");
-        assert_eq!(refused_status(&format!("{bare}?token=wrong"), &[]).await, 401, "wrong query token");
-        assert_eq!(refused_status(&bare, &[("authorization", "Bearer wrong")]).await, 401, "wrong bearer");
-        assert_eq!(refused_status(&bare, &[("origin", &own)]).await, 401, "own origin, no token");
+        assert_eq!(
+            refused_status(&format!("{bare}?token=wrong"), &[]).await,
+            401,
+            "wrong query token"
+        );
+        assert_eq!(
+            refused_status(&bare, &[("authorization", "Bearer wrong")]).await,
+            401,
+            "wrong bearer"
+        );
+        assert_eq!(
+            refused_status(&bare, &[("origin", &own)]).await,
+            401,
+            "own origin, no token"
+        );
 
-        for origin in ["http://evil.example", "http://127.0.0.1:1234", "null", "https://app.example.evil"] {
-            assert_eq!(refused_status(&good, &[("origin", origin)]).await, 403, "origin {origin}");
+        for origin in [
+            "http://evil.example",
+            "http://127.0.0.1:1234",
+            "null",
+            "https://app.example.evil",
+        ] {
+            assert_eq!(
+                refused_status(&good, &[("origin", origin)]).await,
+                403,
+                "origin {origin}"
+            );
         }
         // DNS rebinding: the page's origin equals the Host header, but it is not the daemon's name.
         let rebound = format!("evil.example:{port}");
         assert_eq!(
-            refused_status(&good, &[("origin", &format!("http://{rebound}")), ("host", &rebound)]).await,
+            refused_status(
+                &good,
+                &[("origin", &format!("http://{rebound}")), ("host", &rebound)]
+            )
+            .await,
             403,
             "rebinding origin"
         );
@@ -708,11 +915,21 @@ fn token_and_origin_are_checked_before_the_upgrade() {
         let accepted: [(&str, &str, Vec<(&str, &str)>); 4] = [
             ("no origin, query token", &good, vec![]),
             ("own origin", &good, vec![("origin", own.as_str())]),
-            ("allow-listed origin", &good, vec![("origin", "https://app.example")]),
-            ("no origin, bearer token", &bare, vec![("authorization", bearer.as_str())]),
+            (
+                "allow-listed origin",
+                &good,
+                vec![("origin", "https://app.example")],
+            ),
+            (
+                "no origin, bearer token",
+                &bare,
+                vec![("authorization", bearer.as_str())],
+            ),
         ];
         for (what, url, headers) in accepted {
-            let ws = connect(url, &headers).await.unwrap_or_else(|e| panic!("{what}: refused: {e}"));
+            let ws = connect(url, &headers)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: refused: {e}"));
             let mut v = Viewer::opened(ws, what).await;
             v.ping().await;
         }
@@ -721,7 +938,10 @@ fn token_and_origin_are_checked_before_the_upgrade() {
 
 #[test]
 fn viewer_cap_refuses_with_4002_and_frees_places() {
-    let d = Daemon::start_with(DaemonOptions { server_toml: "max_viewers = 3".into(), ..Default::default() });
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "max_viewers = 3".into(),
+        ..Default::default()
+    });
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "c").await;
@@ -733,7 +953,8 @@ fn viewer_cap_refuses_with_4002_and_frees_places() {
         assert_eq!(code, Some(4002), "the fourth viewer");
         let closing = viewers.pop().expect("a viewer");
         drop(closing);
-        api.wait_slot("c", "down to 2 viewers", |s| s["viewers"] == 2).await;
+        api.wait_slot("c", "down to 2 viewers", |s| s["viewers"] == 2)
+            .await;
         let mut again = Viewer::attach(&d, "/pty/c").await;
         again.ping().await;
     });
@@ -741,7 +962,10 @@ fn viewer_cap_refuses_with_4002_and_frees_places() {
 
 #[test]
 fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
-    let d = Daemon::start_with(DaemonOptions { server_toml: "max_viewers = 200".into(), ..Default::default() });
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "max_viewers = 200".into(),
+        ..Default::default()
+    });
     block_on(async {
         let api = Api::new(&d);
         // `cat` echoes every line it gets, so what reached the program is visible.
@@ -749,13 +973,21 @@ fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
         let mut v = Viewer::attach(&d, "/pty/cat").await;
 
         // Not JSON objects: raw input, as the protocol says.
-        for raw in ["{\"type\":\"input\",\"data\":\"par", "{type:input}", "[1,2]", "42"] {
+        for raw in [
+            "{\"type\":\"input\",\"data\":\"par",
+            "{type:input}",
+            "[1,2]",
+            "42",
+        ] {
             v.send(Message::Text(raw.into())).await;
         }
         v.send(Message::Text(String::new().into())).await;
         v.send(Message::Binary(Vec::new().into())).await;
         v.input("|raw done\r").await;
-        v.until_data("the raw input echoed", |s| s.contains("{\"type\":\"input\",\"data\":\"par{type:input}[1,2]42|raw done")).await;
+        v.until_data("the raw input echoed", |s| {
+            s.contains("{\"type\":\"input\",\"data\":\"par{type:input}[1,2]42|raw done")
+        })
+        .await;
 
         // JSON objects the protocol does not know: an error each, and the connection stays.
         for bad in [
@@ -767,7 +999,10 @@ fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
         ] {
             v.send_json(bad.clone()).await;
             let err = v.until_type("error").await;
-            assert!(!err["message"].as_str().unwrap_or("").is_empty(), "{bad}: {err}");
+            assert!(
+                !err["message"].as_str().unwrap_or("").is_empty(),
+                "{bad}: {err}"
+            );
         }
         v.ping().await;
 
@@ -777,15 +1012,29 @@ fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
         text_big.send(Message::Text(big.clone().into())).await;
         assert_eq!(text_big.close_code().await, Some(1009), "2 MB text frame");
         let mut binary_big = Viewer::attach(&d, "/pty/cat").await;
-        binary_big.send(Message::Binary(big.into_bytes().into())).await;
-        assert_eq!(binary_big.close_code().await, Some(1009), "2 MB binary frame");
+        binary_big
+            .send(Message::Binary(big.into_bytes().into()))
+            .await;
+        assert_eq!(
+            binary_big.close_code().await,
+            Some(1009),
+            "2 MB binary frame"
+        );
         v.input("still here\r").await;
-        v.until_data("the echo after the big frames", |s| s.contains("still here\r\nstill here\r\n")).await;
-        assert!(!v.data.contains("xxxx"), "the oversized frame reached the program");
+        v.until_data("the echo after the big frames", |s| {
+            s.contains("still here\r\nstill here\r\n")
+        })
+        .await;
+        assert!(
+            !v.data.contains("xxxx"),
+            "the oversized frame reached the program"
+        );
 
         // 200 rapid connects and disconnects, in three manners.
         for i in 0..200 {
-            let ws = connect(&with_token(&d, "/pty/cat"), &[]).await.expect("connect");
+            let ws = connect(&with_token(&d, "/pty/cat"), &[])
+                .await
+                .expect("connect");
             match i % 3 {
                 0 => drop(ws), // TCP gone, no close frame
                 1 => {
@@ -803,7 +1052,9 @@ fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
         let attaches = (0..100).map(|_| Viewer::attach(&d, "/pty/cat"));
         let mut many = futures_util::future::join_all(attaches).await;
         v.input("hundred\r").await;
-        let reads = many.iter_mut().map(|m| m.until_data("the echo", |s| s.contains("hundred\r\n")));
+        let reads = many
+            .iter_mut()
+            .map(|m| m.until_data("the echo", |s| s.contains("hundred\r\n")));
         futures_util::future::join_all(reads).await;
         drop(many);
 
@@ -811,7 +1062,8 @@ fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
         last.ping().await;
         v.ping().await;
         // Every place taken above was given back: only `v` and `last` remain.
-        api.wait_slot("cat", "down to 2 viewers", |s| s["viewers"] == 2).await;
+        api.wait_slot("cat", "down to 2 viewers", |s| s["viewers"] == 2)
+            .await;
         let (status, _) = api.call(reqwest::Method::GET, "/health", None).await;
         assert_eq!(status, 200);
     });
@@ -829,7 +1081,10 @@ fn bad_frames_many_connections_and_many_viewers_leave_the_daemon_serving() {
 /// so the stuck viewer does lag and the memory bound is tested; run the issue's figure with
 /// `MISSIOND_FLOOD_MB=200 cargo test --release -p missiond --test pty_ws stuck`.
 fn flood_mb() -> u64 {
-    std::env::var("MISSIOND_FLOOD_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
+    std::env::var("MISSIOND_FLOOD_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
 }
 
 const FLOOD_TAIL: &str = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -847,7 +1102,13 @@ struct LineCheck {
 
 impl LineCheck {
     fn new() -> LineCheck {
-        LineCheck { partial: String::new(), next: 1, done: false, resumed: false, anchor: false }
+        LineCheck {
+            partial: String::new(),
+            next: 1,
+            done: false,
+            resumed: false,
+            anchor: false,
+        }
     }
 
     fn resync(&mut self) {
@@ -866,19 +1127,31 @@ impl LineCheck {
                 self.anchor = true;
                 continue; // the tail of a line the snapshot began
             }
-            let line = line.strip_suffix('\r').unwrap_or_else(|| panic!("line without CR: {line:?}"));
+            let line = line
+                .strip_suffix('\r')
+                .unwrap_or_else(|| panic!("line without CR: {line:?}"));
             if line == "FLOOD-DONE" {
                 self.done = true;
             } else if let Some(number) = line.strip_suffix(FLOOD_TAIL) {
-                let n: u64 = number.parse().unwrap_or_else(|_| panic!("garbled line {line:?}"));
+                let n: u64 = number
+                    .parse()
+                    .unwrap_or_else(|_| panic!("garbled line {line:?}"));
                 if std::mem::take(&mut self.anchor) {
-                    assert!(n >= self.next, "after a resync the stream went back to line {n} from {}", self.next);
+                    assert!(
+                        n >= self.next,
+                        "after a resync the stream went back to line {n} from {}",
+                        self.next
+                    );
                     self.next = n;
                 }
                 assert_eq!(n, self.next, "line out of order or missing (line {line:?})");
                 self.next += 1;
             } else {
-                assert!(self.next == 1 && line.is_empty(), "unexpected line {line:?} after line {}", self.next - 1);
+                assert!(
+                    self.next == 1 && line.is_empty(),
+                    "unexpected line {line:?} after line {}",
+                    self.next - 1
+                );
             }
         }
         self.partial.drain(..consumed);
@@ -933,7 +1206,8 @@ fn flood(strict: bool) {
     let script = format!("read x; seq -f '%.0f{FLOOD_TAIL}' 1 {lines}; echo FLOOD-DONE; read y");
     block_on(async {
         let api = Api::new(&d);
-        api.create(json!({"id": "flood", "command": "sh", "args": ["-c", script]})).await;
+        api.create(json!({"id": "flood", "command": "sh", "args": ["-c", script]}))
+            .await;
         let baseline = vm_rss_kib(d.pid);
         let mut stuck = Viewer::attach(&d, "/pty/flood").await;
         let mut reader = Viewer::attach(&d, "/pty/flood").await;
@@ -971,7 +1245,10 @@ fn flood(strict: bool) {
                     }
                 }
                 Ok(Some(Ok(_))) => {}
-                other => panic!("reader: stream ended or stalled at line {}: {other:?}", check.next),
+                other => panic!(
+                    "reader: stream ended or stalled at line {}: {other:?}",
+                    check.next
+                ),
             }
             if received >= next_sample {
                 let rss = vm_rss_kib(d.pid);
@@ -1001,14 +1278,22 @@ fn flood(strict: bool) {
         assert!(peak < 200 * 1024, "daemon RSS reached {peak} KiB");
 
         // The final screen, then the stuck viewer wakes up.
-        let final_text = api.wait_screen("flood", "FLOOD-DONE", |t| t.contains("FLOOD-DONE")).await;
+        let final_text = api
+            .wait_screen("flood", "FLOOD-DONE", |t| t.contains("FLOOD-DONE"))
+            .await;
         let final_ansi = api.screen("flood", true).await;
         let expected = parse(40, 120, final_ansi["text"].as_str().expect("ansi"));
-        assert_eq!(expected.screen().contents(), final_text["text"].as_str().unwrap_or(""));
+        assert_eq!(
+            expected.screen().contents(),
+            final_text["text"].as_str().unwrap_or("")
+        );
         let mut resynced = None;
         let deadline = Instant::now() + STEP;
         loop {
-            assert!(Instant::now() < deadline, "the stuck viewer never got the final screen");
+            assert!(
+                Instant::now() < deadline,
+                "the stuck viewer never got the final screen"
+            );
             match stuck.next().await {
                 Ev::Msg(m) if m["type"] == "screen" => resynced = Some(parse_screen_frame(&m)),
                 Ev::Msg(m) if m["type"] == "data" => {
@@ -1026,12 +1311,23 @@ fn flood(strict: bool) {
             }
             if let Some(p) = &resynced {
                 if p.screen().contents() == expected.screen().contents() {
-                    assert_same_screen("stuck viewer's fresh screen", expected.screen(), p.screen());
+                    assert_same_screen(
+                        "stuck viewer's fresh screen",
+                        expected.screen(),
+                        p.screen(),
+                    );
                     break;
                 }
             }
         }
-        let screens = stuck.frames.iter().filter(|f| f["type"] == "screen").count();
-        assert!(screens >= 2, "the stuck viewer should have lagged and got a fresh screen");
+        let screens = stuck
+            .frames
+            .iter()
+            .filter(|f| f["type"] == "screen")
+            .count();
+        assert!(
+            screens >= 2,
+            "the stuck viewer should have lagged and got a fresh screen"
+        );
     });
 }

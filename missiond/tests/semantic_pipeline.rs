@@ -53,7 +53,12 @@ fn replay(name: &str, check_dialog: impl Fn(usize, &SlotInfo)) {
         "id": "replay", "command": "python3", "args": args, "cwd": "/tmp",
         "cols": recording.cols, "rows": recording.rows, "profile": "claude-code",
     });
-    let (status, body) = daemon.http("POST", "/api/slots", Some(&daemon.token), Some(("application/json", spec.to_string().into_bytes())));
+    let (status, body) = daemon.http(
+        "POST",
+        "/api/slots",
+        Some(&daemon.token),
+        Some(("application/json", spec.to_string().into_bytes())),
+    );
     assert_eq!(status, 201, "{body}");
 
     for (i, mark) in recording.marks.iter().enumerate() {
@@ -68,7 +73,11 @@ fn replay(name: &str, check_dialog: impl Fn(usize, &SlotInfo)) {
             if matches(&mark.state, again.state) {
                 break again;
             }
-            assert!(Instant::now() < deadline, "{what}: state flips to {:?}", again.state);
+            assert!(
+                Instant::now() < deadline,
+                "{what}: state flips to {:?}",
+                again.state
+            );
         };
         check_dialog(i, &info);
         let (status, body) = daemon.http(
@@ -82,7 +91,10 @@ fn replay(name: &str, check_dialog: impl Fn(usize, &SlotInfo)) {
 }
 
 fn dialog(info: &SlotInfo) -> &missiond_core::protocol::Dialog {
-    info.state_detail.dialog.as_ref().unwrap_or_else(|| panic!("no dialog in {info:?}"))
+    info.state_detail
+        .dialog
+        .as_ref()
+        .unwrap_or_else(|| panic!("no dialog in {info:?}"))
 }
 
 #[test]

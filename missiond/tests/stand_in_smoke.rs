@@ -90,19 +90,47 @@ impl PtyClaude {
             .bracketed_paste()
     }
 
-    /// Polls the screen until `pred` holds; fails the test with the screen after `timeout`.
+    /// Polls the screen until `pred` holds; fails the test with the screen after `STEP_TIMEOUT`.
     fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        match self.poll_screen(STEP_TIMEOUT, &pred) {
+            Ok(text) => text,
+            Err(text) => panic!("timed out waiting for {what}; screen:\n{text}"),
+        }
+    }
+
+    /// Polls the screen until `pred` holds (`Ok(screen)`) or `timeout` passes (`Err(screen)`).
+    fn poll_screen(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
         loop {
             let text = self.screen_text();
             if pred(&text) {
-                return text;
+                return Ok(text);
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{text}"
-            );
+            if Instant::now() >= deadline {
+                return Err(text);
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Answers the dialog on screen with `keys`, sending them again while the same dialog is
+    /// still asking after a few seconds: Claude Code can draw a dialog before it reads keys
+    /// for it, and drops an answer given that early (`missiond confirm` does the same).
+    fn answer_dialog(&mut self, keys: &[u8], still_asking: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            self.send(keys);
+            match self.poll_screen(Duration::from_secs(3), |s| !still_asking(s)) {
+                Ok(_) => return,
+                Err(text) => assert!(
+                    Instant::now() < deadline,
+                    "the dialog never took the answer; screen:\n{text}"
+                ),
+            }
         }
     }
 
@@ -200,14 +228,20 @@ fn claude_answers_a_prompt_from_the_stand_in_and_exits() {
     });
     let main = stand_in.wait_for_main_requests(1, STEP_TIMEOUT);
     assert_eq!(main[0].user_texts(), vec!["count the apples".to_string()]);
-    assert_eq!(main[0].session_id().as_deref(), session["sessionId"].as_str());
+    assert_eq!(
+        main[0].session_id().as_deref(),
+        session["sessionId"].as_str()
+    );
     assert_eq!(stand_in.turns_left(), 0);
 
     claude.wait_screen("the prompt after the turn", at_prompt);
     wait_session_status(&env, pid, "idle");
     claude.submit_prompt("/exit");
     let status = claude.wait_exit();
-    assert!(status.success(), "/exit ends claude with status 0, got {status:?}");
+    assert!(
+        status.success(),
+        "/exit ends claude with status 0, got {status:?}"
+    );
     assert!(
         env.session_file(pid).is_none(),
         "the session file is removed on /exit"
@@ -219,7 +253,10 @@ fn scripted_bash_call_runs_after_permission_digit() {
     let env_root = tempfile::tempdir().expect("temp dir");
     let marker = env_root.path().join("ran.txt");
     let stand_in = StandIn::start([
-        Turn::bash(format!("echo ran > {}", marker.display()), "Write a marker file"),
+        Turn::bash(
+            format!("echo ran > {}", marker.display()),
+            "Write a marker file",
+        ),
         Turn::text("The marker is written."),
     ]);
     let env = ClaudeEnvBuilder::new(stand_in.base_url()).build();
@@ -230,7 +267,10 @@ fn scripted_bash_call_runs_after_permission_digit() {
     let dialog = claude.wait_screen("the Bash permission dialog", |s| {
         s.contains("Do you want to proceed?") && s.contains("❯ 1. Yes")
     });
-    assert!(dialog.contains("Bash command"), "dialog title; screen:\n{dialog}");
+    assert!(
+        dialog.contains("Bash command"),
+        "dialog title; screen:\n{dialog}"
+    );
     assert!(!marker.exists(), "the command must wait for permission");
     let pid = claude.child.process_id().expect("claude pid");
     wait_session_status(&env, pid, "waiting");
@@ -238,7 +278,7 @@ fn scripted_bash_call_runs_after_permission_digit() {
     assert_eq!(session["waitingFor"], "permission prompt");
 
     // The digit alone picks the option; no Enter (it would reach whatever comes next).
-    claude.send(b"1");
+    claude.answer_dialog(b"1", |s| s.contains("Do you want to proceed?"));
     claude.wait_screen("the answer after the tool call", |s| {
         s.contains("The marker is written.")
     });

@@ -293,8 +293,14 @@ pub struct StateReply {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PtyServerMsg {
     /// The whole current screen as ANSI; always the first frame, and again after a viewer lagged.
-    Screen { data: String, cols: u16, rows: u16 },
-    Data { data: String },
+    Screen {
+        data: String,
+        cols: u16,
+        rows: u16,
+    },
+    Data {
+        data: String,
+    },
     #[serde(rename_all = "camelCase")]
     State {
         state: SemanticState,
@@ -302,9 +308,17 @@ pub enum PtyServerMsg {
         #[serde(flatten)]
         detail: StateDetail,
     },
-    Resize { cols: u16, rows: u16 },
-    Exit { code: Option<i32>, signal: Option<String> },
-    Error { message: String },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    Exit {
+        code: Option<i32>,
+        signal: Option<String>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Frames a client sends on `/pty/<slot>` (a non-JSON text or binary frame is raw input).
@@ -319,8 +333,12 @@ pub enum PtyClientMsg {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SlotEvent {
-    Slots { slots: Vec<SlotInfo> },
-    SlotCreated { slot: SlotInfo },
+    Slots {
+        slots: Vec<SlotInfo>,
+    },
+    SlotCreated {
+        slot: SlotInfo,
+    },
     #[serde(rename_all = "camelCase")]
     SlotState {
         slot_id: String,
@@ -329,9 +347,18 @@ pub enum SlotEvent {
         detail: StateDetail,
     },
     #[serde(rename_all = "camelCase")]
-    SlotExited { slot_id: String, code: Option<i32>, signal: Option<String> },
+    SlotExited {
+        slot_id: String,
+        code: Option<i32>,
+        signal: Option<String>,
+    },
     #[serde(rename_all = "camelCase")]
-    SlotStarted { slot_id: String, pid: Option<u32> },
+    SlotStarted {
+        slot_id: String,
+        pid: Option<u32>,
+    },
     #[serde(rename_all = "camelCase")]
-    SlotRemoved { slot_id: String },
+    SlotRemoved {
+        slot_id: String,
+    },
 }

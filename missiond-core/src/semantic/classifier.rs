@@ -102,7 +102,12 @@ impl Classifier {
     }
 
     /// After every batch of output has been fed to the screen. `title` = last OSC 0/2 title.
-    pub fn on_output(&mut self, screen: &vt100::Screen, title: &str, now: Instant) -> Option<Transition> {
+    pub fn on_output(
+        &mut self,
+        screen: &vt100::Screen,
+        title: &str,
+        now: Instant,
+    ) -> Option<Transition> {
         if self.state == SemanticState::Exited {
             return None;
         }
@@ -124,7 +129,12 @@ impl Classifier {
     }
 
     /// Called when `now >= next_deadline()` (debounce expiry, shell quiet period).
-    pub fn on_tick(&mut self, screen: &vt100::Screen, title: &str, now: Instant) -> Option<Transition> {
+    pub fn on_tick(
+        &mut self,
+        screen: &vt100::Screen,
+        title: &str,
+        now: Instant,
+    ) -> Option<Transition> {
         if self.state == SemanticState::Exited {
             return None;
         }
@@ -139,10 +149,17 @@ impl Classifier {
         }
         let prev = self.state;
         self.state = SemanticState::Exited;
-        self.detail = StateDetail { dialog: None, reason: Some("exit".to_string()) };
+        self.detail = StateDetail {
+            dialog: None,
+            reason: Some("exit".to_string()),
+        };
         self.idle_since = None;
         self.quiet_at = None;
-        Some(Transition { state: self.state, prev, detail: self.detail.clone() })
+        Some(Transition {
+            state: self.state,
+            prev,
+            detail: self.detail.clone(),
+        })
     }
 
     /// When the caller must call [`Classifier::on_tick`] next; `None` while nothing is pending.
@@ -173,7 +190,9 @@ impl Classifier {
         self.title_candidate = None;
         for (index, rule) in rules.rules().iter().enumerate() {
             let is_title = rule.region == Region::Title;
-            if (is_title && self.title_candidate.is_some()) || (!is_title && self.screen_candidate.is_some()) {
+            if (is_title && self.title_candidate.is_some())
+                || (!is_title && self.screen_candidate.is_some())
+            {
                 continue;
             }
             if !rule.matches(self.cache.text(screen, &rules.layout, title, rule.region)) {
@@ -190,7 +209,11 @@ impl Classifier {
                 state: rule.state,
                 priority: rule.priority,
                 reason: Reason::Rule(index),
-                source: if is_title { Source::Title } else { Source::Screen },
+                source: if is_title {
+                    Source::Title
+                } else {
+                    Source::Screen
+                },
                 dialog,
             };
             if is_title {
@@ -205,7 +228,12 @@ impl Classifier {
     }
 
     fn dialog_from_rows(&self, start: u16, end: u16, kind: DialogKind) -> Dialog {
-        let refs: Vec<&str> = self.cache.rows(start, end).iter().map(String::as_str).collect();
+        let refs: Vec<&str> = self
+            .cache
+            .rows(start, end)
+            .iter()
+            .map(String::as_str)
+            .collect();
         let cols = usize::from(self.cache.cols());
         parse_dialog(&refs, cols, kind, &self.rules.layout.prompt_marker)
     }
@@ -223,24 +251,58 @@ impl Classifier {
                 best = Some((priority, t));
             }
         };
-        for c in [&self.screen_candidate, &self.title_candidate].into_iter().flatten() {
+        for c in [&self.screen_candidate, &self.title_candidate]
+            .into_iter()
+            .flatten()
+        {
             let dialog_of = c.dialog.as_ref().map(|_| c.source);
-            consider(c.priority, Target { state: c.state, reason: c.reason, source: c.source, dialog_of });
+            consider(
+                c.priority,
+                Target {
+                    state: c.state,
+                    reason: c.reason,
+                    source: c.source,
+                    dialog_of,
+                },
+            );
         }
         if let (Some(priority), Some(busy)) = (self.rules.session_priority, self.session_busy) {
-            let state = if busy { SemanticState::Thinking } else { SemanticState::Idle };
+            let state = if busy {
+                SemanticState::Thinking
+            } else {
+                SemanticState::Idle
+            };
             let reason = Reason::Named("session-status");
-            consider(priority, Target { state, reason, source: Source::Session, dialog_of: None });
+            consider(
+                priority,
+                Target {
+                    state,
+                    reason,
+                    source: Source::Session,
+                    dialog_of: None,
+                },
+            );
         }
         if let (Some(a), true) = (&self.rules.activity, self.seen_output) {
             let flowing = self.quiet_at.is_some_and(|q| now < q);
             if !flowing {
                 self.quiet_at = None;
             }
-            let (state, reason) =
-                if flowing { (a.state, "output-flowing") } else { (a.quiet_state, "output-quiet") };
+            let (state, reason) = if flowing {
+                (a.state, "output-flowing")
+            } else {
+                (a.quiet_state, "output-quiet")
+            };
             let reason = Reason::Named(reason);
-            consider(a.priority, Target { state, reason, source: Source::Activity, dialog_of: None });
+            consider(
+                a.priority,
+                Target {
+                    state,
+                    reason,
+                    source: Source::Activity,
+                    dialog_of: None,
+                },
+            );
         }
 
         let target = match best {
@@ -270,7 +332,12 @@ impl Classifier {
 
     fn reason_text(&self, reason: Reason) -> String {
         match reason {
-            Reason::Rule(i) => self.rules.rules().get(i).map(|r| r.name.clone()).unwrap_or_default(),
+            Reason::Rule(i) => self
+                .rules
+                .rules()
+                .get(i)
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
             Reason::Named(s) => s.to_string(),
         }
     }
@@ -284,15 +351,26 @@ impl Classifier {
             }
             let dialog = self.target_dialog(&t);
             let redrawing = dialog.is_some_and(|d| d.options.is_empty())
-                && self.detail.dialog.as_ref().is_some_and(|d| !d.options.is_empty());
+                && self
+                    .detail
+                    .dialog
+                    .as_ref()
+                    .is_some_and(|d| !d.options.is_empty());
             // A dialog that lost its options for one frame is being redrawn: not a change.
             if redrawing || dialog == self.detail.dialog.as_ref() {
                 return None;
             }
             // Same state, different dialog (a new one, or the selection moved): report it.
             let dialog = dialog.cloned();
-            self.detail = StateDetail { dialog, reason: Some(self.reason_text(t.reason)) };
-            return Some(Transition { state: cur, prev: cur, detail: self.detail.clone() });
+            self.detail = StateDetail {
+                dialog,
+                reason: Some(self.reason_text(t.reason)),
+            };
+            return Some(Transition {
+                state: cur,
+                prev: cur,
+                detail: self.detail.clone(),
+            });
         }
         // A title/session/activity "busy" says nothing about the kind: keep the screen's.
         if cur.is_busy() && t.state.is_busy() && t.source != Source::Screen {
@@ -311,7 +389,14 @@ impl Classifier {
         }
         self.state = t.state;
         let dialog = self.target_dialog(&t).cloned();
-        self.detail = StateDetail { dialog, reason: Some(self.reason_text(t.reason)) };
-        Some(Transition { state: t.state, prev: cur, detail: self.detail.clone() })
+        self.detail = StateDetail {
+            dialog,
+            reason: Some(self.reason_text(t.reason)),
+        };
+        Some(Transition {
+            state: t.state,
+            prev: cur,
+            detail: self.detail.clone(),
+        })
     }
 }

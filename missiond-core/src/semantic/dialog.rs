@@ -52,14 +52,19 @@ pub fn same_dialog(a: &Dialog, b: &Dialog) -> bool {
         && a.question == b.question
         && a.body == b.body
         && a.options.len() == b.options.len()
-        && a.options.iter().zip(&b.options).all(|(x, y)| x.n == y.n && x.label == y.label)
+        && a.options
+            .iter()
+            .zip(&b.options)
+            .all(|(x, y)| x.n == y.n && x.label == y.label)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LineKind {
     Blank,
     /// A horizontal rule: `─` (solid) or `╌` (dashed, around a dialog's body).
-    Rule { dashed: bool },
+    Rule {
+        dashed: bool,
+    },
     Text,
 }
 
@@ -107,17 +112,23 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
     let is_text = |i: usize| kinds[i] == LineKind::Text;
 
     // The selected option: the last text line that starts with the marker.
-    let selected = (0..lines.len())
-        .rev()
-        .find(|&i| is_text(i) && option_text(lines[i], marker).1 && !option_text(lines[i], marker).0.is_empty());
+    let selected = (0..lines.len()).rev().find(|&i| {
+        is_text(i) && option_text(lines[i], marker).1 && !option_text(lines[i], marker).0.is_empty()
+    });
 
     let mut options: Vec<DialogOption> = Vec::new();
     let mut option_lines: Vec<usize> = Vec::new();
     // The options live after the last rule above the selected line (or anywhere, if none is selected).
     let area_start = selected
-        .and_then(|s| (0..s).rev().find(|&i| matches!(kinds[i], LineKind::Rule { .. })).map(|i| i + 1))
+        .and_then(|s| {
+            (0..s)
+                .rev()
+                .find(|&i| matches!(kinds[i], LineKind::Rule { .. }))
+                .map(|i| i + 1)
+        })
         .unwrap_or(0);
-    let numbered_selected = selected.is_some_and(|s| numbered(option_text(lines[s], marker).0).is_some());
+    let numbered_selected =
+        selected.is_some_and(|s| numbered(option_text(lines[s], marker).0).is_some());
 
     if numbered_selected || selected.is_none() {
         // Numbered options; wrapped label lines are joined, description lines are skipped.
@@ -193,7 +204,11 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
         while start > 0 && is_text(start - 1) {
             start -= 1;
         }
-        let para = lines[start..end].iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+        let para = lines[start..end]
+            .iter()
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Some(q) = para.rfind('?') {
             question = para[..=q].to_string();
             question_start = start;
@@ -203,14 +218,18 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
     }
 
     // Title: the first text line, unless it already is the question or an option.
-    let title_line = (0..lines.len()).find(|&i| is_text(i)).filter(|&t| t < question_start && t < options_start);
+    let title_line = (0..lines.len())
+        .find(|&i| is_text(i))
+        .filter(|&t| t < question_start && t < options_start);
     let title = title_line
         .map(|t| lines[t].trim().trim_end_matches(':').trim_end().to_string())
         .unwrap_or_default();
 
     // Body: what lies between the first two dashed rules; else the text between title and question.
-    let dashed: Vec<usize> =
-        (0..lines.len()).filter(|&i| kinds[i] == LineKind::Rule { dashed: true }).take(2).collect();
+    let dashed: Vec<usize> = (0..lines.len())
+        .filter(|&i| kinds[i] == LineKind::Rule { dashed: true })
+        .take(2)
+        .collect();
     let body = if dashed.len() == 2 {
         dedent(&lines[dashed[0] + 1..dashed[1]])
     } else {
@@ -224,7 +243,13 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
             .join("\n")
     };
 
-    Dialog { kind, title, question, body, options }
+    Dialog {
+        kind,
+        title,
+        question,
+        body,
+        options,
+    }
 }
 
 /// Joins lines, removing their common indent and trailing blank lines.
@@ -281,14 +306,32 @@ mod tests {
             question: String::new(),
             body: String::new(),
             options: (0..3)
-                .map(|i| DialogOption { n: i as u32 + 1, label: format!("o{i}"), selected: i == sel })
+                .map(|i| DialogOption {
+                    n: i as u32 + 1,
+                    label: format!("o{i}"),
+                    selected: i == sel,
+                })
                 .collect(),
         };
         assert_eq!(keys_for_option(&mk(0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
         assert_eq!(keys_for_option(&mk(2), 1), Ok(b"\x1b[A\x1b[A\r".to_vec()));
         assert_eq!(keys_for_option(&mk(1), 2), Ok(b"\r".to_vec()));
-        assert_eq!(keys_for_option(&mk(0), 4), Err(KeyError::OutOfRange { n: 4, first: 1, last: 3 }));
-        assert_eq!(keys_for_option(&mk(0), 0), Err(KeyError::OutOfRange { n: 0, first: 1, last: 3 }));
+        assert_eq!(
+            keys_for_option(&mk(0), 4),
+            Err(KeyError::OutOfRange {
+                n: 4,
+                first: 1,
+                last: 3
+            })
+        );
+        assert_eq!(
+            keys_for_option(&mk(0), 0),
+            Err(KeyError::OutOfRange {
+                n: 0,
+                first: 1,
+                last: 3
+            })
+        );
         assert!(same_dialog(&mk(0), &mk(2)));
         let mut other = mk(0);
         other.options[1].label.push('!');

@@ -106,7 +106,11 @@ impl RegionCache {
         for r in (0..self.rows).rev() {
             if is_rule(self.row(screen, r), cols, &layout.rule_char) {
                 if let Some(lower) = rule_below {
-                    if r + 1 < lower && self.row(screen, r + 1).starts_with(layout.prompt_marker.as_str()) {
+                    if r + 1 < lower
+                        && self
+                            .row(screen, r + 1)
+                            .starts_with(layout.prompt_marker.as_str())
+                    {
                         return Some((r, lower));
                     }
                 }
@@ -134,12 +138,19 @@ impl RegionCache {
     /// The rows `[start, end)`, all read already (by [`RegionCache::row_range`]).
     pub fn rows(&self, start: u16, end: u16) -> &[String] {
         let end = usize::from(end).min(self.full.len());
-        self.full.get(usize::from(start).min(end)..end).unwrap_or(&[])
+        self.full
+            .get(usize::from(start).min(end)..end)
+            .unwrap_or(&[])
     }
 
     /// The row range `[start, end)` of a region on this screen (empty when it is absent), with
     /// those rows read.
-    pub fn row_range(&mut self, screen: &vt100::Screen, layout: &Layout, region: Region) -> (u16, u16) {
+    pub fn row_range(
+        &mut self,
+        screen: &vt100::Screen,
+        layout: &Layout,
+        region: Region,
+    ) -> (u16, u16) {
         if let Some(r) = self.ranges[region.index()] {
             return r;
         }
@@ -190,7 +201,13 @@ impl RegionCache {
     }
 
     /// The text of a region: its rows joined by `\n`.
-    pub fn text(&mut self, screen: &vt100::Screen, layout: &Layout, title: &str, region: Region) -> &str {
+    pub fn text(
+        &mut self,
+        screen: &vt100::Screen,
+        layout: &Layout,
+        title: &str,
+        region: Region,
+    ) -> &str {
         let i = region.index();
         if !self.built[i] {
             let mut buf = std::mem::take(&mut self.texts[i]);
@@ -219,7 +236,9 @@ fn read_row(screen: &vt100::Screen, row: u16, skip_dim: bool, out: &mut String) 
     let (_, cols) = screen.size();
     let start = out.len();
     for c in 0..cols {
-        let Some(cell) = screen.cell(row, c) else { break };
+        let Some(cell) = screen.cell(row, c) else {
+            break;
+        };
         if cell.is_wide_continuation() {
             continue;
         }
@@ -252,11 +271,15 @@ pub(crate) fn composer_text_with(screen: &vt100::Screen, layout: &Layout) -> Opt
         line.clear();
         read_row(screen, r, true, &mut line);
         let text = if r == top + 1 {
-            line.strip_prefix(layout.prompt_marker.as_str()).unwrap_or(&line)
+            line.strip_prefix(layout.prompt_marker.as_str())
+                .unwrap_or(&line)
         } else {
             &line
         };
-        let text = text.strip_prefix("  ").or_else(|| text.strip_prefix(' ')).unwrap_or(text);
+        let text = text
+            .strip_prefix("  ")
+            .or_else(|| text.strip_prefix(' '))
+            .unwrap_or(text);
         if r > top + 1 {
             out.push('\n');
         }

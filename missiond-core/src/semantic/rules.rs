@@ -228,7 +228,12 @@ impl Rules {
     pub fn parse(source: &str, origin: &str) -> Result<Rules, RuleError> {
         let err = |span: Option<Range<usize>>, message: String| {
             let (line, column) = line_col(source, span.map(|s| s.start).unwrap_or(0));
-            RuleError { origin: origin.to_string(), line, column, message }
+            RuleError {
+                origin: origin.to_string(),
+                line,
+                column,
+                message,
+            }
         };
         let raw: RawFile =
             toml::from_str(source).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
@@ -266,7 +271,10 @@ impl Rules {
                 return Err(err(Some(r.name.span()), "rule name is empty".into()));
             }
             if !seen.insert(name.clone()) {
-                return Err(err(Some(r.name.span()), format!("duplicate rule name `{name}`")));
+                return Err(err(
+                    Some(r.name.span()),
+                    format!("duplicate rule name `{name}`"),
+                ));
             }
             let region = Region::parse(r.region.get_ref()).ok_or_else(|| {
                 let names: Vec<&str> = Region::ALL.iter().map(|r| r.as_str()).collect();
@@ -305,7 +313,9 @@ impl Rules {
                         RegexBuilder::new(p.get_ref())
                             .multi_line(true)
                             .build()
-                            .map_err(|e| err(Some(p.span()), format!("bad pattern in rule `{name}`: {e}")))
+                            .map_err(|e| {
+                                err(Some(p.span()), format!("bad pattern in rule `{name}`: {e}"))
+                            })
                     })
                     .collect()
             };
@@ -391,7 +401,10 @@ fn one_char(v: Option<Spanned<String>>, default: &str) -> Result<String, (Range<
     match v {
         None => Ok(default.to_string()),
         Some(s) if s.get_ref().chars().count() == 1 => Ok(s.get_ref().clone()),
-        Some(s) => Err((s.span(), format!("expected exactly one character, got `{}`", s.get_ref()))),
+        Some(s) => Err((
+            s.span(),
+            format!("expected exactly one character, got `{}`", s.get_ref()),
+        )),
     }
 }
 
@@ -401,7 +414,11 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
@@ -491,12 +508,17 @@ mod tests {
     #[test]
     fn errors_carry_line_and_column() {
         let src = "[[rule]]\nname = \"x\"\nregion = \"nowhere\"\nstate = \"idle\"\nany = ['a']\n";
-        let e = Rules::parse(src, "f.toml").err().map(|e| (e.line, e.column, e.message));
+        let e = Rules::parse(src, "f.toml")
+            .err()
+            .map(|e| (e.line, e.column, e.message));
         let (line, column, message) = e.unwrap_or_default();
         assert_eq!((line, column), (3, 10));
         assert!(message.contains("unknown region `nowhere`"), "{message}");
 
-        let e = Rules::parse("[[rule]]\nname = \"x\"\nregion = \"title\"\nstate = \"idle\"\nany = ['(']\n", "f.toml");
+        let e = Rules::parse(
+            "[[rule]]\nname = \"x\"\nregion = \"title\"\nstate = \"idle\"\nany = ['(']\n",
+            "f.toml",
+        );
         assert_eq!(e.err().map(|e| e.line), Some(5));
 
         let e = Rules::parse("[[rule]\n", "f.toml");
@@ -508,7 +530,11 @@ mod tests {
         let src = "[[rule]]\nname='a'\nregion='title'\nstate='idle'\nany=['a']\npriority=1\n\
                    [[rule]]\nname='b'\nregion='title'\nstate='idle'\nany=['a']\npriority=5\n\
                    [[rule]]\nname='c'\nregion='title'\nstate='idle'\nany=['a']\npriority=1\n";
-        let r = Rules::parse(src, "t").map(|r| r.rules.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
-        assert_eq!(r.ok(), Some(vec!["b".to_string(), "a".to_string(), "c".to_string()]));
+        let r = Rules::parse(src, "t")
+            .map(|r| r.rules.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            r.ok(),
+            Some(vec!["b".to_string(), "a".to_string(), "c".to_string()])
+        );
     }
 }

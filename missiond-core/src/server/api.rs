@@ -4,8 +4,8 @@ use super::error::{ApiError, ApiJson};
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::{
-    ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SemanticState, SlotInfo,
-    SlotSpec, StateReply,
+    ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SemanticState,
+    SlotInfo, SlotSpec, StateReply,
 };
 use crate::supervisor::Slot;
 use axum::extract::{Path, Query, State};
@@ -29,32 +29,50 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<SlotInfo>> {
     Json(state.supervisor.list())
 }
 
-pub async fn create(State(state): State<Arc<AppState>>, ApiJson(spec): ApiJson<SlotSpec>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    ApiJson(spec): ApiJson<SlotSpec>,
+) -> ApiResult<Response> {
     let info = state.supervisor.create(spec)?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SlotInfo>> {
     Ok(Json(slot(&state, &id)?.info()))
 }
 
-pub async fn remove(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     slot(&state, &id)?;
     state.supervisor.remove(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn start(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SlotInfo>> {
     slot(&state, &id)?;
     Ok(Json(state.supervisor.start(&id)?))
 }
 
-pub async fn kill(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+pub async fn kill(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SlotInfo>> {
     slot(&state, &id)?;
     Ok(Json(state.supervisor.kill(&id).await?))
 }
 
-pub async fn restart(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Json<SlotInfo>> {
+pub async fn restart(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SlotInfo>> {
     slot(&state, &id)?;
     Ok(Json(state.supervisor.restart(&id).await?))
 }
@@ -66,8 +84,13 @@ pub async fn input(
 ) -> ApiResult<StatusCode> {
     let slot = slot(&state, &id)?;
     let run = slot.live_run()?;
-    run.write(Bytes::from(req.data.into_bytes()))
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "input_failed", e.to_string()))?;
+    run.write(Bytes::from(req.data.into_bytes())).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "input_failed",
+            e.to_string(),
+        )
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -93,11 +116,21 @@ pub async fn screen(
     Query(q): Query<ScreenQuery>,
 ) -> ApiResult<Response> {
     let slot = slot(&state, &id)?;
-    let run = slot.run().ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "not_started", format!("slot '{id}' has not started yet")))?;
+    let run = slot.run().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_started",
+            format!("slot '{id}' has not started yet"),
+        )
+    })?;
     let ansi = match q.format.as_deref() {
         None | Some("text") => false,
         Some("ansi") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("unknown format '{other}': use text or ansi"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format '{other}': use text or ansi"
+            )))
+        }
     };
     let gone = || ApiError::new(StatusCode::GONE, "gone", "the slot's screen is gone");
     let text: ScreenText = run
@@ -132,7 +165,10 @@ pub async fn wait(
         .ok_or_else(|| ApiError::bad_request(format!("unknown state '{}'", q.state)))?;
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(300_000).min(3_600_000));
     let view = crate::supervisor::interact::wait_for(&slot, timeout, |s| s == target).await?;
-    Ok(Json(StateReply { state: view.state, state_detail: view.detail }))
+    Ok(Json(StateReply {
+        state: view.state,
+        state_detail: view.detail,
+    }))
 }
 
 pub async fn prompt(
@@ -142,7 +178,10 @@ pub async fn prompt(
 ) -> ApiResult<Json<StateReply>> {
     let slot = slot(&state, &id)?;
     let view = crate::supervisor::interact::prompt(&slot, &req).await?;
-    Ok(Json(StateReply { state: view.state, state_detail: view.detail }))
+    Ok(Json(StateReply {
+        state: view.state,
+        state_detail: view.detail,
+    }))
 }
 
 pub async fn confirm(
@@ -152,7 +191,10 @@ pub async fn confirm(
 ) -> ApiResult<Json<StateReply>> {
     let slot = slot(&state, &id)?;
     let view = crate::supervisor::interact::confirm(&slot, req.option).await?;
-    Ok(Json(StateReply { state: view.state, state_detail: view.detail }))
+    Ok(Json(StateReply {
+        state: view.state,
+        state_detail: view.detail,
+    }))
 }
 
 pub async fn not_found() -> ApiError {

@@ -19,10 +19,21 @@ pub async fn static_file(uri: Uri) -> Response {
     match Web::get(path) {
         Some(file) => {
             let mime = mime_for(path);
-            ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")], file.data).into_response()
+            (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                file.data,
+            )
+                .into_response()
         }
-        None => super::error::ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such page: /{path}"))
-            .into_response(),
+        None => super::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such page: /{path}"),
+        )
+        .into_response(),
     }
 }
 

@@ -19,11 +19,17 @@ pub enum Access {
 }
 
 /// Middleware: rejects requests without a valid token (401) before any handler or upgrade.
-pub async fn require_token(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let presented = bearer(req.headers()).or_else(|| query_token(req.uri()));
     let access = match presented {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => Access::Full,
-        Some(t) if constant_time_eq(t.as_bytes(), state.read_only_token.as_bytes()) => Access::ReadOnly,
+        Some(t) if constant_time_eq(t.as_bytes(), state.read_only_token.as_bytes()) => {
+            Access::ReadOnly
+        }
         _ => return ApiError::unauthorized().into_response(),
     };
     if access == Access::ReadOnly && req.method() != axum::http::Method::GET {
@@ -40,10 +46,18 @@ pub async fn require_token(State(state): State<Arc<AppState>>, mut req: Request,
 
 /// Middleware for WebSocket routes: the upgrade must come from no browser page at all (no
 /// `Origin`: command-line clients), from the daemon's own origin, or from the allow-list.
-pub async fn check_origin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn check_origin(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
         if !origin_allowed(origin, host, &state) {
             return ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
@@ -57,11 +71,19 @@ pub async fn check_origin(State(state): State<Arc<AppState>>, req: Request, next
 }
 
 fn origin_allowed(origin: &str, host: &str, state: &AppState) -> bool {
-    if state.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
+    if state
+        .allowed_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/') == origin)
+    {
         return true;
     }
-    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-    let Some(authority) = authority else { return false };
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    let Some(authority) = authority else {
+        return false;
+    };
     // The page must come from this very server: same host:port as the request targets, and
     // that host must be one of the daemon's own names (not a rebinding attacker's domain).
     let port = state.listen.port();
@@ -80,7 +102,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn query_token(uri: &Uri) -> Option<&str> {
-    uri.query()?.split('&').find_map(|pair| pair.strip_prefix("token="))
+    uri.query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
 }
 
 /// Compares in time that depends only on the lengths, not on where the bytes differ.

@@ -17,7 +17,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -39,7 +43,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorInfo { code: self.code.to_string(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -78,7 +87,11 @@ where
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => {
                 let status = rejection.status();
-                let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_json" };
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "bad_json"
+                };
                 let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
                     format!("request body is larger than {} bytes", super::MAX_BODY)
                 } else {

@@ -15,8 +15,8 @@ use crate::tasks::TaskHub;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::middleware;
-use axum::serve::ListenerExt;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,7 +42,10 @@ pub enum ServeError {
     #[error("refusing to listen on {0}: it is not a loopback address and no token was chosen explicitly. Set MISSIOND_TOKEN to a long random secret (anyone who can reach the port can type into your terminals), or listen on 127.0.0.1")]
     ExposedWithoutToken(SocketAddr),
     #[error("cannot listen on {addr}: {source} (is another missiond running? choose another address with --listen)")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot watch Claude Code's task files: {0}")]
     Tasks(String),
     #[error("server error: {0}")]
@@ -73,21 +76,32 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         Some(exe) => match OrphanGuard::spawn(exe) {
             Ok(guard) => Some(guard),
             Err(e) => {
-                tracing::warn!("no orphan guard ({e}): slots may outlive a daemon killed with SIGKILL");
+                tracing::warn!(
+                    "no orphan guard ({e}): slots may outlive a daemon killed with SIGKILL"
+                );
                 None
             }
         },
         None => None,
     };
-    let settings = Settings { kill_grace: config.server.kill_grace(), max_viewers: config.server.max_viewers };
+    let settings = Settings {
+        kill_grace: config.server.kill_grace(),
+        max_viewers: config.server.max_viewers,
+    };
     let supervisor = Supervisor::new(settings, rules, guard);
-    let tasks = TaskHub::start(config.claude.config_dir.clone(), Arc::new(supervisor.clone()))
-        .map_err(|e| ServeError::Tasks(e.to_string()))?;
+    let tasks = TaskHub::start(
+        config.claude.config_dir.clone(),
+        Arc::new(supervisor.clone()),
+    )
+    .map_err(|e| ServeError::Tasks(e.to_string()))?;
     spawn_session_status_bridge(&tasks, &supervisor);
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
     let local = listener.local_addr()?;
     let state = Arc::new(AppState {
         supervisor: supervisor.clone(),
@@ -100,7 +114,11 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     for spec in config.slots.clone() {
         let id = spec.id.clone();
         if let Err(e) = supervisor.create(spec) {
-            let origin = config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            let origin = config
+                .source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             eprintln!("missiond: slot '{id}' from {origin}: {e}");
         }
     }
@@ -137,7 +155,10 @@ fn spawn_session_status_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -173,11 +194,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/pty/{*path}", get(pty_ws::attach))
         .route("/events", get(streams::events))
         .route("/tasks", get(streams::tasks))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::check_origin));
-    let protected = Router::new()
-        .nest("/api", api)
-        .merge(sockets)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_origin,
+        ));
+    let protected =
+        Router::new()
+            .nest("/api", api)
+            .merge(sockets)
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_token,
+            ));
     Router::new()
         .route("/health", get(health))
         .merge(protected)
@@ -216,7 +244,13 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }

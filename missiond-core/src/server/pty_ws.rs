@@ -84,7 +84,11 @@ pub async fn attach(
     let state_view = slot.state();
     ws.on_upgrade(move |socket| async move {
         let _token = token;
-        let viewer = Viewer { run, slot, read_only };
+        let viewer = Viewer {
+            run,
+            slot,
+            read_only,
+        };
         viewer.serve(socket, state_view).await;
     })
 }
@@ -92,7 +96,10 @@ pub async fn attach(
 const INVALID_URL: &str = "invalid URL: use /pty/<slot id>";
 
 async fn close(mut socket: WebSocket, code: u16, reason: String) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from(truncate(&reason, 120)) };
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(truncate(&reason, 120)),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -123,13 +130,22 @@ impl Viewer {
     async fn serve(self, socket: WebSocket, state_view: crate::supervisor::StateView) {
         let (mut sink, mut stream) = socket.split();
         let Some((mut rx, snapshot)) = self.run.subscribe().await else {
-            let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_CANNOT_ATTACH, reason: "slot is gone".into() }))).await;
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_CANNOT_ATTACH,
+                    reason: "slot is gone".into(),
+                })))
+                .await;
             return;
         };
         let mut skip_until = snapshot.end;
         let first = [
             screen_msg(&snapshot),
-            PtyServerMsg::State { state: state_view.state, prev_state: None, detail: state_view.detail },
+            PtyServerMsg::State {
+                state: state_view.state,
+                prev_state: None,
+                detail: state_view.detail,
+            },
         ];
         for msg in first {
             if send(&mut sink, &msg).await.is_err() {
@@ -165,8 +181,15 @@ impl Viewer {
             End::Closed => None,
         };
         if let Some((code, reason)) = close {
-            let frame = CloseFrame { code, reason: reason.into() };
-            let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(Message::Close(Some(frame)))).await;
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                sink.send(Message::Close(Some(frame))),
+            )
+            .await;
         }
     }
 
@@ -232,16 +255,33 @@ impl Viewer {
         skip_until: &mut u64,
         sink: &mut Sink,
     ) -> Result<(), End> {
-        let Some((fresh, snapshot)) = self.run.subscribe().await else { return Err(End::Exited) };
+        let Some((fresh, snapshot)) = self.run.subscribe().await else {
+            return Err(End::Exited);
+        };
         *rx = fresh;
         *skip_until = snapshot.end;
         send(sink, &screen_msg(&snapshot)).await?;
         // What the dropped backlog may have held besides output: the state, and the exit
         // (announced before the snapshot was taken, so the fresh receiver may never see it).
         let view = self.slot.state();
-        send(sink, &PtyServerMsg::State { state: view.state, prev_state: None, detail: view.detail }).await?;
+        send(
+            sink,
+            &PtyServerMsg::State {
+                state: view.state,
+                prev_state: None,
+                detail: view.detail,
+            },
+        )
+        .await?;
         if let Some(exit) = self.run.exit_info() {
-            send(sink, &PtyServerMsg::Exit { code: exit.code, signal: exit.signal }).await?;
+            send(
+                sink,
+                &PtyServerMsg::Exit {
+                    code: exit.code,
+                    signal: exit.signal,
+                },
+            )
+            .await?;
             return Err(End::Exited);
         }
         Ok(())
@@ -259,19 +299,23 @@ impl Viewer {
         }
         match msg {
             Message::Text(text) => match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(value) if value.is_object() => match serde_json::from_value::<PtyClientMsg>(value) {
-                    Ok(PtyClientMsg::Input { data }) => self.input(data.as_bytes(), sink).await,
-                    Ok(PtyClientMsg::Resize { cols, rows }) => {
-                        if self.read_only {
-                            return None;
+                Ok(value) if value.is_object() => {
+                    match serde_json::from_value::<PtyClientMsg>(value) {
+                        Ok(PtyClientMsg::Input { data }) => self.input(data.as_bytes(), sink).await,
+                        Ok(PtyClientMsg::Resize { cols, rows }) => {
+                            if self.read_only {
+                                return None;
+                            }
+                            if let Err(e) = self.slot.resize(cols, rows).await {
+                                return error_reply(sink, &e.to_string()).await;
+                            }
+                            None
                         }
-                        if let Err(e) = self.slot.resize(cols, rows).await {
-                            return error_reply(sink, &e.to_string()).await;
+                        Err(e) => {
+                            error_reply(sink, &format!("unknown or malformed message: {e}")).await
                         }
-                        None
                     }
-                    Err(e) => error_reply(sink, &format!("unknown or malformed message: {e}")).await,
-                },
+                }
                 // Not a JSON object: raw input, as the wire protocol says.
                 _ => self.input(text.as_bytes(), sink).await,
             },
@@ -295,7 +339,14 @@ impl Viewer {
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 async fn error_reply(sink: &mut Sink, message: &str) -> Option<End> {
-    send(sink, &PtyServerMsg::Error { message: message.to_string() }).await.err()
+    send(
+        sink,
+        &PtyServerMsg::Error {
+            message: message.to_string(),
+        },
+    )
+    .await
+    .err()
 }
 
 fn screen_msg(snapshot: &Snapshot) -> PtyServerMsg {
@@ -308,9 +359,20 @@ fn screen_msg(snapshot: &Snapshot) -> PtyServerMsg {
 
 fn control_msg(msg: ViewerMsg) -> Option<PtyServerMsg> {
     Some(match msg {
-        ViewerMsg::State { state, prev, detail } => PtyServerMsg::State { state, prev_state: Some(prev), detail },
+        ViewerMsg::State {
+            state,
+            prev,
+            detail,
+        } => PtyServerMsg::State {
+            state,
+            prev_state: Some(prev),
+            detail,
+        },
         ViewerMsg::Resize { cols, rows } => PtyServerMsg::Resize { cols, rows },
-        ViewerMsg::Exit(exit) => PtyServerMsg::Exit { code: exit.code, signal: exit.signal },
+        ViewerMsg::Exit(exit) => PtyServerMsg::Exit {
+            code: exit.code,
+            signal: exit.signal,
+        },
         ViewerMsg::Output(_) => return None,
     })
 }
@@ -362,7 +424,11 @@ mod tests {
 
     #[test]
     fn frame_from_escaped_chunks_is_the_data_message() {
-        let parts: [&[u8]; 3] = [b"\x1b[31m\"quoted\"\\ ", "é€😀\r\n".as_bytes(), b"\x07tab\tend"];
+        let parts: [&[u8]; 3] = [
+            b"\x1b[31m\"quoted\"\\ ",
+            "é€😀\r\n".as_bytes(),
+            b"\x07tab\tend",
+        ];
         let mut frame = DataFrame::default();
         let mut start = 0;
         for part in parts {
@@ -372,7 +438,9 @@ mod tests {
         }
         let json = frame.take().unwrap();
         let whole: Vec<u8> = parts.concat();
-        let expected = PtyServerMsg::Data { data: String::from_utf8(whole).unwrap() };
+        let expected = PtyServerMsg::Data {
+            data: String::from_utf8(whole).unwrap(),
+        };
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed, serde_json::to_value(&expected).unwrap());
         assert!(frame.take().is_none());

@@ -26,7 +26,9 @@ pub async fn events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) ->
 async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
     let (mut sink, mut stream) = socket.split();
     let mut rx = state.supervisor.subscribe();
-    let snapshot = SlotEvent::Slots { slots: state.supervisor.list() };
+    let snapshot = SlotEvent::Slots {
+        slots: state.supervisor.list(),
+    };
     if send(&mut sink, &snapshot).await.is_err() {
         return;
     }
@@ -61,7 +63,10 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
     let hub = state.tasks.clone();
     // Atomically, so a change cannot land in both the overview and the stream.
     let (overview, mut rx) = hub.subscribe_with_overview();
-    if send(&mut sink, &TaskEvent::CcTasksOverview(overview)).await.is_err() {
+    if send(&mut sink, &TaskEvent::CcTasksOverview(overview))
+        .await
+        .is_err()
+    {
         return;
     }
     loop {
@@ -99,7 +104,12 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 async fn send(sink: &mut Sink, msg: &impl Serialize) -> Result<(), ()> {
     let text = serde_json::to_string(msg).map_err(|_| ())?;
-    match tokio::time::timeout(super::pty_ws::STUCK_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+    match tokio::time::timeout(
+        super::pty_ws::STUCK_TIMEOUT,
+        sink.send(Message::Text(text.into())),
+    )
+    .await
+    {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

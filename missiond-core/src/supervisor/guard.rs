@@ -31,8 +31,14 @@ impl OrphanGuard {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()?;
-        let pipe = child.stdin.take().ok_or_else(|| std::io::Error::other("no pipe to the guard"))?;
-        Ok(OrphanGuard { pipe: Mutex::new(pipe), child: Mutex::new(child) })
+        let pipe = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no pipe to the guard"))?;
+        Ok(OrphanGuard {
+            pipe: Mutex::new(pipe),
+            child: Mutex::new(child),
+        })
     }
 
     pub fn watch(&self, sid: u32) {
@@ -74,7 +80,9 @@ pub fn run_guard() {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let (op, sid) = line.split_at(line.len().min(1));
-        let Ok(sid) = sid.trim().parse::<u32>() else { continue };
+        let Ok(sid) = sid.trim().parse::<u32>() else {
+            continue;
+        };
         match op {
             "+" => sessions.insert(sid),
             "-" => sessions.remove(&sid),
@@ -87,7 +95,8 @@ pub fn run_guard() {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && sessions.iter().any(|sid| !session_members(*sid).is_empty()) {
+    while Instant::now() < deadline && sessions.iter().any(|sid| !session_members(*sid).is_empty())
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     for sid in &sessions {

@@ -74,8 +74,12 @@ pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, Super
             slot.id()
         )));
     }
-    let input_err = |e: crate::pty::PtyError| SupervisorError::Input(slot.id().to_string(), e.to_string());
-    let bracketed = run.inspect(|screen, _| screen.vt().bracketed_paste()).await.unwrap_or(false);
+    let input_err =
+        |e: crate::pty::PtyError| SupervisorError::Input(slot.id().to_string(), e.to_string());
+    let bracketed = run
+        .inspect(|screen, _| screen.vt().bracketed_paste())
+        .await
+        .unwrap_or(false);
     let mut typed = Vec::with_capacity(req.text.len() + 12);
     if bracketed {
         typed.extend_from_slice(b"\x1b[200~");
@@ -108,10 +112,19 @@ pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, Super
     }
     // The prompt box empties before the state moves: see the turn leave idle first, or idle
     // would be the answer at once. A change since Enter counts (a turn may be over already).
-    let _ = wait_view(slot, TURN_BUSY, |v| v.state != SemanticState::Idle || v.since != before.since).await;
+    let _ = wait_view(slot, TURN_BUSY, |v| {
+        v.state != SemanticState::Idle || v.since != before.since
+    })
+    .await;
     let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(300_000).min(3_600_000));
     wait_for(slot, timeout, |s| {
-        matches!(s, SemanticState::Idle | SemanticState::Confirming | SemanticState::Exited | SemanticState::Error)
+        matches!(
+            s,
+            SemanticState::Idle
+                | SemanticState::Confirming
+                | SemanticState::Exited
+                | SemanticState::Error
+        )
     })
     .await
 }
@@ -125,7 +138,10 @@ async fn text_shown(slot: &Slot, run: &super::Run) -> bool {
         if rx.borrow_and_update().state != SemanticState::Idle {
             return true;
         }
-        match run.inspect(|screen, _| crate::semantic::composer_text(screen.vt())).await {
+        match run
+            .inspect(|screen, _| crate::semantic::composer_text(screen.vt()))
+            .await
+        {
             Some(Some(text)) if !text.trim().is_empty() => return true,
             Some(Some(_)) => {}
             _ => return false,
@@ -148,7 +164,9 @@ async fn turn_started(slot: &Slot, run: &super::Run, has_composer: bool) -> bool
             return true;
         }
         if has_composer {
-            let composer = run.inspect(|screen, _| crate::semantic::composer_text(screen.vt())).await;
+            let composer = run
+                .inspect(|screen, _| crate::semantic::composer_text(screen.vt()))
+                .await;
             if matches!(composer, Some(Some(ref text)) if text.trim().is_empty()) {
                 return true; // the prompt box took the text away: the turn is on its way
             }
@@ -177,13 +195,19 @@ pub async fn confirm(slot: &Slot, n: u32) -> Result<StateView, SupervisorError> 
     };
     // Moving the selection redraws the dialog: only another dialog (or none) means answered.
     let still_asking = |v: &StateView| {
-        v.state == SemanticState::Confirming && v.detail.dialog.as_ref().is_some_and(|d| crate::semantic::same_dialog(d, &dialog))
+        v.state == SemanticState::Confirming
+            && v.detail
+                .dialog
+                .as_ref()
+                .is_some_and(|d| crate::semantic::same_dialog(d, &dialog))
     };
     let deadline = Instant::now() + DIALOG_GONE;
     let mut shown = dialog.clone();
     loop {
-        let keys = crate::semantic::keys_for_option(&shown, n).map_err(|e| SupervisorError::Invalid(e.to_string()))?;
-        run.write(Bytes::from(keys)).map_err(|e| SupervisorError::Input(slot.id().to_string(), e.to_string()))?;
+        let keys = crate::semantic::keys_for_option(&shown, n)
+            .map_err(|e| SupervisorError::Invalid(e.to_string()))?;
+        run.write(Bytes::from(keys))
+            .map_err(|e| SupervisorError::Input(slot.id().to_string(), e.to_string()))?;
         let left = deadline.saturating_duration_since(Instant::now());
         match wait_view(slot, left.min(ANSWER_SHOWS), |v| !still_asking(v)).await {
             Err(SupervisorError::Timeout(_)) if left > ANSWER_SHOWS => {

@@ -98,7 +98,10 @@ impl Supervisor {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Slot>, SupervisorError> {
-        lock(&self.shared.slots).get(id).cloned().ok_or_else(|| SupervisorError::NotFound(id.to_string()))
+        lock(&self.shared.slots)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SupervisorError::NotFound(id.to_string()))
     }
 
     /// Creates a slot and starts it when `spec.autostart`. Must run inside the tokio runtime.
@@ -121,11 +124,17 @@ impl Supervisor {
             }
             slots.insert(spec.id.clone(), slot.clone());
         }
-        let _ = self.shared.events.send(SlotEvent::SlotCreated { slot: slot.info() });
+        let _ = self
+            .shared
+            .events
+            .send(SlotEvent::SlotCreated { slot: slot.info() });
         if spec.autostart {
             if let Err(e) = slot.start(false) {
                 lock(&self.shared.slots).remove(&spec.id);
-                let _ = self.shared.events.send(SlotEvent::SlotRemoved { slot_id: spec.id });
+                let _ = self
+                    .shared
+                    .events
+                    .send(SlotEvent::SlotRemoved { slot_id: spec.id });
                 return Err(e);
             }
         }
@@ -156,7 +165,9 @@ impl Supervisor {
         let slot = self.get(id)?;
         slot.kill(self.shared.settings.kill_grace).await?;
         lock(&self.shared.slots).remove(id);
-        let _ = self.shared.events.send(SlotEvent::SlotRemoved { slot_id: id.to_string() });
+        let _ = self.shared.events.send(SlotEvent::SlotRemoved {
+            slot_id: id.to_string(),
+        });
         Ok(())
     }
 
@@ -219,7 +230,9 @@ fn resolve(spec: &SlotSpec) -> Result<SlotConfig, SupervisorError> {
             cwd.display()
         )));
     }
-    let profile = spec.profile.unwrap_or_else(|| Profile::for_command(&spec.command));
+    let profile = spec
+        .profile
+        .unwrap_or_else(|| Profile::for_command(&spec.command));
     let mut env = BTreeMap::new();
     if profile == Profile::ClaudeCode {
         // Current models hide Claude Code's task tools without it; a slot's env may say otherwise.

@@ -46,7 +46,11 @@ pub struct Chunk {
 
 impl Chunk {
     pub fn new(start: u64, bytes: Bytes) -> Chunk {
-        Chunk { start, bytes, escaped: std::sync::OnceLock::new() }
+        Chunk {
+            start,
+            bytes,
+            escaped: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn end(&self) -> u64 {
@@ -71,8 +75,15 @@ pub fn json_escape(bytes: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub enum ViewerMsg {
     Output(Arc<Chunk>),
-    State { state: SemanticState, prev: SemanticState, detail: StateDetail },
-    Resize { cols: u16, rows: u16 },
+    State {
+        state: SemanticState,
+        prev: SemanticState,
+        detail: StateDetail,
+    },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     Exit(ExitInfo),
 }
 
@@ -115,7 +126,9 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run").field("pid", &self.process.pid()).finish()
+        f.debug_struct("Run")
+            .field("pid", &self.process.pid())
+            .finish()
     }
 }
 
@@ -185,7 +198,10 @@ impl Run {
             }
             if exit.changed().await.is_err() {
                 // The pipeline is gone without a word: treat it as an exit.
-                return ExitInfo { code: None, signal: None };
+                return ExitInfo {
+                    code: None,
+                    signal: None,
+                };
             }
         }
     }
@@ -202,7 +218,10 @@ impl Run {
     /// Input typed in a viewer: its terminal's replies to queries are removed first, since
     /// the daemon answered them already.
     pub fn write_from_viewer(&self, data: &[u8]) -> Result<(), PtyError> {
-        let recent = self.millis().saturating_sub(self.last_query.load(Ordering::Relaxed)) < QUERY_WINDOW_MS
+        let recent = self
+            .millis()
+            .saturating_sub(self.last_query.load(Ordering::Relaxed))
+            < QUERY_WINDOW_MS
             && self.last_query.load(Ordering::Relaxed) != 0;
         let clean = crate::screen::strip_query_replies(data, recent);
         if clean.is_empty() {
@@ -217,7 +236,10 @@ impl Run {
 
     pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), PtyError> {
         self.process.resize(cols, rows)?;
-        let _ = self.parser.send_async(ParserMsg::Resize { cols, rows }).await;
+        let _ = self
+            .parser
+            .send_async(ParserMsg::Resize { cols, rows })
+            .await;
         let _ = self.output.send(ViewerMsg::Resize { cols, rows });
         Ok(())
     }
@@ -242,7 +264,12 @@ impl Run {
     pub async fn snapshot(&self) -> Option<Snapshot> {
         self.inspect(|screen, end| {
             let (cols, rows) = screen.size();
-            Snapshot { ansi: screen.ansi(), end, cols, rows }
+            Snapshot {
+                ansi: screen.ansi(),
+                end,
+                cols,
+                rows,
+            }
         })
         .await
     }
@@ -258,7 +285,9 @@ impl Run {
     pub fn admit_viewer(&self, max: usize) -> Option<ViewerToken> {
         let admitted = self
             .viewers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .is_ok();
         admitted.then(|| ViewerToken(self.viewers.clone()))
     }
@@ -302,8 +331,13 @@ impl PtyEvents for PumpEvents {
             self.last_query.store(now.max(1), Ordering::Relaxed);
         }
         // Parser first, broadcast second: see the module docs.
-        let _ = self.parser.send(ParserMsg::Output { start, bytes: bytes.clone() });
-        let _ = self.output.send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
+        let _ = self.parser.send(ParserMsg::Output {
+            start,
+            bytes: bytes.clone(),
+        });
+        let _ = self
+            .output
+            .send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
     }
 
     fn output_closed(&self) {
@@ -357,7 +391,9 @@ impl Pipeline {
                 },
             };
             let Some(msg) = msg else {
-                let t = self.classifier.on_tick(self.screen.vt(), self.screen.title(), Instant::now());
+                let t =
+                    self.classifier
+                        .on_tick(self.screen.vt(), self.screen.title(), Instant::now());
                 self.publish(t);
                 continue;
             };
@@ -370,7 +406,11 @@ impl Pipeline {
                 }
             }
             if fed > 0 {
-                let t = self.classifier.on_output(self.screen.vt(), self.screen.title(), Instant::now());
+                let t = self.classifier.on_output(
+                    self.screen.vt(),
+                    self.screen.title(),
+                    Instant::now(),
+                );
                 self.publish(t);
             }
         }
@@ -416,7 +456,11 @@ impl Pipeline {
     fn publish(&self, transition: Option<Transition>) {
         let Some(t) = transition else { return };
         self.observer.state_changed(&t);
-        let _ = self.output.send(ViewerMsg::State { state: t.state, prev: t.prev, detail: t.detail.clone() });
+        let _ = self.output.send(ViewerMsg::State {
+            state: t.state,
+            prev: t.prev,
+            detail: t.detail.clone(),
+        });
     }
 }
 

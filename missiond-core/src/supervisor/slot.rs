@@ -117,7 +117,11 @@ impl Slot {
             rows: life.rows,
             profile: self.config.profile,
             restart: self.config.restart,
-            pid: life.run.as_ref().filter(|_| life.status != SlotStatus::Exited).map(|r| r.pid()),
+            pid: life
+                .run
+                .as_ref()
+                .filter(|_| life.status != SlotStatus::Exited)
+                .map(|r| r.pid()),
             status: life.status,
             state: view.state,
             state_detail: view.detail,
@@ -216,7 +220,10 @@ impl Slot {
             run.signal(libc::SIGKILL);
         }
         // SIGKILL cannot be refused; the wait only covers reaping and draining output.
-        if tokio::time::timeout(Duration::from_secs(5), run.exited()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), run.exited())
+            .await
+            .is_err()
+        {
             return Err(SupervisorError::KillTimeout(self.config.id.clone()));
         }
         // Stragglers that left the process group but not the session.
@@ -249,7 +256,11 @@ impl Slot {
 
     fn set_state(&self, state: SemanticState, detail: StateDetail) {
         let prev = self.state.borrow().state;
-        self.state.send_replace(StateView { state, detail: detail.clone(), since: now_millis() });
+        self.state.send_replace(StateView {
+            state,
+            detail: detail.clone(),
+            since: now_millis(),
+        });
         if prev != state || state == SemanticState::Confirming {
             let _ = self.events.send(SlotEvent::SlotState {
                 slot_id: self.config.id.clone(),

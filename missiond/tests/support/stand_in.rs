@@ -523,10 +523,14 @@ async fn handle(
             if t.is_some() {
                 shared.next_turn += 1;
             }
-            shared.requests.push(record(kind, &method, &path, &headers, &body, index));
+            shared
+                .requests
+                .push(record(kind, &method, &path, &headers, &body, index));
             t.or_else(|| Some(Turn::text("(stand-in: no scripted turn left)")))
         } else {
-            shared.requests.push(record(kind, &method, &path, &headers, &body, None));
+            shared
+                .requests
+                .push(record(kind, &method, &path, &headers, &body, None));
             None
         };
         let first_tool_id = shared.next_tool_id;
@@ -540,9 +544,7 @@ async fn handle(
             let turn = turn.unwrap_or_default();
             respond_with_turn(turn, &model, stream, first_tool_id)
         }
-        RequestKind::Side => {
-            respond_with_turn(side_answer(&body), &model, stream, first_tool_id)
-        }
+        RequestKind::Side => respond_with_turn(side_answer(&body), &model, stream, first_tool_id),
         RequestKind::Other => respond_other(&method, uri.path()),
     }
 }
@@ -561,7 +563,12 @@ fn record(
         path: path.to_string(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: body.clone(),
         turn_index,
