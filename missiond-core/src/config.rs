@@ -39,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// Everything `missiond serve` needs to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub server: ServerConfig,
     pub claude: ClaudeConfig,
@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// Seconds between SIGTERM and SIGKILL when a slot is killed.
     #[serde(default = "default_kill_grace")]
     pub kill_grace_secs: f64,
+    /// Seconds a viewer may go without taking a frame before it is closed (1008).
+    #[serde(default = "default_stuck_viewer")]
+    pub stuck_viewer_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +104,9 @@ fn default_max_viewers() -> usize {
 fn default_kill_grace() -> f64 {
     5.0
 }
+fn default_stuck_viewer() -> f64 {
+    30.0
+}
 fn default_claude_dir() -> PathBuf {
     claude_dir_from_env()
 }
@@ -112,6 +118,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             max_viewers: default_max_viewers(),
             kill_grace_secs: default_kill_grace(),
+            stuck_viewer_secs: default_stuck_viewer(),
         }
     }
 }
@@ -128,17 +135,9 @@ impl ServerConfig {
     pub fn kill_grace(&self) -> Duration {
         Duration::from_secs_f64(self.kill_grace_secs.clamp(0.0, 3600.0))
     }
-}
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            claude: ClaudeConfig::default(),
-            semantic: SemanticConfig::default(),
-            slots: Vec::new(),
-            source: None,
-        }
+    pub fn stuck_viewer(&self) -> Duration {
+        Duration::from_secs_f64(self.stuck_viewer_secs.clamp(0.1, 86_400.0))
     }
 }
 
@@ -189,6 +188,11 @@ impl Config {
                 "server.kill_grace_secs must be a number of seconds >= 0".into(),
             ));
         }
+        if !server.stuck_viewer_secs.is_finite() || server.stuck_viewer_secs <= 0.0 {
+            return Err(invalid(
+                "server.stuck_viewer_secs must be a number of seconds > 0".into(),
+            ));
+        }
         Ok(Config {
             server,
             claude,
@@ -207,7 +211,7 @@ pub fn validate_spec(spec: &SlotSpec) -> Result<(), String> {
     }
     for (name, value) in [("cols", spec.cols), ("rows", spec.rows)] {
         if let Some(v) = value {
-            if v < 2 || v > MAX_DIMENSION {
+            if !(2..=MAX_DIMENSION).contains(&v) {
                 return Err(format!(
                     "{name} must be between 2 and {MAX_DIMENSION}, not {v}"
                 ));

@@ -87,6 +87,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     let settings = Settings {
         kill_grace: config.server.kill_grace(),
         max_viewers: config.server.max_viewers,
+        stuck_viewer: config.server.stuck_viewer(),
     };
     let supervisor = Supervisor::new(settings, rules, guard);
     let tasks = TaskHub::start(

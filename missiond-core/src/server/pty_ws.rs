@@ -2,13 +2,14 @@
 //!
 //! The viewer gets the screen, then live output coalesced into frames, state changes, resizes
 //! and the exit. It may type and resize unless it is read-only. A viewer that falls behind
-//! the slot's broadcast ring loses its backlog and gets a fresh screen instead; one that stops
-//! reading for [`STUCK_TIMEOUT`] is closed. Nothing a viewer does can slow the program.
+//! the slot's fan-out ring loses its backlog and gets a fresh screen instead; one that stops
+//! reading for `[server] stuck_viewer_secs` is closed. Nothing a viewer does can slow the program.
 
 use super::auth::Access;
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::{PtyClientMsg, PtyServerMsg};
+use crate::supervisor::fanout::{FanoutReceiver, RecvError, TryRecvError};
 use crate::supervisor::run::json_escape;
 use crate::supervisor::{Run, Snapshot, ViewerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -18,7 +19,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 pub const CLOSE_INVALID_URL: u16 = 4000;
 pub const CLOSE_NOT_FOUND: u16 = 4001;
@@ -31,8 +31,6 @@ const FRAME_BYTES: usize = 64 * 1024;
 /// The socket's read buffer. Viewers send keystrokes, and tungstenite clears the whole buffer
 /// on every read attempt: the 128 KiB default cost more CPU than encoding the output.
 pub const READ_BUFFER: usize = 4096;
-/// A viewer that has not taken a frame for this long is closed.
-pub const STUCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct PtyQuery {
@@ -76,6 +74,7 @@ pub async fn attach(
         }
     };
     let max = state.supervisor.settings().max_viewers;
+    let stuck = state.supervisor.settings().stuck_viewer;
     let Some(token) = run.admit_viewer(max) else {
         let reason = format!("slot '{path}' already has {max} viewers");
         return ws.on_upgrade(move |s| close(s, CLOSE_CANNOT_ATTACH, reason));
@@ -88,6 +87,7 @@ pub async fn attach(
             run,
             slot,
             read_only,
+            stuck_timeout: stuck,
         };
         viewer.serve(socket, state_view).await;
     })
@@ -116,6 +116,8 @@ struct Viewer {
     run: Arc<Run>,
     slot: Arc<crate::supervisor::Slot>,
     read_only: bool,
+    /// `[server] stuck_viewer_secs`.
+    stuck_timeout: Duration,
 }
 
 /// Why a viewer's session ended.
@@ -128,9 +130,14 @@ enum End {
 
 impl Viewer {
     async fn serve(self, socket: WebSocket, state_view: crate::supervisor::StateView) {
-        let (mut sink, mut stream) = socket.split();
+        let (sink, mut stream) = socket.split();
+        let mut sink = Sink {
+            inner: sink,
+            stuck: self.stuck_timeout,
+        };
         let Some((mut rx, snapshot)) = self.run.subscribe().await else {
             let _ = sink
+                .inner
                 .send(Message::Close(Some(CloseFrame {
                     code: CLOSE_CANNOT_ATTACH,
                     reason: "slot is gone".into(),
@@ -165,7 +172,7 @@ impl Viewer {
                 outgoing = rx.recv() => {
                     let result = match outgoing {
                         Ok(msg) => self.forward(msg, &mut rx, &mut skip_until, &mut sink).await,
-                        Err(RecvError::Lagged(_)) => self.resync(&mut rx, &mut skip_until, &mut sink).await,
+                        Err(RecvError::Lagged) => self.resync(&mut rx, &mut skip_until, &mut sink).await,
                         Err(RecvError::Closed) => Err(End::Exited),
                     };
                     if let Err(end) = result {
@@ -187,7 +194,7 @@ impl Viewer {
             };
             let _ = tokio::time::timeout(
                 Duration::from_secs(2),
-                sink.send(Message::Close(Some(frame))),
+                sink.inner.send(Message::Close(Some(frame))),
             )
             .await;
         }
@@ -197,7 +204,7 @@ impl Viewer {
     async fn forward(
         &self,
         first: ViewerMsg,
-        rx: &mut tokio::sync::broadcast::Receiver<ViewerMsg>,
+        rx: &mut FanoutReceiver,
         skip_until: &mut u64,
         sink: &mut Sink,
     ) -> Result<(), End> {
@@ -220,7 +227,7 @@ impl Viewer {
                     if frame.raw_len < FRAME_BYTES {
                         next = match rx.try_recv() {
                             Ok(msg) => Some(msg),
-                            Err(TryRecvError::Lagged(_)) => {
+                            Err(TryRecvError::Lagged) => {
                                 frame.flush(sink).await?;
                                 return self.resync(rx, skip_until, sink).await;
                             }
@@ -251,7 +258,7 @@ impl Viewer {
     /// screen and never the stream again until the flood stopped.
     async fn resync(
         &self,
-        rx: &mut tokio::sync::broadcast::Receiver<ViewerMsg>,
+        rx: &mut FanoutReceiver,
         skip_until: &mut u64,
         sink: &mut Sink,
     ) -> Result<(), End> {
@@ -336,7 +343,11 @@ impl Viewer {
     }
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+/// The viewer's outgoing half, and how long a send may wait before the viewer counts as stuck.
+struct Sink {
+    inner: futures_util::stream::SplitSink<WebSocket, Message>,
+    stuck: Duration,
+}
 
 async fn error_reply(sink: &mut Sink, message: &str) -> Option<End> {
     send(
@@ -417,6 +428,19 @@ impl DataFrame {
     }
 }
 
+async fn send(sink: &mut Sink, msg: &PtyServerMsg) -> Result<(), End> {
+    let text = serde_json::to_string(msg).map_err(|_| End::Closed)?;
+    send_text(sink, text).await
+}
+
+async fn send_text(sink: &mut Sink, text: String) -> Result<(), End> {
+    match tokio::time::timeout(sink.stuck, sink.inner.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Closed),
+        Err(_) => Err(End::Stuck),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,18 +468,5 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed, serde_json::to_value(&expected).unwrap());
         assert!(frame.take().is_none());
-    }
-}
-
-async fn send(sink: &mut Sink, msg: &PtyServerMsg) -> Result<(), End> {
-    let text = serde_json::to_string(msg).map_err(|_| End::Closed)?;
-    send_text(sink, text).await
-}
-
-async fn send_text(sink: &mut Sink, text: String) -> Result<(), End> {
-    match tokio::time::timeout(STUCK_TIMEOUT, sink.send(Message::Text(text.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::Closed),
-        Err(_) => Err(End::Stuck),
     }
 }

@@ -12,6 +12,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Control and JSON messages from stream clients are tiny.
@@ -24,12 +25,13 @@ pub async fn events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) ->
 }
 
 async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
+    let stuck = state.supervisor.settings().stuck_viewer;
     let (mut sink, mut stream) = socket.split();
     let mut rx = state.supervisor.subscribe();
     let snapshot = SlotEvent::Slots {
         slots: state.supervisor.list(),
     };
-    if send(&mut sink, &snapshot).await.is_err() {
+    if send(&mut sink, &snapshot, stuck).await.is_err() {
         return;
     }
     loop {
@@ -44,7 +46,7 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
                     Err(RecvError::Lagged(_)) => SlotEvent::Slots { slots: state.supervisor.list() },
                     Err(RecvError::Closed) => return,
                 };
-                if send(&mut sink, &event).await.is_err() {
+                if send(&mut sink, &event, stuck).await.is_err() {
                     return;
                 }
             }
@@ -59,11 +61,12 @@ pub async fn tasks(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> 
 }
 
 async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
+    let stuck = state.supervisor.settings().stuck_viewer;
     let (mut sink, mut stream) = socket.split();
     let hub = state.tasks.clone();
     // Atomically, so a change cannot land in both the overview and the stream.
     let (overview, mut rx) = hub.subscribe_with_overview();
-    if send(&mut sink, &TaskEvent::CcTasksOverview(overview))
+    if send(&mut sink, &TaskEvent::CcTasksOverview(overview), stuck)
         .await
         .is_err()
     {
@@ -78,7 +81,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
                         Err(e) => Ok(serde_json::json!({"type": "error", "message": format!("unknown or malformed message: {e}")})),
                     };
                     if let Ok(reply) = reply {
-                        if send(&mut sink, &reply).await.is_err() {
+                        if send(&mut sink, &reply, stuck).await.is_err() {
                             return;
                         }
                     }
@@ -92,7 +95,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
                     Err(RecvError::Lagged(_)) => TaskEvent::CcTasksOverview(hub.overview()),
                     Err(RecvError::Closed) => return,
                 };
-                if send(&mut sink, &event).await.is_err() {
+                if send(&mut sink, &event, stuck).await.is_err() {
                     return;
                 }
             }
@@ -102,14 +105,10 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-async fn send(sink: &mut Sink, msg: &impl Serialize) -> Result<(), ()> {
+/// Sends `msg`; a client that takes nothing for `stuck` is given up on.
+async fn send(sink: &mut Sink, msg: &impl Serialize, stuck: Duration) -> Result<(), ()> {
     let text = serde_json::to_string(msg).map_err(|_| ())?;
-    match tokio::time::timeout(
-        super::pty_ws::STUCK_TIMEOUT,
-        sink.send(Message::Text(text.into())),
-    )
-    .await
-    {
+    match tokio::time::timeout(stuck, sink.send(Message::Text(text.into()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

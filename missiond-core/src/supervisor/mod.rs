@@ -1,5 +1,6 @@
 //! The set of slots: create, start, kill, restart, remove, and the `/events` broadcast.
 
+pub mod fanout;
 pub mod guard;
 pub mod interact;
 pub mod run;
@@ -51,6 +52,8 @@ pub enum SupervisorError {
 pub struct Settings {
     pub kill_grace: Duration,
     pub max_viewers: usize,
+    /// A viewer that takes no frame for this long is closed.
+    pub stuck_viewer: Duration,
 }
 
 #[derive(Clone)]

@@ -2,15 +2,16 @@
 //!
 //! ```text
 //! reader thread --(chunk)--> parser queue --> parser thread: vt100 + classifier -> states
-//!               \--(chunk)--> broadcast ring --> every viewer, each at its own pace
+//!               \--(chunk)--> fan-out ring --> every viewer, each at its own pace
 //! ```
 //! The reader hands a chunk to the parser queue *before* the broadcast. A viewer subscribes to
 //! the broadcast first and then asks the parser thread for a snapshot through the same queue,
 //! so the snapshot covers every chunk the viewer missed; chunks it got twice are skipped by
 //! their byte offset. The parser queue is bounded (the emulator must see every byte, so a
-//! flood waits for it); the broadcast is a ring, so a slow viewer falls behind alone and is
-//! healed with a fresh snapshot.
+//! flood waits for it); the fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow
+//! viewer falls behind alone and is healed with a fresh snapshot.
 
+use super::fanout::{FanoutReceiver, FanoutSender};
 use crate::protocol::{SemanticState, StateDetail};
 use crate::pty::{ExitInfo, PtyError, PtyEvents, PtyProcess, SpawnRequest};
 use crate::screen::Screen;
@@ -19,14 +20,10 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// Messages waiting for the parser thread; each output message is one read (<= 16 KiB).
 const PARSER_QUEUE: usize = 256;
-/// Broadcast ring per run, in chunks. The reader gathers what is waiting into chunks of up to
-/// 16 KiB, so this holds up to 4 MiB of output (plus its JSON escaping): a viewer further
-/// behind than that is resynchronised with a fresh screen instead.
-pub const VIEWER_RING: usize = 256;
 /// How long the exit waits for the last output to be read before it is announced.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// Parser work between two classifications while output floods in.
@@ -97,10 +94,13 @@ pub struct Snapshot {
     pub rows: u16,
 }
 
+/// A look at the screen, run on the parser thread: the screen and the output offset it covers.
+type InspectJob = Box<dyn FnOnce(&Screen, u64) + Send>;
+
 /// Work for the parser thread, in stream order.
 enum ParserMsg {
     Output { start: u64, bytes: Bytes },
-    Inspect(Box<dyn FnOnce(&Screen, u64) + Send>),
+    Inspect(InspectJob),
     Resize { cols: u16, rows: u16 },
     SessionBusy(bool),
     Exited(ExitInfo),
@@ -116,7 +116,7 @@ pub trait RunObserver: Send + Sync + 'static {
 pub struct Run {
     process: PtyProcess,
     parser: flume::Sender<ParserMsg>,
-    output: broadcast::Sender<ViewerMsg>,
+    output: FanoutSender,
     exit: watch::Receiver<Option<ExitInfo>>,
     /// Milliseconds since `epoch` of the last query the program sent (for reply filtering).
     last_query: Arc<AtomicU64>,
@@ -140,7 +140,7 @@ impl Run {
         observer: Arc<dyn RunObserver>,
     ) -> Result<Arc<Run>, PtyError> {
         let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
-        let (output, _) = broadcast::channel(VIEWER_RING);
+        let output = FanoutSender::new();
         let (exit_tx, exit_rx) = watch::channel(None);
         let (eof_tx, eof_rx) = flume::bounded(1);
         let last_query = Arc::new(AtomicU64::new(0));
@@ -240,7 +240,7 @@ impl Run {
             .parser
             .send_async(ParserMsg::Resize { cols, rows })
             .await;
-        let _ = self.output.send(ViewerMsg::Resize { cols, rows });
+        self.output.send(ViewerMsg::Resize { cols, rows });
         Ok(())
     }
 
@@ -275,7 +275,7 @@ impl Run {
     }
 
     /// Subscribes a viewer: a receiver first, then the snapshot (see the module docs).
-    pub async fn subscribe(&self) -> Option<(broadcast::Receiver<ViewerMsg>, Snapshot)> {
+    pub async fn subscribe(&self) -> Option<(FanoutReceiver, Snapshot)> {
         let rx = self.output.subscribe();
         let snapshot = self.snapshot().await?;
         Some((rx, snapshot))
@@ -310,7 +310,7 @@ impl Drop for ViewerToken {
 /// The pump threads' side: stamps chunks with offsets and fans them out.
 struct PumpEvents {
     parser: flume::Sender<ParserMsg>,
-    output: broadcast::Sender<ViewerMsg>,
+    output: FanoutSender,
     /// Only the reader thread advances it.
     offset: AtomicU64,
     eof_tx: flume::Sender<()>,
@@ -335,8 +335,7 @@ impl PtyEvents for PumpEvents {
             start,
             bytes: bytes.clone(),
         });
-        let _ = self
-            .output
+        self.output
             .send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
     }
 
@@ -368,7 +367,7 @@ struct Pipeline {
     screen: Screen,
     classifier: Classifier,
     input: crate::pty::InputSender,
-    output: broadcast::Sender<ViewerMsg>,
+    output: FanoutSender,
     observer: Arc<dyn RunObserver>,
     exit: watch::Sender<Option<ExitInfo>>,
     last_query: Arc<AtomicU64>,
@@ -446,7 +445,7 @@ impl Pipeline {
                 let t = self.classifier.on_exit();
                 self.publish(t);
                 self.observer.exited(&exit);
-                let _ = self.output.send(ViewerMsg::Exit(exit.clone()));
+                self.output.send(ViewerMsg::Exit(exit.clone()));
                 let _ = self.exit.send(Some(exit));
                 0
             }
@@ -456,7 +455,7 @@ impl Pipeline {
     fn publish(&self, transition: Option<Transition>) {
         let Some(t) = transition else { return };
         self.observer.state_changed(&t);
-        let _ = self.output.send(ViewerMsg::State {
+        self.output.send(ViewerMsg::State {
             state: t.state,
             prev: t.prev,
             detail: t.detail.clone(),
