@@ -84,6 +84,26 @@ fn parse(c: &mut Criterion) {
             black_box(screen.vt().cursor_position())
         })
     });
+    // The slot's Screen without scrollback, and bare vt100 with it: which of scrollback and
+    // callbacks makes the slot's Screen slower than bare vt100.
+    group.bench_function("screen_120x40_sb0", |b| {
+        b.iter(|| {
+            let mut screen = Screen::new(120, 40, 0);
+            for chunk in data.chunks(READ) {
+                black_box(screen.process(chunk));
+            }
+            black_box(screen.vt().cursor_position())
+        })
+    });
+    group.bench_function("vt100_120x40_sb2000", |b| {
+        b.iter(|| {
+            let mut parser = vt100::Parser::new(40, 120, 2000);
+            for chunk in data.chunks(READ) {
+                parser.process(chunk);
+            }
+            black_box(parser.screen().cursor_position())
+        })
+    });
     group.bench_function("vt100_120x40_sb0", |b| {
         b.iter(|| {
             let mut parser = vt100::Parser::new(40, 120, 0);
