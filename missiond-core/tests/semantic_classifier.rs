@@ -250,6 +250,48 @@ fn confirming_and_exit_are_immediate_and_exit_is_final() {
     assert_eq!(c.next_deadline(), None);
 }
 
+/// AskUserQuestion (Claude Code 2.1.330) draws a `─` rule inside its option list, above
+/// `4. Chat about this`: the dialog is still the whole block under the rule that opens it.
+#[test]
+fn question_dialog_with_a_rule_inside_its_options() {
+    let r = rule();
+    let p = screen(
+        &[
+            "",
+            "❯ pick a colour",
+            r.as_str(),
+            " ☐ Colour",
+            "",
+            "Which colour do you like?",
+            "",
+            "❯ 1. Red",
+            "     Choose Red",
+            "  2. Blue",
+            "     Choose Blue",
+            "  3. Type something.",
+            r.as_str(),
+            "  4. Chat about this",
+            "",
+            "Enter to select · ↑/↓ to navigate · Esc to cancel",
+        ],
+        &[],
+    );
+    let mut c = claude();
+    assert_eq!(
+        settle(&mut c, &p, "✳ Claude Code", Instant::now()),
+        SemanticState::Confirming
+    );
+    assert_eq!(c.detail().reason.as_deref(), Some("question-dialog"));
+    let d = c.detail().dialog.clone().expect("dialog");
+    assert_eq!(d.kind, DialogKind::Question);
+    assert_eq!(d.question, "Which colour do you like?");
+    let labels: Vec<&str> = d.options.iter().map(|o| o.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["Red", "Blue", "Type something.", "Chat about this"]
+    );
+}
+
 #[test]
 fn starting_ends_with_the_screen_not_the_title() {
     let mut c = claude();

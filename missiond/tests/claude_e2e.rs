@@ -459,6 +459,96 @@ fn bash_permission_confirmed_runs_the_command() {
     assert_eq!(rig.info().state, SemanticState::Idle);
 }
 
+/// An AskUserQuestion call is a `question` dialog (the `question-dialog` rule): `confirming`
+/// with the question and the model's options, numbered as on screen; `confirm 2` picks the
+/// second option, and the model gets it as the tool's result.
+#[test]
+fn ask_user_question_is_a_question_dialog_and_confirm_answers_it() {
+    let question = "Which colour do you like?";
+    let rig = Rig::start(
+        vec![
+            Turn::ask_user_question("Colour", question, &["Red", "Blue"]),
+            Turn::text("Blue it is."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+
+    let reply = rig.prompt_wait("pick a colour");
+    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
+    assert_eq!(
+        reply.state_detail.reason.as_deref(),
+        Some("question-dialog"),
+        "{}",
+        rig.context()
+    );
+    let dialog = reply
+        .state_detail
+        .dialog
+        .clone()
+        .expect("confirming carries its dialog");
+    assert_eq!(dialog.kind, DialogKind::Question, "{dialog:?}");
+    assert_eq!(dialog.question, question, "{dialog:?}");
+    let labels: Vec<&str> = dialog.options.iter().map(|o| o.label.as_str()).collect();
+    assert!(labels.len() >= 2, "{dialog:?}");
+    assert_eq!(&labels[..2], ["Red", "Blue"], "{dialog:?}");
+    let numbers: Vec<u32> = dialog.options.iter().map(|o| o.n).collect();
+    let expected: Vec<u32> = (1..=numbers.len() as u32).collect();
+    assert_eq!(numbers, expected, "{dialog:?}");
+    assert!(dialog.options[0].selected, "{dialog:?}");
+    assert_eq!(
+        dialog.options.iter().filter(|o| o.selected).count(),
+        1,
+        "{dialog:?}"
+    );
+    // REST shows the same dialog.
+    let info = rig.info();
+    assert_eq!(info.state, SemanticState::Confirming);
+    assert_eq!(info.state_detail.dialog.as_ref(), Some(&dialog));
+    assert_eq!(
+        rig.stand_in.main_requests().len(),
+        1,
+        "nothing is sent before the answer"
+    );
+
+    rig.confirm(2);
+    let requests = rig.stand_in.wait_for_main_requests(2, STEP);
+    let ask_id = requests[1]
+        .body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "assistant")
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .find(|b| b["type"] == "tool_use" && b["name"] == "AskUserQuestion")
+        .and_then(|b| b["id"].as_str())
+        .unwrap_or_else(|| panic!("no AskUserQuestion call in {:#}", requests[1].body))
+        .to_string();
+    let results = requests[1].tool_results();
+    let answer = results
+        .iter()
+        .find(|r| r.tool_use_id == ask_id)
+        .unwrap_or_else(|| panic!("no result for the AskUserQuestion call: {results:?}"));
+    assert!(!answer.is_error, "{answer:?}");
+    assert!(
+        answer.content.contains("Blue") && !answer.content.contains("Red"),
+        "the model should be told the answer was Blue: {answer:?}"
+    );
+    assert!(answer.content.contains(question), "{answer:?}");
+    rig.wait_screen("the answer after the question", |s| {
+        s.contains("Blue it is.")
+    });
+    rig.wait_state("idle");
+    assert_eq!(rig.info().state, SemanticState::Idle);
+    assert!(
+        rig.states().iter().any(|s| s == "confirming"),
+        "{:?}",
+        rig.states()
+    );
+}
+
 /// A Write refused with the dialog's No option: no file, the turn ends, the slot is idle.
 #[test]
 fn write_refused_with_no_leaves_no_file() {

@@ -82,6 +82,12 @@ fn line_kind(line: &str) -> LineKind {
     LineKind::Text
 }
 
+/// The number of an option line (`❯ 1. Yes`, `  4. Chat about this`), with or without the
+/// selection `marker`; `None` for any other line.
+pub(crate) fn option_number(line: &str, marker: &str) -> Option<u32> {
+    numbered(option_text(line, marker).0).map(|(n, _)| n)
+}
+
 /// `1. Label` (after the marker is removed): the number and the label.
 fn numbered(text: &str) -> Option<(u32, &str)> {
     let digits = text.find(|c: char| !c.is_ascii_digit())?;
@@ -110,6 +116,14 @@ fn option_text<'a>(line: &'a str, marker: &str) -> (&'a str, bool) {
 pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker: &str) -> Dialog {
     let kinds: Vec<LineKind> = lines.iter().map(|l| line_kind(l)).collect();
     let is_text = |i: usize| kinds[i] == LineKind::Text;
+    // A rule followed by a numbered option splits one option list (AskUserQuestion draws a `─`
+    // rule above its `4. Chat about this`): it neither opens nor ends the options.
+    let splits_options = |i: usize| {
+        matches!(kinds[i], LineKind::Rule { .. })
+            && (i + 1..lines.len())
+                .find(|&j| kinds[j] != LineKind::Blank)
+                .is_some_and(|j| is_text(j) && option_number(lines[j], marker).is_some())
+    };
 
     // The selected option: the last text line that starts with the marker.
     let selected = (0..lines.len()).rev().find(|&i| {
@@ -123,7 +137,7 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
         .and_then(|s| {
             (0..s)
                 .rev()
-                .find(|&i| matches!(kinds[i], LineKind::Rule { .. }))
+                .find(|&i| matches!(kinds[i], LineKind::Rule { .. }) && !splits_options(i))
                 .map(|i| i + 1)
         })
         .unwrap_or(0);
@@ -137,7 +151,7 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
             match kinds[i] {
                 LineKind::Blank => prev_len = None,
                 LineKind::Rule { .. } => {
-                    if !options.is_empty() {
+                    if !options.is_empty() && !splits_options(i) {
                         break;
                     }
                     prev_len = None;
@@ -296,6 +310,48 @@ mod tests {
         );
         assert_eq!(d.options[1].label, "No");
         assert!(d.options[0].selected && !d.options[1].selected);
+    }
+
+    #[test]
+    fn question_options_split_by_a_rule_are_one_list() {
+        // AskUserQuestion in Claude Code 2.1.330 (the region below the rule that opens it).
+        let rule = "─".repeat(60);
+        let lines = [
+            " ☐ Colour",
+            "",
+            "Which colour do you like?",
+            "",
+            "❯ 1. Red",
+            "     Choose Red",
+            "  2. Blue",
+            "     Choose Blue",
+            "  3. Type something.",
+            rule.as_str(),
+            "  4. Chat about this",
+            "",
+            "Enter to select · ↑/↓ to navigate · Esc to cancel",
+        ];
+        let d = parse_dialog(&lines, 60, DialogKind::Question, "❯");
+        assert_eq!(d.title, "☐ Colour");
+        assert_eq!(d.question, "Which colour do you like?");
+        let labels: Vec<&str> = d.options.iter().map(|o| o.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["Red", "Blue", "Type something.", "Chat about this"]
+        );
+        assert_eq!(
+            d.options.iter().map(|o| o.n).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert!(d.options[0].selected);
+
+        // The selection on the option below the rule: still the whole list.
+        let mut moved = lines;
+        moved[4] = "  1. Red";
+        moved[10] = "❯ 4. Chat about this";
+        let m = parse_dialog(&moved, 60, DialogKind::Question, "❯");
+        assert!(same_dialog(&d, &m), "{m:?}");
+        assert!(m.options[3].selected && !m.options[0].selected);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! with `Screen::contents_between` (which skips the rows before without writing them): finding
 //! the prompt box from the bottom usually reads 3 or 4 rows.
 
+use super::dialog::option_number;
 use super::rules::{Layout, Region};
 
 /// Where the prompt box and a dialog are on the current screen.
@@ -120,17 +121,23 @@ impl RegionCache {
         None
     }
 
-    /// With no prompt box: the lowest rule with text below it, which opens a dialog.
+    /// With no prompt box: the lowest rule with text below it, which opens a dialog. A rule
+    /// whose next text row is a numbered option (AskUserQuestion's rule above
+    /// `4. Chat about this`) splits the dialog's option list and opens nothing.
     fn find_dialog_rule(&mut self, screen: &vt100::Screen, layout: &Layout) -> Option<u16> {
         let cols = self.cols;
         let mut content_below = false;
+        let mut option_below = false;
         for r in (0..self.rows).rev() {
             let row = self.row(screen, r);
             let rule = is_rule(row, cols, &layout.rule_char);
-            if content_below && rule {
+            if content_below && rule && !option_below {
                 return Some(r);
             }
-            content_below = content_below || (!rule && !is_blank(row));
+            if !rule && !is_blank(row) {
+                content_below = true;
+                option_below = option_number(row, &layout.prompt_marker).is_some();
+            }
         }
         None
     }
