@@ -64,8 +64,13 @@ impl Chunk {
 /// `bytes` (lossily decoded as UTF-8) as the inside of a JSON string.
 pub fn json_escape(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let quoted = serde_json::to_string(text.as_ref()).unwrap_or_else(|_| "\"\"".to_string());
-    quoted[1..quoted.len() - 1].to_string()
+    let mut quoted = serde_json::to_string(text.as_ref()).unwrap_or_else(|_| "\"\"".to_string());
+    // Drop the quotes in place: no second copy of a 64 KiB frame.
+    quoted.pop();
+    if !quoted.is_empty() {
+        quoted.remove(0);
+    }
+    quoted
 }
 
 /// What viewers of a run receive, in order.
@@ -351,15 +356,13 @@ impl PtyEvents for PumpEvents {
 }
 
 /// Whether `bytes` hold a cursor position query, `CSI 6 n` or `CSI ? 6 n`.
+/// Runs on the reader thread for every chunk, so it looks for the rare `6n` (SIMD) rather than
+/// stopping at every ESC of colourful output.
 fn asks_cursor_position(bytes: &[u8]) -> bool {
-    let mut rest = bytes;
-    while let Some(esc) = rest.iter().position(|&b| b == 0x1b) {
-        rest = &rest[esc + 1..];
-        if rest.starts_with(b"[6n") || rest.starts_with(b"[?6n") {
-            return true;
-        }
-    }
-    false
+    memchr::memmem::find_iter(bytes, b"6n").any(|i| {
+        let before = &bytes[..i];
+        before.ends_with(b"\x1b[") || before.ends_with(b"\x1b[?")
+    })
 }
 
 /// The parser thread's state.
@@ -475,4 +478,28 @@ pub struct StateView {
 /// Tiny helper: a mutex that never poisons the daemon (a panicked holder is logged, not fatal).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{asks_cursor_position, json_escape};
+
+    #[test]
+    fn json_escape_is_the_inside_of_a_json_string() {
+        assert_eq!(json_escape(b""), "");
+        assert_eq!(json_escape(b"a\"\x1b[0m\n\xff"), "a\\\"\\u001b[0m\\n\u{fffd}");
+    }
+
+    #[test]
+    fn cursor_position_queries_are_found_anywhere_in_a_chunk() {
+        assert!(asks_cursor_position(b"\x1b[6n"));
+        assert!(asks_cursor_position(
+            b"text \x1b[1;32mok\x1b[0m \x1b[?6n more"
+        ));
+        assert!(!asks_cursor_position(b""));
+        assert!(!asks_cursor_position(
+            b"6n at the start, [6n without ESC, \x1b[16n"
+        ));
+        assert!(!asks_cursor_position(b"\x1b[5n \x1b[c"));
+    }
 }
