@@ -213,6 +213,140 @@ fn busy_to_idle_is_held_and_a_blink_does_not_end_the_turn() {
     assert_eq!(c.next_deadline(), None);
 }
 
+/// A Bash block as Claude Code 2.1.330 draws it about 3 s into `sleep 6; echo slept` (seen on
+/// the real CLI in a 120x40 PTY): the elapsed time and the background hint appear. The spinner
+/// line under it looks as it does while an answer streams.
+const RUNNING_BASH: [&str; 3] = [
+    "● Nap a while · 3s",
+    "  ⎿  $ sleep 6; echo slept (3s)",
+    "     (ctrl+b to run in background)",
+];
+const TOOL_SPINNER: &str = "✽ Whatchamacalliting… (9s · ↓ 40 tokens)";
+
+/// A Claude Code screen: `transcript` under the first prompt, then (when busy) the spinner line
+/// and a blank row, then the prompt box.
+fn transcript_screen(transcript: &[&str], spinner: Option<&str>) -> vt100::Parser {
+    let mut top = vec!["", "❯ run it", ""];
+    top.extend_from_slice(transcript);
+    let b = prompt_box("");
+    let mut bottom: Vec<&str> = spinner.into_iter().chain([""]).collect();
+    bottom.extend(b.iter().map(String::as_str));
+    screen(&top, &bottom)
+}
+
+#[test]
+fn a_running_tool_is_tool_running_and_its_leftovers_are_not() {
+    let classify = |transcript: &[&str], spinner: Option<&str>, title: &str| {
+        let mut c = claude();
+        let p = transcript_screen(transcript, spinner);
+        let state = settle(&mut c, &p, title, Instant::now());
+        (state, c.detail().reason.clone())
+    };
+    let tool_running = (SemanticState::ToolRunning, Some("tool-running".to_string()));
+
+    assert_eq!(
+        classify(&RUNNING_BASH, Some(TOOL_SPINNER), "◐ Claude Code"),
+        tool_running
+    );
+    // The `●` blinks; the rule does not look at it.
+    let blink = ["  Nap a while · 3s", RUNNING_BASH[1], RUNNING_BASH[2]];
+    assert_eq!(
+        classify(&blink, Some(TOOL_SPINNER), "◑ Claude Code"),
+        tool_running
+    );
+    // A command too long for one row: its wrapped rows are indented 5, the time ends the last.
+    let long = format!("  ⎿  $ sleep 5; echo {}", "a".repeat(COLS as usize - 20));
+    let wrapped = [
+        "● Long command · 4s",
+        long.as_str(),
+        "     aaaaaaaa > /dev/null; touch /tmp/flag.txt (4s · 5 lines)",
+        "     (ctrl+b to run in background)",
+    ];
+    assert_eq!(
+        classify(&wrapped, Some(TOOL_SPINNER), "◐ Claude Code"),
+        tool_running
+    );
+
+    // The first seconds of a tool show neither the time nor the hint: the spinner decides.
+    let early = ["● Nap a while", "  ⎿  $ sleep 6; echo slept"];
+    assert_eq!(
+        classify(&early, Some(TOOL_SPINNER), "◐ Claude Code"),
+        (
+            SemanticState::Responding,
+            Some("spinner-streaming".to_string())
+        )
+    );
+    // A finished tool's leftovers, while the model works on.
+    for done in [
+        &["● Bash(touch /tmp/flag.txt)", "  ⎿  (No output)"][..],
+        &["  Nap a while", "  ⎿  $ sleep 6; echo slept"][..],
+        &["  Ran 1 shell command"][..],
+    ] {
+        assert_eq!(
+            classify(done, Some("✶ Gitifying…"), "◐ Claude Code"),
+            (SemanticState::Thinking, Some("spinner".to_string())),
+            "{done:?}"
+        );
+    }
+    // No spinner (the turn is over): not running, whatever the transcript shows.
+    assert_eq!(
+        classify(&RUNNING_BASH, None, "✳ Claude Code").0,
+        SemanticState::Idle
+    );
+}
+
+/// Prose quoting a running tool's block is not a running tool. Claude Code indents an answer by
+/// 2 and keeps the indentation the model wrote, so a quote can sit at column 5 just like the
+/// real hint (seen on the real CLI); it is never the last block above the spinner, though.
+#[test]
+fn a_quoted_tool_block_in_prose_is_not_tool_running() {
+    let classify = |transcript: &[&str], spinner: Option<&str>, title: &str| {
+        let mut c = claude();
+        let p = transcript_screen(transcript, spinner);
+        settle(&mut c, &p, title, Instant::now())
+    };
+    let paragraph = [
+        "● While a tool runs, the screen shows ⎿  $ sleep 6; echo slept (3s) and",
+        "  (ctrl+b to run in background) under it.",
+        "  ⎿  $ sleep 6; echo slept (3s)",
+        "  (ctrl+b to run in background)",
+    ];
+    let quote = [
+        "● A running command looks like this:",
+        "  ⎿  $ sleep 6; echo slept (3s)",
+        "     (ctrl+b to run in background)",
+        "",
+        "✻ Brewed for 0s · done 5:50 PM",
+    ];
+    // The answer alone, the turn over: idle, with or without the title's help.
+    for prose in [&paragraph[..], &quote[..]] {
+        assert_eq!(
+            classify(prose, None, "✳ Claude Code"),
+            SemanticState::Idle,
+            "{prose:?}"
+        );
+        assert_eq!(classify(prose, None, ""), SemanticState::Idle, "{prose:?}");
+    }
+    // The answer still streaming, the paragraph (indented 2) last above the spinner.
+    assert_eq!(
+        classify(&paragraph, Some(TOOL_SPINNER), "◐ Claude Code"),
+        SemanticState::Responding
+    );
+    // The next turn thinking under the quote.
+    let mut next: Vec<&str> = quote.to_vec();
+    next.extend(["", "❯ go on", ""]);
+    assert_eq!(
+        classify(&next, Some("✶ Gitifying…"), "◐ Claude Code"),
+        SemanticState::Thinking
+    );
+    // And a real running tool under the quote is one.
+    next.extend(RUNNING_BASH);
+    assert_eq!(
+        classify(&next, Some(TOOL_SPINNER), "◐ Claude Code"),
+        SemanticState::ToolRunning
+    );
+}
+
 #[test]
 fn confirming_and_exit_are_immediate_and_exit_is_final() {
     let mut c = claude();

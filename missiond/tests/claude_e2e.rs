@@ -459,6 +459,72 @@ fn bash_permission_confirmed_runs_the_command() {
     assert_eq!(rig.info().state, SemanticState::Idle);
 }
 
+/// A Bash command that takes a while (`sleep 8`, confirmed with option 1) is `tool_running`
+/// while it runs (the `tool-running` rule: about 3 s in, Claude Code adds the elapsed time and
+/// `(ctrl+b to run in background)` to the tool's block), then the turn ends `idle` with the
+/// command done.
+#[test]
+fn a_running_bash_command_is_tool_running_then_idle() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let flag = outside.path().join("slept.txt");
+    let command = format!("sleep 8; touch {}", flag.display());
+    let rig = Rig::start(
+        vec![
+            Turn::bash(&command, "Nap a while"),
+            Turn::text("Slept well."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+
+    let reply = rig.prompt_wait("take a nap");
+    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
+    let dialog = reply
+        .state_detail
+        .dialog
+        .expect("confirming carries its dialog");
+    assert_eq!(dialog.kind, DialogKind::Permission, "{dialog:?}");
+    assert!(dialog.body.contains(&command), "{dialog:?}");
+
+    rig.confirm(1);
+    let running = rig.events.wait_for("the slot in tool_running", |f| {
+        f["type"] == "slot_state" && f["slotId"] == SLOT && f["state"] == "tool_running"
+    });
+    assert_eq!(running["detail"]["reason"], "tool-running", "{running:#}");
+    assert!(
+        !flag.exists(),
+        "tool_running should be reported while the command still runs\n{}",
+        rig.context()
+    );
+
+    rig.wait_state("idle");
+    assert!(
+        flag.exists(),
+        "the command should have run\n{}",
+        rig.context()
+    );
+    let requests = rig.stand_in.wait_for_main_requests(2, STEP);
+    assert!(
+        requests[1].tool_results().iter().any(|r| !r.is_error),
+        "the model should get the command's result: {:?}",
+        requests[1].tool_results()
+    );
+    rig.wait_screen("the answer after the tool", |s| s.contains("Slept well."));
+    assert_eq!(rig.info().state, SemanticState::Idle);
+    let states = rig.states();
+    let confirming = states.iter().position(|s| s == "confirming");
+    let running = states.iter().rposition(|s| s == "tool_running");
+    assert!(
+        confirming.is_some() && running.is_some() && confirming < running,
+        "tool_running should follow the dialog: {states:?}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("idle"),
+        "{states:?}"
+    );
+}
+
 /// An AskUserQuestion call is a `question` dialog (the `question-dialog` rule): `confirming`
 /// with the question and the model's options, numbered as on screen; `confirm 2` picks the
 /// second option, and the model gets it as the tool's result.

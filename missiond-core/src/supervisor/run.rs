@@ -487,7 +487,10 @@ mod tests {
     #[test]
     fn json_escape_is_the_inside_of_a_json_string() {
         assert_eq!(json_escape(b""), "");
-        assert_eq!(json_escape(b"a\"\x1b[0m\n\xff"), "a\\\"\\u001b[0m\\n\u{fffd}");
+        assert_eq!(
+            json_escape(b"a\"\x1b[0m\n\xff"),
+            "a\\\"\\u001b[0m\\n\u{fffd}"
+        );
     }
 
     #[test]
