@@ -136,6 +136,43 @@ impl Screen {
         }
     }
 
+    /// The scrollback, oldest line first, as lines a freshly reset terminal of the same size
+    /// scrolls off its top into its own scrollback, followed by enough newlines to scroll the
+    /// last of them off too. Sent before [`Screen::ansi`], it lets a viewer that attaches late
+    /// scroll back through what the program printed before. Lines the program wrapped arrive as
+    /// separate lines. Empty on the alternate screen, which keeps no history.
+    pub fn history_ansi(&mut self) -> Vec<u8> {
+        let screen = self.parser.screen_mut();
+        if screen.alternate_screen() {
+            return Vec::new();
+        }
+        let (rows, cols) = screen.size();
+        let view = screen.scrollback();
+        // vt100 shows history through a view offset: clamped to the scrollback's length.
+        screen.set_scrollback(usize::MAX);
+        let len = screen.scrollback();
+        let mut out = Vec::new();
+        let mut done = 0;
+        while done < len {
+            // With the view `len - done` lines up, the screen's first row is history line `done`.
+            screen.set_scrollback(len - done);
+            let take = (len - done).min(usize::from(rows));
+            for line in screen.rows_formatted(0, cols).take(take) {
+                out.extend_from_slice(&line);
+                out.extend_from_slice(b"\x1b[m\r\n");
+            }
+            done += take;
+        }
+        screen.set_scrollback(view);
+        if len > 0 {
+            out.extend(std::iter::repeat_n(
+                b'\n',
+                usize::from(rows).saturating_sub(1),
+            ));
+        }
+        out
+    }
+
     /// Escape sequences that make a freshly reset terminal of the same size show exactly this
     /// screen: alternate screen, contents, attributes, cursor position and visibility, input
     /// modes (application keys, bracketed paste, mouse) and the title.
@@ -277,6 +314,93 @@ mod tests {
         );
         assert!(copy.screen().application_cursor());
         assert!(copy.screen().bracketed_paste());
+    }
+
+    /// Every row of a view `offset` lines up into the scrollback, as text.
+    fn view(screen: &mut vt100::Screen, offset: usize) -> Vec<String> {
+        screen.set_scrollback(offset);
+        let cols = screen.size().1;
+        let rows = screen.rows(0, cols).collect();
+        screen.set_scrollback(0);
+        rows
+    }
+
+    #[test]
+    fn history_then_snapshot_rebuild_scrollback_and_screen() {
+        let mut screen = Screen::new(40, 10, 100);
+        for i in 0..35 {
+            let line = match i % 3 {
+                0 => format!("\x1b[31mline {i}\x1b[0m red"),
+                1 => format!("line {i} \x1b[44;1mblue\x1b[0m"),
+                _ => format!("line {i} {}", "w".repeat(45)), // wraps
+            };
+            screen.process(format!("{line}\r\n").as_bytes());
+        }
+        screen.process(b"$ ");
+        let mut copy = vt100::Parser::new(10, 40, 100);
+        copy.process(&screen.history_ansi());
+        copy.process(&screen.ansi());
+
+        assert_eq!(
+            copy.screen().contents_formatted(),
+            screen.vt().contents_formatted()
+        );
+        assert_eq!(
+            copy.screen().cursor_position(),
+            screen.vt().cursor_position()
+        );
+        let mut original = screen.parser.screen().clone();
+        original.set_scrollback(usize::MAX);
+        let len = original.scrollback();
+        assert_eq!(
+            len,
+            35 + 11 - 9,
+            "35 lines, 11 of them wrapped, 9 still on screen"
+        );
+        let copied = copy.screen_mut();
+        copied.set_scrollback(usize::MAX);
+        assert_eq!(copied.scrollback(), len, "the copy keeps as many lines");
+        for offset in 1..=len {
+            assert_eq!(
+                view(copied, offset),
+                view(&mut original, offset),
+                "offset {offset}"
+            );
+        }
+        // Colours survive, and none bleeds into the next line. (A wrapped line arrives as two
+        // lines, so compare cells, not formatted rows.)
+        copied.set_scrollback(len);
+        let red = copied.cell(0, 0).map(|c| (c.contents(), c.fgcolor()));
+        assert_eq!(red, Some(("l", vt100::Color::Idx(1))));
+        let blue = copied
+            .cell(1, 7)
+            .map(|c| (c.contents(), c.bgcolor(), c.bold()));
+        assert_eq!(blue, Some(("b", vt100::Color::Idx(4), true)));
+        let after = copied.cell(1, 12).map(|c| c.bgcolor());
+        assert_eq!(
+            after,
+            Some(vt100::Color::Default),
+            "the blue ends with its line"
+        );
+        let next = copied.cell(2, 0).map(|c| (c.bgcolor(), c.bold()));
+        assert_eq!(next, Some((vt100::Color::Default, false)));
+        assert_eq!(
+            screen.vt().scrollback(),
+            0,
+            "the slot's view is left as it was"
+        );
+    }
+
+    #[test]
+    fn no_history_without_scrollback_or_on_the_alternate_screen() {
+        let mut screen = Screen::new(40, 10, 0);
+        screen.process("x\r\n".repeat(30).as_bytes());
+        assert!(screen.history_ansi().is_empty());
+        let mut alt = Screen::new(40, 10, 100);
+        alt.process("x\r\n".repeat(30).as_bytes());
+        assert!(!alt.history_ansi().is_empty());
+        alt.process(b"\x1b[?1049h");
+        assert!(alt.history_ansi().is_empty());
     }
 
     #[test]

@@ -162,6 +162,7 @@ Examples:
 Every key goes to the program, Ctrl-C included. The detach key (default Ctrl-]) returns to your
 shell and leaves the program running. Resizing your terminal resizes the slot (unless
 --read-only). The terminal is restored however the session ends (detach, slot exit, daemon gone).
+The slot's scrollback is printed first, so your terminal can scroll back to what came before.
 
 Examples:
   missiond attach agent1

@@ -329,10 +329,11 @@ impl Viewer {
     }
 
     async fn send(&mut self, msg: Message) {
-        tokio::time::timeout(STEP, self.ws.send(msg))
-            .await
-            .unwrap_or_else(|_| panic!("{}: send timed out", self.name))
-            .unwrap_or_else(|e| panic!("{}: send failed: {e}", self.name));
+        match tokio::time::timeout(STEP, self.ws.send(msg)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("{}: send failed: {e}", self.name),
+            Err(_) => panic!("{}: send timed out", self.name),
+        }
     }
 
     async fn send_json(&mut self, value: Value) {
@@ -725,6 +726,67 @@ fn terminal_queries_are_answered_once_with_three_viewers() {
     });
 }
 
+/// A viewer that attaches after the program printed 300 lines into a 24-row screen gets them
+/// all: the screen frame starts with the scrollback, so its terminal can scroll back through
+/// what happened before it came, and still ends on exactly the slot's screen.
+#[test]
+fn a_late_viewer_gets_the_scrollback_before_the_screen() {
+    let d = Daemon::start();
+    block_on(async {
+        let api = Api::new(&d);
+        api.create(json!({
+            "id": "history", "command": "sh", "cols": 80, "rows": 24, "scrollback": 500,
+            "args": ["-c", "i=1; while [ $i -le 300 ]; do printf '\\033[3%dmline %d\\033[0m\\n' $((i % 7)) $i; i=$((i+1)); done; printf 'done> '; read x"],
+        }))
+        .await;
+        api.wait_screen("history", "the last line", |t| t.contains("done> "))
+            .await;
+
+        let v = Viewer::attach(&d, "/pty/history").await;
+        let frame = &v.frames[0];
+        let data = frame["data"].as_str().expect("screen data");
+        let mut copy = vt100::Parser::new(24, 80, 1000);
+        copy.process(data.as_bytes());
+        let screen = copy.screen_mut();
+        assert!(
+            screen.contents().trim_end().ends_with("done>"),
+            "the screen after the history: {:?}",
+            screen.contents()
+        );
+        screen.set_scrollback(usize::MAX);
+        let kept = screen.scrollback();
+        let mut lines = Vec::new();
+        let mut offset = kept;
+        while offset > 0 {
+            screen.set_scrollback(offset);
+            let take = offset.min(24);
+            lines.extend(screen.rows(0, 80).take(take));
+            offset -= take;
+        }
+        let expected: Vec<String> = (1..=277).map(|i| format!("line {i}")).collect();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| l.trim_end().to_string())
+                .collect::<Vec<_>>(),
+            expected,
+            "the copy's scrollback should hold lines 1-277, in order (278-300 are on screen)"
+        );
+        screen.set_scrollback(kept);
+        let colour = screen.cell(0, 0).map(|c| c.fgcolor());
+        assert_eq!(
+            colour,
+            Some(vt100::Color::Idx(1)),
+            "line 1 keeps its colour"
+        );
+        // The snapshot stays exact: the screen part is the slot's screen, cell for cell.
+        screen.set_scrollback(0);
+        let live = api.screen("history", true).await;
+        let expected = parse(24, 80, live["text"].as_str().expect("ansi"));
+        assert_same_screen("screen after the history", expected.screen(), copy.screen());
+    });
+}
+
 #[test]
 fn output_split_inside_a_character_arrives_intact() {
     let d = Daemon::start();
@@ -912,7 +974,8 @@ fn token_and_origin_are_checked_before_the_upgrade() {
         );
 
         let bearer = format!("Bearer {}", d.token);
-        let accepted: [(&str, &str, Vec<(&str, &str)>); 4] = [
+        type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+        let accepted: [Case; 4] = [
             ("no origin, query token", &good, vec![]),
             ("own origin", &good, vec![("origin", own.as_str())]),
             (

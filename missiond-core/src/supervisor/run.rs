@@ -92,6 +92,7 @@ pub enum ViewerMsg {
 /// The screen as a fresh terminal needs it, and the output offset it covers.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// The scrollback ([`Screen::history_ansi`]), then the screen ([`Screen::ansi`]).
     pub ansi: Vec<u8>,
     /// Every output byte before this offset is in the snapshot.
     pub end: u64,
@@ -100,7 +101,7 @@ pub struct Snapshot {
 }
 
 /// A look at the screen, run on the parser thread: the screen and the output offset it covers.
-type InspectJob = Box<dyn FnOnce(&Screen, u64) + Send>;
+type InspectJob = Box<dyn FnOnce(&mut Screen, u64) + Send>;
 
 /// Work for the parser thread, in stream order.
 enum ParserMsg {
@@ -253,13 +254,14 @@ impl Run {
         let _ = self.parser.try_send(ParserMsg::SessionBusy(busy));
     }
 
-    /// Runs `f` on the parser thread with the screen as of every byte read so far.
+    /// Runs `f` on the parser thread with the screen as of every byte read so far. The screen
+    /// is `&mut` only to move vt100's scrollback view; `f` must leave it as it found it.
     pub async fn inspect<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Screen, u64) -> T + Send + 'static,
+        f: impl FnOnce(&mut Screen, u64) -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = Box::new(move |screen: &Screen, end: u64| {
+        let job = Box::new(move |screen: &mut Screen, end: u64| {
             let _ = tx.send(f(screen, end));
         });
         self.parser.send_async(ParserMsg::Inspect(job)).await.ok()?;
@@ -269,8 +271,10 @@ impl Run {
     pub async fn snapshot(&self) -> Option<Snapshot> {
         self.inspect(|screen, end| {
             let (cols, rows) = screen.size();
+            let mut ansi = screen.history_ansi();
+            ansi.extend_from_slice(&screen.ansi());
             Snapshot {
-                ansi: screen.ansi(),
+                ansi,
                 end,
                 cols,
                 rows,
@@ -432,7 +436,7 @@ impl Pipeline {
                 bytes.len().max(1)
             }
             ParserMsg::Inspect(job) => {
-                job(&self.screen, self.parsed_end);
+                job(&mut self.screen, self.parsed_end);
                 0
             }
             ParserMsg::Resize { cols, rows } => {
