@@ -142,35 +142,59 @@ impl Screen {
     /// scroll back through what the program printed before. Lines the program wrapped arrive as
     /// separate lines. Empty on the alternate screen, which keeps no history.
     pub fn history_ansi(&mut self) -> Vec<u8> {
-        let screen = self.parser.screen_mut();
-        if screen.alternate_screen() {
-            return Vec::new();
-        }
-        let (rows, cols) = screen.size();
-        let view = screen.scrollback();
-        // vt100 shows history through a view offset: clamped to the scrollback's length.
-        screen.set_scrollback(usize::MAX);
-        let len = screen.scrollback();
         let mut out = Vec::new();
-        let mut done = 0;
-        while done < len {
-            // With the view `len - done` lines up, the screen's first row is history line `done`.
-            screen.set_scrollback(len - done);
-            let take = (len - done).min(usize::from(rows));
+        let (cols, rows) = self.size();
+        let lines = self.visit_history(|screen, take| {
             for line in screen.rows_formatted(0, cols).take(take) {
                 out.extend_from_slice(&line);
                 out.extend_from_slice(b"\x1b[m\r\n");
             }
-            done += take;
-        }
-        screen.set_scrollback(view);
-        if len > 0 {
+        });
+        if lines > 0 {
             out.extend(std::iter::repeat_n(
                 b'\n',
                 usize::from(rows).saturating_sub(1),
             ));
         }
         out
+    }
+
+    /// The scrollback as plain text, oldest line first, one line per row, each ending in a
+    /// newline and without trailing blanks. Empty on the alternate screen.
+    pub fn history_text(&mut self) -> String {
+        let mut out = String::new();
+        let cols = self.size().0;
+        self.visit_history(|screen, take| {
+            for line in screen.rows(0, cols).take(take) {
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        });
+        out
+    }
+
+    /// Shows `visit` the scrollback a window at a time, oldest first: the screen scrolled so
+    /// that its first `take` rows are the window. Returns the number of history lines. vt100
+    /// shows history only through its view offset, which is put back afterwards.
+    fn visit_history(&mut self, mut visit: impl FnMut(&vt100::Screen, usize)) -> usize {
+        let screen = self.parser.screen_mut();
+        if screen.alternate_screen() {
+            return 0;
+        }
+        let rows = usize::from(screen.size().0);
+        let view = screen.scrollback();
+        screen.set_scrollback(usize::MAX); // clamped to the scrollback's length
+        let len = screen.scrollback();
+        let mut done = 0;
+        while done < len {
+            // With the view `len - done` lines up, the first row is history line `done`.
+            screen.set_scrollback(len - done);
+            let take = (len - done).min(rows);
+            visit(screen, take);
+            done += take;
+        }
+        screen.set_scrollback(view);
+        len
     }
 
     /// Escape sequences that make a freshly reset terminal of the same size show exactly this
@@ -389,6 +413,15 @@ mod tests {
             0,
             "the slot's view is left as it was"
         );
+
+        let text = screen.history_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), len);
+        assert_eq!(lines[0], "line 0 red");
+        assert_eq!(lines[1], "line 1 blue");
+        assert_eq!(lines[2], format!("line 2 {}", "w".repeat(33)));
+        assert_eq!(lines[3], "w".repeat(12));
+        assert_eq!(screen.vt().scrollback(), 0);
     }
 
     #[test]

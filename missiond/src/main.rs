@@ -109,6 +109,7 @@ Examples:
 Examples:
   missiond screen sh1
   missiond screen sh1 --ansi
+  missiond screen agent1 --scrollback | grep -n error     what scrolled off the top too
   missiond screen sh1 --json | jq -r .text")]
     Screen(ScreenArgs),
     /// Set a slot's terminal size (the program gets SIGWINCH).
@@ -222,6 +223,9 @@ pub struct ScreenArgs {
     /// Keep colours, attributes and cursor position (ANSI escape sequences).
     #[arg(long)]
     pub ansi: bool,
+    /// Print the slot's scrollback (what scrolled off the top) before the screen.
+    #[arg(long, short = 's')]
+    pub scrollback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -154,10 +154,11 @@ pub async fn screen(
     conn: &ConnArgs,
     args: ScreenArgs,
 ) -> Result<ExitCode, Failure> {
-    let query = if args.ansi {
-        "/screen?format=ansi"
-    } else {
-        "/screen"
+    let query = match (args.ansi, args.scrollback) {
+        (false, false) => "/screen",
+        (true, false) => "/screen?format=ansi",
+        (false, true) => "/screen?scrollback=true",
+        (true, true) => "/screen?format=ansi&scrollback=true",
     };
     let body = client
         .call_text(Method::GET, &slot_path(&args.id, query), None::<&()>)

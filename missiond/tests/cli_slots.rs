@@ -45,6 +45,55 @@ fn launch_bash_send_echo_and_read_the_screen() {
     );
 }
 
+/// `screen --scrollback` prints what scrolled off the top, then the screen; bad query
+/// parameters get a JSON error.
+#[test]
+fn screen_with_scrollback_prints_what_scrolled_off() {
+    let d = Daemon::start();
+    d.cli_ok(&[
+        "launch",
+        "long",
+        "--size",
+        "80x10",
+        "--",
+        "sh",
+        "-c",
+        "seq 1 100; printf 'end> '; read x",
+    ]);
+    d.wait_screen("long", "the end", |t| t.contains("end>"));
+
+    let plain = d.cli_ok(&["screen", "long"]);
+    assert!(
+        !has_line(&plain, "1"),
+        "the screen alone is the last rows:\n{plain}"
+    );
+
+    let all = d.cli_ok(&["screen", "long", "--scrollback"]);
+    let numbers: Vec<&str> = all.lines().filter(|l| !l.starts_with("end>")).collect();
+    let expected: Vec<String> = (1..=100).map(|i| i.to_string()).collect();
+    assert_eq!(numbers, expected, "{all}");
+    assert!(all.trim_end().ends_with("end>"), "{all}");
+
+    let ansi = d.cli_ok(&["screen", "long", "--scrollback", "--ansi"]);
+    assert!(ansi.starts_with("1\x1b[m\r\n2\x1b[m\r\n"), "{ansi:?}");
+
+    let (status, body) = d.http(
+        "GET",
+        "/api/slots/long/screen?scrollback=maybe",
+        Some(&d.token),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(error["error"]["code"], "bad_request", "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("scrollback")),
+        "{body}"
+    );
+}
+
 #[test]
 fn resize_reaches_the_program_and_the_emulator() {
     let d = Daemon::start();

@@ -1,6 +1,6 @@
 //! REST under `/api`: everything the CLI does, JSON in and out.
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::{
@@ -8,7 +8,7 @@ use crate::protocol::{
     SlotInfo, SlotSpec, StateReply,
 };
 use crate::supervisor::Slot;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -108,12 +108,15 @@ pub async fn resize(
 pub struct ScreenQuery {
     #[serde(default)]
     format: Option<String>,
+    /// Put the scrollback before the screen.
+    #[serde(default)]
+    scrollback: bool,
 }
 
 pub async fn screen(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<ScreenQuery>,
+    ApiQuery(q): ApiQuery<ScreenQuery>,
 ) -> ApiResult<Response> {
     let slot = slot(&state, &id)?;
     let run = slot.run().ok_or_else(|| {
@@ -135,10 +138,16 @@ pub async fn screen(
     let gone = || ApiError::new(StatusCode::GONE, "gone", "the slot's screen is gone");
     let text: ScreenText = run
         .inspect(move |screen, _| {
+            let history = match (q.scrollback, ansi) {
+                (false, _) => String::new(),
+                (true, false) => screen.history_text(),
+                (true, true) => String::from_utf8_lossy(&screen.history_ansi()).into_owned(),
+            };
             let mut text = screen.text();
             if ansi {
                 text.text = String::from_utf8_lossy(&screen.ansi()).into_owned();
             }
+            text.text.insert_str(0, &history);
             text
         })
         .await
@@ -158,7 +167,7 @@ pub struct WaitQuery {
 pub async fn wait(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<Json<StateReply>> {
     let slot = slot(&state, &id)?;
     let target = SemanticState::parse(&q.state)
