@@ -62,6 +62,10 @@ struct Args {
     /// Also write the result table (markdown) to this file.
     #[arg(long, value_name = "PATH")]
     markdown: Option<PathBuf>,
+    /// Viewers of the throughput and slow-viewer sections attach with `?binary=1`: output as
+    /// binary frames of raw bytes instead of JSON `data` frames.
+    #[arg(long)]
+    binary: bool,
 }
 
 struct Settings {
@@ -135,7 +139,8 @@ async fn main() -> Result<()> {
         }
     }
     if args.wants("throughput") || args.wants("echo") || args.wants("slow") {
-        let daemon = Daemon::start(&exe, "")?;
+        let mut daemon = Daemon::start(&exe, "")?;
+        daemon.binary_viewers = args.binary;
         if args.wants("throughput") {
             throughput(&daemon, &file, &s, &mut table).await?;
         }
@@ -363,6 +368,8 @@ struct Daemon {
     http: reqwest::Client,
     /// Slot processes started, killed on drop should the daemon leave any behind.
     pids: std::sync::Mutex<Vec<u32>>,
+    /// Viewers attach with `?binary=1` (`--binary`).
+    binary_viewers: bool,
 }
 
 impl Daemon {
@@ -425,6 +432,7 @@ impl Daemon {
             dir,
             http,
             pids: Default::default(),
+            binary_viewers: false,
         };
         let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
             anyhow!(
@@ -447,7 +455,8 @@ impl Daemon {
     }
 
     fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}?token={}", self.host, self.token)
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("ws://{}{path}{sep}token={}", self.host, self.token)
     }
 
     async fn api(
@@ -686,7 +695,8 @@ type Ws =
 /// Opens `/pty/<id>` (TCP_NODELAY) and waits for the first `screen` frame: from then on the
 /// viewer is subscribed and sees every later byte.
 async fn attach(d: &Daemon, id: &str) -> Result<Ws> {
-    let url = d.ws_url(&format!("/pty/{id}"));
+    let query = if d.binary_viewers { "?binary=1" } else { "" };
+    let url = d.ws_url(&format!("/pty/{id}{query}"));
     let (mut ws, _) = tokio::time::timeout(
         DEADLINE,
         tokio_tungstenite::connect_async_with_config(url, None, true),
@@ -757,18 +767,29 @@ async fn read_until_mark(mut ws: Ws) -> Result<ViewerOutcome> {
             Ok(None) => bail!("viewer: connection ended before the end marker"),
             Err(_) => bail!("viewer: no frame for {DEADLINE:?}"),
         };
-        let Message::Text(text) = msg else { continue };
-        let text = text.as_str();
-        let hay = if let Some(n) = data_len(text) {
-            bytes += n;
-            // The marker is the last output: look at the frame's end only.
-            let from = floor_char_boundary(text, text.len().saturating_sub(MARK.len() + 64));
-            &text[from..]
-        } else if text.starts_with(r#"{"type":"screen""#) {
-            resyncs += 1;
-            text
-        } else {
-            continue;
+        let binary;
+        let hay = match &msg {
+            // `?binary=1` output: the bytes themselves; the marker is the last output.
+            Message::Binary(b) => {
+                bytes += b.len() as u64;
+                binary = String::from_utf8_lossy(&b[b.len().saturating_sub(MARK.len() + 64)..]);
+                &*binary
+            }
+            Message::Text(text) => {
+                let text = text.as_str();
+                if let Some(n) = data_len(text) {
+                    bytes += n;
+                    let from =
+                        floor_char_boundary(text, text.len().saturating_sub(MARK.len() + 64));
+                    &text[from..]
+                } else if text.starts_with(r#"{"type":"screen""#) {
+                    resyncs += 1;
+                    text
+                } else {
+                    continue;
+                }
+            }
+            _ => continue,
         };
         tail.push_str(hay);
         if tail.contains(MARK) {

@@ -265,8 +265,15 @@ impl Viewer {
                     }
                 }
                 Some(Ok(Message::Pong(payload))) => return Ev::Pong(payload.to_vec()),
+                // Output of a `?binary=1` viewer: raw bytes, whole characters.
                 Some(Ok(Message::Binary(b))) => {
-                    panic!("{}: unexpected binary frame ({} bytes)", self.name, b.len())
+                    let text = std::str::from_utf8(&b).unwrap_or_else(|e| {
+                        panic!("{}: a binary frame splits a character: {e}", self.name)
+                    });
+                    self.data.push_str(text);
+                    let value = json!({"type": "binary", "bytes": b.len()});
+                    self.frames.push(value.clone());
+                    return Ev::Msg(value);
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Ev::Gone(e.to_string()),
@@ -722,6 +729,56 @@ fn terminal_queries_are_answered_once_with_three_viewers() {
             line.trim_end(),
             "COUNTS DA1=1 XTVERSION=1 CPR=1 OSC11=1 END",
             "replies the program got"
+        );
+    });
+}
+
+/// `?binary=1`: output arrives as binary frames holding exactly the bytes a JSON viewer gets
+/// in its `data` frames; everything else (screen, state, exit) stays JSON.
+#[test]
+fn a_binary_viewer_gets_the_same_output_as_raw_frames() {
+    let d = Daemon::start();
+    block_on(async {
+        let api = Api::new(&d);
+        shell_slot(&api, "bin").await;
+        let mut json_viewer = Viewer::attach(&d, "/pty/bin").await;
+        let mut binary_viewer = Viewer::attach(&d, "/pty/bin?binary=1").await;
+        json_viewer
+            .input("printf '\\033[31mrot\\033[0m é€😀 %s\\n' $(seq 1 2000 | tr -d '\\n' | cut -c1-3000)\r")
+            .await;
+        for v in [&mut json_viewer, &mut binary_viewer] {
+            v.until_data("the line and the next prompt", |s| {
+                s.contains("\x1b[0m é€😀 123") && s.ends_with("prompt> ")
+            })
+            .await;
+        }
+        assert_eq!(json_viewer.data, binary_viewer.data);
+        let kinds = |v: &Viewer| -> Vec<String> {
+            v.frames
+                .iter()
+                .map(|f| f["type"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let binary_kinds = kinds(&binary_viewer);
+        assert!(
+            binary_kinds.iter().any(|k| k == "binary"),
+            "{binary_kinds:?}"
+        );
+        assert!(
+            !binary_kinds.iter().any(|k| k == "data"),
+            "{binary_kinds:?}"
+        );
+        assert!(!kinds(&json_viewer).iter().any(|k| k == "binary"));
+
+        binary_viewer.input("exit\r").await;
+        let exit = binary_viewer.until_type("exit").await;
+        assert_eq!(exit["code"], 0, "{exit}");
+        assert_eq!(binary_viewer.close_code().await, Some(4003));
+
+        shell_slot(&api, "bin2").await;
+        assert_eq!(
+            close_code_of(&d, "/pty/bin2?binary=maybe").await,
+            Some(4000)
         );
     });
 }

@@ -11,6 +11,7 @@ use crate::config::validate_slot_id;
 use crate::protocol::{PtyClientMsg, PtyServerMsg};
 use crate::supervisor::fanout::{FanoutReceiver, RecvError, TryRecvError};
 use crate::supervisor::run::json_escape;
+use crate::supervisor::run::Chunk;
 use crate::supervisor::{Run, Snapshot, ViewerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, Query, State};
@@ -36,6 +37,9 @@ pub const READ_BUFFER: usize = 4096;
 pub struct PtyQuery {
     #[serde(default)]
     mode: Option<String>,
+    /// `binary=1`: output as binary frames of raw bytes instead of `{"type":"data"}` JSON.
+    #[serde(default)]
+    binary: Option<String>,
 }
 
 /// `/pty`, `/pty/`, `/pty/a/b`: upgrade, then close with 4000.
@@ -59,6 +63,14 @@ pub async fn attach(
     if path.contains('/') || validate_slot_id(&path).is_err() {
         return ws.on_upgrade(|s| close(s, CLOSE_INVALID_URL, INVALID_URL.to_string()));
     }
+    let binary = match query.binary.as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => {
+            let reason = format!("invalid binary={other}: use binary=1 or leave it out");
+            return ws.on_upgrade(move |s| close(s, CLOSE_INVALID_URL, reason));
+        }
+    };
     let slot = match state.supervisor.get(&path) {
         Ok(slot) => slot,
         Err(e) => {
@@ -87,6 +99,7 @@ pub async fn attach(
             run,
             slot,
             read_only,
+            binary,
             stuck_timeout: stuck,
         };
         viewer.serve(socket, state_view).await;
@@ -116,6 +129,8 @@ struct Viewer {
     run: Arc<Run>,
     slot: Arc<crate::supervisor::Slot>,
     read_only: bool,
+    /// Output goes out as binary frames of raw bytes (`?binary=1`).
+    binary: bool,
     /// `[server] stuck_viewer_secs`.
     stuck_timeout: Duration,
 }
@@ -208,20 +223,15 @@ impl Viewer {
         skip_until: &mut u64,
         sink: &mut Sink,
     ) -> Result<(), End> {
-        let mut frame = DataFrame::default();
+        let mut frame = DataFrame::new(self.binary);
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 ViewerMsg::Output(chunk) => {
                     if chunk.end() > *skip_until {
-                        if chunk.start >= *skip_until {
-                            frame.push_escaped(chunk.json_escaped(), chunk.bytes.len());
-                        } else {
-                            // Part of it is already in the viewer's snapshot.
-                            let from = (*skip_until - chunk.start) as usize;
-                            let rest = &chunk.bytes[from.min(chunk.bytes.len())..];
-                            frame.push_escaped(&json_escape(rest), rest.len());
-                        }
+                        // Part of it may already be in the viewer's snapshot.
+                        let from = skip_until.saturating_sub(chunk.start) as usize;
+                        frame.push(&chunk, from);
                         *skip_until = chunk.end();
                     }
                     if frame.raw_len < FRAME_BYTES {
@@ -388,11 +398,13 @@ fn control_msg(msg: ViewerMsg) -> Option<PtyServerMsg> {
     })
 }
 
-/// A `{"type":"data"}` frame assembled from already escaped chunks: the JSON is written by
-/// hand because serialising the same bytes once per viewer is the cost that grows with viewers.
-#[derive(Default)]
+/// Output for one frame: a `{"type":"data"}` JSON text assembled from already escaped chunks
+/// (the JSON is written by hand because serialising the same bytes once per viewer is the cost
+/// that grows with viewers), or raw bytes for a binary viewer.
 struct DataFrame {
+    binary: bool,
     json: String,
+    bytes: Vec<u8>,
     /// Output bytes in the frame, before escaping.
     raw_len: usize,
 }
@@ -400,29 +412,53 @@ struct DataFrame {
 impl DataFrame {
     const HEAD: &'static str = r#"{"type":"data","data":""#;
 
-    fn push_escaped(&mut self, escaped: &str, raw_len: usize) {
+    fn new(binary: bool) -> DataFrame {
+        DataFrame {
+            binary,
+            json: String::new(),
+            bytes: Vec::new(),
+            raw_len: 0,
+        }
+    }
+
+    /// Adds `chunk` from byte `from` on (the bytes before are in the viewer's snapshot).
+    fn push(&mut self, chunk: &Chunk, from: usize) {
+        let rest = &chunk.bytes[from.min(chunk.bytes.len())..];
+        if rest.is_empty() {
+            return;
+        }
+        self.raw_len += rest.len();
+        if self.binary {
+            self.bytes.extend_from_slice(rest);
+            return;
+        }
         if self.json.is_empty() {
-            self.json.reserve(Self::HEAD.len() + escaped.len() + 2);
             self.json.push_str(Self::HEAD);
         }
-        self.json.push_str(escaped);
-        self.raw_len += raw_len;
+        if from == 0 {
+            self.json.push_str(chunk.json_escaped());
+        } else {
+            self.json.push_str(&json_escape(rest));
+        }
     }
 
     /// The finished frame, if any output was pushed; leaves the builder empty.
-    fn take(&mut self) -> Option<String> {
-        if self.json.is_empty() {
+    fn take(&mut self) -> Option<Message> {
+        if self.raw_len == 0 {
             return None;
+        }
+        self.raw_len = 0;
+        if self.binary {
+            return Some(Message::Binary(std::mem::take(&mut self.bytes).into()));
         }
         let mut json = std::mem::take(&mut self.json);
         json.push_str("\"}");
-        self.raw_len = 0;
-        Some(json)
+        Some(Message::Text(json.into()))
     }
 
     async fn flush(&mut self, sink: &mut Sink) -> Result<(), End> {
         match self.take() {
-            Some(json) => send_text(sink, json).await,
+            Some(msg) => send_message(sink, msg).await,
             None => Ok(()),
         }
     }
@@ -430,11 +466,11 @@ impl DataFrame {
 
 async fn send(sink: &mut Sink, msg: &PtyServerMsg) -> Result<(), End> {
     let text = serde_json::to_string(msg).map_err(|_| End::Closed)?;
-    send_text(sink, text).await
+    send_message(sink, Message::Text(text.into())).await
 }
 
-async fn send_text(sink: &mut Sink, text: String) -> Result<(), End> {
-    match tokio::time::timeout(sink.stuck, sink.inner.send(Message::Text(text.into()))).await {
+async fn send_message(sink: &mut Sink, msg: Message) -> Result<(), End> {
+    match tokio::time::timeout(sink.stuck, sink.inner.send(msg)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Closed),
         Err(_) => Err(End::Stuck),
@@ -444,29 +480,49 @@ async fn send_text(sink: &mut Sink, text: String) -> Result<(), End> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::run::Chunk;
+
+    const PARTS: [&[u8]; 3] = [
+        b"\x1b[31m\"quoted\"\\ ",
+        "é€😀\r\n".as_bytes(),
+        b"\x07tab\tend",
+    ];
+
+    /// The parts as chunks of one stream, each pushed from byte `from` of the first.
+    fn frame_of(binary: bool, from: usize) -> DataFrame {
+        let mut frame = DataFrame::new(binary);
+        let mut start = 0;
+        for (i, part) in PARTS.iter().enumerate() {
+            let chunk = Chunk::new(start, bytes::Bytes::copy_from_slice(part));
+            start = chunk.end();
+            frame.push(&chunk, if i == 0 { from } else { 0 });
+        }
+        frame
+    }
 
     #[test]
     fn frame_from_escaped_chunks_is_the_data_message() {
-        let parts: [&[u8]; 3] = [
-            b"\x1b[31m\"quoted\"\\ ",
-            "é€😀\r\n".as_bytes(),
-            b"\x07tab\tend",
-        ];
-        let mut frame = DataFrame::default();
-        let mut start = 0;
-        for part in parts {
-            let chunk = Chunk::new(start, bytes::Bytes::copy_from_slice(part));
-            start = chunk.end();
-            frame.push_escaped(chunk.json_escaped(), part.len());
+        for from in [0, 5] {
+            let mut frame = frame_of(false, from);
+            let Some(Message::Text(json)) = frame.take() else {
+                panic!("a text frame")
+            };
+            let whole: Vec<u8> = PARTS.concat();
+            let expected = PtyServerMsg::Data {
+                data: String::from_utf8(whole[from..].to_vec()).unwrap(),
+            };
+            let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(parsed, serde_json::to_value(&expected).unwrap());
+            assert!(frame.take().is_none());
         }
-        let json = frame.take().unwrap();
-        let whole: Vec<u8> = parts.concat();
-        let expected = PtyServerMsg::Data {
-            data: String::from_utf8(whole).unwrap(),
+    }
+
+    #[test]
+    fn binary_frame_is_the_raw_bytes() {
+        let mut frame = frame_of(true, 5);
+        let Some(Message::Binary(bytes)) = frame.take() else {
+            panic!("a binary frame")
         };
-        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(parsed, serde_json::to_value(&expected).unwrap());
+        assert_eq!(&bytes[..], &PARTS.concat()[5..]);
         assert!(frame.take().is_none());
     }
 }
