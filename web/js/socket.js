@@ -1,4 +1,4 @@
-// A JSON WebSocket that reconnects with exponential backoff (plus jitter) when it closes, until
+// A JSON WebSocket (plus binary frames of raw bytes, if asked for) that reconnects with exponential backoff (plus jitter) when it closes, until
 // stopped or until `shouldReconnect(closeEvent)` says no (e.g. "slot exited" close codes).
 
 const MIN_DELAY_MS = 300;
@@ -8,7 +8,8 @@ export class ReconnectingSocket {
   /**
    * @param {() => string} url  called before every attempt (the URL may change, e.g. read-only)
    * @param {object} handlers   onMessage(msg), onOpen(), onClose(event, willRetry, delayMs),
-   *                            shouldReconnect(event) -> bool
+   *                            shouldReconnect(event) -> bool, and onBytes(Uint8Array) for
+   *                            binary frames (without it they are ignored)
    */
   constructor(url, handlers) {
     this.url = url;
@@ -61,11 +62,17 @@ export class ReconnectingSocket {
 
   connect() {
     const ws = new WebSocket(this.url());
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
       this.handlers.onOpen?.();
     };
     ws.onmessage = (ev) => {
+      if (ev.data instanceof ArrayBuffer) {
+        this.attempt = 0;
+        this.handlers.onBytes?.(new Uint8Array(ev.data));
+        return;
+      }
       if (typeof ev.data !== 'string') return;
       let msg;
       try {

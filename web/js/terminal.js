@@ -66,10 +66,13 @@ export class TerminalView extends EventTarget {
     this.term.onBinary((data) => this.sendInput(data));
 
     this.socket = new ReconnectingSocket(
-      () => socketUrl(`/pty/${encodeURIComponent(this.slotId)}`, this.token, this.readOnly ? { mode: 'ro' } : {}),
+      // Output as binary frames: the raw bytes, no JSON to parse, nothing lost to decoding.
+      () => socketUrl(`/pty/${encodeURIComponent(this.slotId)}`, this.token,
+        this.readOnly ? { mode: 'ro', binary: '1' } : { binary: '1' }),
       {
         onOpen: () => this.setStatus('connecting', 'attaching…'),
         onMessage: (msg) => this.onMessage(msg),
+        onBytes: (bytes) => this.term.write(bytes),
         onClose: (ev, retry, delay) => this.onClose(ev, retry, delay),
         shouldReconnect: (ev) => ![CLOSE_INVALID, CLOSE_NOT_FOUND, CLOSE_EXITED].includes(ev.code),
       },

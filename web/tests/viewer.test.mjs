@@ -37,6 +37,7 @@ let browser;
 let context;
 let page;
 const requested = []; // every URL the main page asked for (HTTP and WebSocket)
+const binaryFrom = new Set(); // WebSocket URLs the main page received binary frames on
 const pageErrors = [];
 const cspViolations = [];
 const consoleLog = []; // the page's console, shown when a step fails
@@ -143,7 +144,10 @@ describe('viewer in Chromium', () => {
     });
     page = await newPage();
     page.on('request', (req) => requested.push(req.url()));
-    page.on('websocket', (ws) => requested.push(ws.url()));
+    page.on('websocket', (ws) => {
+      requested.push(ws.url());
+      ws.on('framereceived', (f) => { if (typeof f.payload !== 'string') binaryFrom.add(ws.url()); });
+    });
   });
 
   after(async () => {
@@ -210,6 +214,10 @@ describe('viewer in Chromium', () => {
     await page.keyboard.press('Enter');
     await waitFor('echo output in the xterm buffer',
       async () => (await bufferLines('shell')).some((l) => l.trim() === 'hi-from-browser'));
+    // The output came as binary frames (?binary=1), not JSON.
+    const pty = [...binaryFrom].filter((u) => new URL(u).pathname === '/pty/shell');
+    assert.ok(pty.length > 0 && pty.every((u) => new URL(u).searchParams.get('binary') === '1'),
+      `binary frames from: ${[...binaryFrom].join(', ')}`);
   });
 
   step('resizes the slot to the page after a window resize', async () => {
