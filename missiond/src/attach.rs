@@ -125,10 +125,11 @@ pub async fn run(client: &Client, args: AttachArgs) -> Result<ExitCode, Failure>
             "attach needs a terminal on stdin (use --read-only to watch, or `send`/`screen` from scripts)",
         ));
     }
+    // Output as binary frames: the program's bytes exactly, with nothing to decode.
     let path = if args.read_only {
-        format!("/pty/{}?mode=ro", encode(&id))
+        format!("/pty/{}?binary=1&mode=ro", encode(&id))
     } else {
-        format!("/pty/{}", encode(&id))
+        format!("/pty/{}?binary=1", encode(&id))
     };
     let socket = client.websocket(&path).await?;
 

@@ -163,7 +163,8 @@ Examples:
 Every key goes to the program, Ctrl-C included. The detach key (default Ctrl-]) returns to your
 shell and leaves the program running. Resizing your terminal resizes the slot (unless
 --read-only). The terminal is restored however the session ends (detach, slot exit, daemon gone).
-The slot's scrollback is printed first, so your terminal can scroll back to what came before.
+It draws on your terminal's alternate screen, which has no scrollback: to read what scrolled off
+the slot's screen, use `missiond screen ID --scrollback`.
 
 Examples:
   missiond attach agent1

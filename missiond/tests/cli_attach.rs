@@ -169,6 +169,16 @@ fn typing_reaches_the_program_ctrl_c_interrupts_it_and_the_detach_key_detaches()
     });
     term.wait_for("typed-42");
 
+    // The program's bytes arrive as they are, even those that are not UTF-8 (binary frames).
+    term.type_keys(b"printf 'raw-\\377-%s\\n' bytes\r");
+    term.wait_for("-bytes");
+    let output = term.output.lock().map(|o| o.clone()).unwrap_or_default();
+    assert!(
+        output.windows(6).any(|w| w == b"raw-\xff-"),
+        "the 0xFF byte did not come through unchanged: {:?}",
+        String::from_utf8_lossy(&output)
+    );
+
     // Ctrl-C is a byte for the program: it interrupts `sleep`, the client stays.
     term.type_keys(b"sleep 1000\r");
     poll(STEP, || (process_tree(pid).len() > 1).then_some(()))
