@@ -93,17 +93,21 @@ export class TerminalView extends EventTarget {
         // First frame of every (re)attach, and again after this viewer lagged: start afresh.
         this.term.reset();
         if (msg.cols && msg.rows) this.applySlotSize(msg.cols, msg.rows);
-        this.term.write(msg.data || '');
         this.setStatus('live', this.readOnly ? 'live · read-only' : 'live');
-        // A writable viewer makes the slot as large as its pane.
-        this.lastSentSize = null;
-        this.fitToPane();
+        // xterm.js parses writes later but resizes at once: fit to the pane only once the
+        // screen (and the scrollback before it) is in, at the slot's size.
+        this.term.write(msg.data || '', () => {
+          // A writable viewer makes the slot as large as its pane.
+          this.lastSentSize = null;
+          this.fitToPane();
+        });
         break;
       case 'data':
         this.term.write(msg.data || '');
         break;
       case 'resize':
-        this.applySlotSize(msg.cols, msg.rows);
+        // After the output written before it, which was drawn at the old size.
+        this.term.write('', () => this.applySlotSize(msg.cols, msg.rows));
         break;
       case 'state':
         this.dispatchEvent(new CustomEvent('state', { detail: msg }));

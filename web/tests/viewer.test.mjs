@@ -91,7 +91,8 @@ async function rest(method, route, body) {
     headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
-  const json = await res.json();
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null; // 204 has no body
   if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
@@ -324,6 +325,26 @@ describe('viewer in Chromium', () => {
     assert.ok(inputs.length > 0, 'the typed command went out as input');
     const replies = inputs.filter((msg) => msg.data.includes('\x1b'));
     assert.deepEqual(replies, [], 'xterm.js answered a terminal query');
+  });
+
+  step('a pane opened late scrolls back into what the slot printed before', async () => {
+    await rest('POST', '/api/slots', {
+      id: 'history', command: 'sh', cols: 80, rows: 24,
+      args: ['-c', "seq 1 300 | sed 's/^/hist-/'; printf 'ready> '; read x"],
+    });
+    await waitFor('the slot to print everything',
+      async () => ((await rest('GET', '/api/slots/history/screen')).text || '').includes('ready>'));
+    await page.locator('.slot[data-slot-id="history"] .slot-open').click();
+    await waitFor('history pane live', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'history'));
+    const lines = (await bufferLines('history')).map((l) => l.trim());
+    const expected = Array.from({ length: 300 }, (_, i) => `hist-${i + 1}`);
+    assert.deepEqual(lines.filter((l) => l.startsWith('hist-')), expected,
+      'the pane holds every line once, the early ones in its scrollback');
+    const pane = page.locator('.pane[data-slot-id="history"]');
+    await pane.getByRole('button', { name: 'Close history' }).click();
+    await pane.waitFor({ state: 'detached' });
+    await rest('DELETE', '/api/slots/history');
+    await page.locator('.slot[data-slot-id="history"]').waitFor({ state: 'detached' });
   });
 
   step('launches, kills, starts, restarts and removes a slot from the page', async () => {
