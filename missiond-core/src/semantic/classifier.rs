@@ -185,7 +185,7 @@ impl Classifier {
     /// Runs the rules over the screen: remembers the best screen rule and the best title rule.
     fn evaluate(&mut self, screen: &vt100::Screen, title: &str) {
         let rules = Arc::clone(&self.rules);
-        self.cache.load(screen, &rules.layout);
+        self.cache.load(screen);
         self.screen_candidate = None;
         self.title_candidate = None;
         for (index, rule) in rules.rules().iter().enumerate() {

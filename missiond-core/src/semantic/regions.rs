@@ -60,12 +60,15 @@ pub(crate) struct RegionCache {
     texts: Vec<String>,
     built: Vec<bool>,
     ranges: Vec<Option<(u16, u16)>>,
-    found: Found,
+    /// The prompt box and dialog rule, once a region needed them: a shell's rules read only
+    /// the cursor line, and a flood classifies often, so the search (every row, from the
+    /// bottom) is not made for nothing.
+    found: Option<Found>,
 }
 
 impl RegionCache {
-    /// Takes a new screen and finds its prompt box (or, without one, the rule above a dialog).
-    pub fn load(&mut self, screen: &vt100::Screen, layout: &Layout) {
+    /// Takes a new screen; nothing is read from it yet.
+    pub fn load(&mut self, screen: &vt100::Screen) {
         let (rows, cols) = screen.size();
         self.rows = rows;
         self.cols = cols;
@@ -79,11 +82,25 @@ impl RegionCache {
         self.built.resize(n, false);
         self.ranges.clear();
         self.ranges.resize(n, None);
-        self.found = Found::default();
-        self.found.prompt_box = self.find_prompt_box(screen, layout);
-        if self.found.prompt_box.is_none() {
-            self.found.dialog_rule = self.find_dialog_rule(screen, layout);
+        self.found = None;
+    }
+
+    /// The prompt box (or, without one, the rule above a dialog), found on first use.
+    fn found(&mut self, screen: &vt100::Screen, layout: &Layout) -> Found {
+        if let Some(found) = self.found {
+            return found;
         }
+        let prompt_box = self.find_prompt_box(screen, layout);
+        let dialog_rule = match prompt_box {
+            Some(_) => None,
+            None => self.find_dialog_rule(screen, layout),
+        };
+        let found = Found {
+            prompt_box,
+            dialog_rule,
+        };
+        self.found = Some(found);
+        found
     }
 
     pub fn cols(&self) -> u16 {
@@ -169,19 +186,22 @@ impl RegionCache {
                 let r = self.cursor_row.min(rows.saturating_sub(1));
                 (r, (r + 1).min(rows))
             }
-            Region::PromptBox => match self.found.prompt_box {
+            Region::PromptBox => match self.found(screen, layout).prompt_box {
                 Some((top, bottom)) => (top + 1, bottom),
                 None => (0, 0),
             },
-            Region::Footer => match self.found.prompt_box {
+            Region::Footer => match self.found(screen, layout).prompt_box {
                 Some((_, bottom)) => (bottom + 1, rows),
                 None => (0, 0),
             },
-            Region::Dialog => match (self.found.prompt_box, self.found.dialog_rule) {
-                (None, Some(r)) => (r + 1, rows),
+            Region::Dialog => match self.found(screen, layout) {
+                Found {
+                    prompt_box: None,
+                    dialog_rule: Some(r),
+                } => (r + 1, rows),
                 _ => (0, 0),
             },
-            Region::AbovePrompt => match self.found.prompt_box {
+            Region::AbovePrompt => match self.found(screen, layout).prompt_box {
                 Some((top, _)) => {
                     // Within `above_prompt_rows` rows above the box: skip the blank rows right
                     // above it, then take the contiguous block of non-blank rows.
@@ -270,8 +290,8 @@ pub fn composer_text(screen: &vt100::Screen) -> Option<String> {
 
 pub(crate) fn composer_text_with(screen: &vt100::Screen, layout: &Layout) -> Option<String> {
     let mut cache = RegionCache::default();
-    cache.load(screen, layout);
-    let (top, bottom) = cache.found.prompt_box?;
+    cache.load(screen);
+    let (top, bottom) = cache.found(screen, layout).prompt_box?;
     let mut out = String::new();
     let mut line = String::new();
     for r in top + 1..bottom {
