@@ -322,20 +322,19 @@ mod tests {
         assert_eq!(screen.title(), "✳ Claude Code");
     }
 
+    /// `copy` shows what `screen` shows: contents, attributes and cursor.
+    fn assert_same_screen(copy: &vt100::Screen, screen: &Screen) {
+        assert_eq!(copy.contents_formatted(), screen.vt().contents_formatted());
+        assert_eq!(copy.cursor_position(), screen.vt().cursor_position());
+    }
+
     #[test]
     fn snapshot_reproduces_screen() {
         let mut screen = Screen::new(40, 10, 0);
         screen.process(b"\x1b[31mred\x1b[0m plain\r\n\x1b[1;4mbold\x1b[5;7H@\x1b[?1h\x1b[?2004h");
         let mut copy = vt100::Parser::new(10, 40, 0);
         copy.process(&screen.ansi());
-        assert_eq!(
-            copy.screen().contents_formatted(),
-            screen.vt().contents_formatted()
-        );
-        assert_eq!(
-            copy.screen().cursor_position(),
-            screen.vt().cursor_position()
-        );
+        assert_same_screen(copy.screen(), &screen);
         assert!(copy.screen().application_cursor());
         assert!(copy.screen().bracketed_paste());
     }
@@ -365,14 +364,7 @@ mod tests {
         copy.process(&screen.history_ansi());
         copy.process(&screen.ansi());
 
-        assert_eq!(
-            copy.screen().contents_formatted(),
-            screen.vt().contents_formatted()
-        );
-        assert_eq!(
-            copy.screen().cursor_position(),
-            screen.vt().cursor_position()
-        );
+        assert_same_screen(copy.screen(), &screen);
         let mut original = screen.parser.screen().clone();
         original.set_scrollback(usize::MAX);
         let len = original.scrollback();

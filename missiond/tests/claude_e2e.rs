@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use missiond_core::protocol::{DialogKind, SemanticState, SlotInfo, StateReply};
+use missiond_core::protocol::{Dialog, DialogKind, SemanticState, SlotInfo, StateReply};
 use serde_json::{json, Value};
 use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder};
 use support::daemon::{poll, Daemon};
@@ -130,6 +130,19 @@ impl Rig {
             STEP_SECS,
         ]);
         parse(&out)
+    }
+
+    /// `prompt --wait` for a turn that must end in a dialog of `kind`: that dialog.
+    fn prompt_for_dialog(&self, text: &str, kind: DialogKind) -> (StateReply, Dialog) {
+        let reply = self.prompt_wait(text);
+        assert_eq!(reply.state, SemanticState::Confirming, "{}", self.context());
+        let dialog = reply
+            .state_detail
+            .dialog
+            .clone()
+            .unwrap_or_else(|| panic!("confirming without a dialog\n{}", self.context()));
+        assert_eq!(dialog.kind, kind, "{dialog:?}");
+        (reply, dialog)
     }
 
     /// `missiond confirm SLOT N`.
@@ -426,13 +439,7 @@ fn bash_permission_confirmed_runs_the_command() {
     );
     rig.wait_ready();
 
-    let reply = rig.prompt_wait("set the flag");
-    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
-    let dialog = reply
-        .state_detail
-        .dialog
-        .expect("confirming carries its dialog");
-    assert_eq!(dialog.kind, DialogKind::Permission, "{dialog:?}");
+    let (_, dialog) = rig.prompt_for_dialog("set the flag", DialogKind::Permission);
     assert!(
         dialog.body.contains(&command),
         "the command should be the body: {dialog:?}"
@@ -477,13 +484,7 @@ fn a_running_bash_command_is_tool_running_then_idle() {
     );
     rig.wait_ready();
 
-    let reply = rig.prompt_wait("take a nap");
-    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
-    let dialog = reply
-        .state_detail
-        .dialog
-        .expect("confirming carries its dialog");
-    assert_eq!(dialog.kind, DialogKind::Permission, "{dialog:?}");
+    let (_, dialog) = rig.prompt_for_dialog("take a nap", DialogKind::Permission);
     assert!(dialog.body.contains(&command), "{dialog:?}");
 
     rig.confirm(1);
@@ -540,20 +541,13 @@ fn ask_user_question_is_a_question_dialog_and_confirm_answers_it() {
     );
     rig.wait_ready();
 
-    let reply = rig.prompt_wait("pick a colour");
-    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
+    let (reply, dialog) = rig.prompt_for_dialog("pick a colour", DialogKind::Question);
     assert_eq!(
         reply.state_detail.reason.as_deref(),
         Some("question-dialog"),
         "{}",
         rig.context()
     );
-    let dialog = reply
-        .state_detail
-        .dialog
-        .clone()
-        .expect("confirming carries its dialog");
-    assert_eq!(dialog.kind, DialogKind::Question, "{dialog:?}");
     assert_eq!(dialog.question, question, "{dialog:?}");
     let labels: Vec<&str> = dialog.options.iter().map(|o| o.label.as_str()).collect();
     assert!(labels.len() >= 2, "{dialog:?}");
@@ -624,13 +618,7 @@ fn write_refused_with_no_leaves_no_file() {
         .push(Turn::write(target.to_string_lossy(), "should not exist\n"));
     rig.wait_ready();
 
-    let reply = rig.prompt_wait("write the notes");
-    assert_eq!(reply.state, SemanticState::Confirming, "{}", rig.context());
-    let dialog = reply
-        .state_detail
-        .dialog
-        .expect("confirming carries its dialog");
-    assert_eq!(dialog.kind, DialogKind::Permission, "{dialog:?}");
+    let (_, dialog) = rig.prompt_for_dialog("write the notes", DialogKind::Permission);
     assert!(dialog.question.contains("notes.txt"), "{dialog:?}");
     let no = dialog
         .options
