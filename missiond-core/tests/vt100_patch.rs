@@ -1,0 +1,211 @@
+//! The vendored vt100 (vendor/vt100, with missiond's fast path for printable ASCII) must
+//! draw exactly what the published vt100 0.16.2 draws. Both parse the same bytes in the same
+//! pieces and are compared cell by cell (contents, colours, attributes, wide halves), row
+//! wrap flags, cursor, modes and the scrollback, after every piece.
+
+use std::path::Path;
+
+/// Everything a screen shows, through the public API both versions share.
+macro_rules! fingerprint {
+    ($parser:expr) => {{
+        let parser = &mut $parser;
+        let (rows, cols) = parser.screen().size();
+        let mut out = String::new();
+        let screen = parser.screen();
+        out.push_str(&format!(
+            "cursor {:?} hidden {} alt {} appcursor {} paste {} mouse {:?} {:?} attrs {:?} {:?} {} {} {} {} {}\n",
+            screen.cursor_position(),
+            screen.hide_cursor(),
+            screen.alternate_screen(),
+            screen.application_cursor(),
+            screen.bracketed_paste(),
+            screen.mouse_protocol_mode(),
+            screen.mouse_protocol_encoding(),
+            screen.fgcolor(),
+            screen.bgcolor(),
+            screen.bold(),
+            screen.dim(),
+            screen.italic(),
+            screen.underline(),
+            screen.inverse(),
+        ));
+        for row in 0..rows {
+            out.push_str(&format!("row {row} wrapped {}:", screen.row_wrapped(row)));
+            for col in 0..cols {
+                let Some(cell) = screen.cell(row, col) else {
+                    out.push_str(" <none>");
+                    continue;
+                };
+                out.push_str(&format!(
+                    " {:?}{}{}/{:?}/{:?}/{}{}{}{}{}",
+                    cell.contents(),
+                    if cell.is_wide() { "W" } else { "" },
+                    if cell.is_wide_continuation() { "C" } else { "" },
+                    cell.fgcolor(),
+                    cell.bgcolor(),
+                    u8::from(cell.bold()),
+                    u8::from(cell.dim()),
+                    u8::from(cell.italic()),
+                    u8::from(cell.underline()),
+                    u8::from(cell.inverse()),
+                ));
+            }
+            out.push('\n');
+        }
+        out.push_str(&String::from_utf8_lossy(&screen.state_formatted()));
+        // The scrollback, as a viewer scrolled to its top would see it.
+        parser.screen_mut().set_scrollback(usize::MAX);
+        let history = parser.screen().contents_formatted();
+        parser.screen_mut().set_scrollback(0);
+        out.push_str(&String::from_utf8_lossy(&history));
+        out
+    }};
+}
+
+/// Feeds `input` to both versions in pieces of `piece_sizes` bytes (cycled) and compares
+/// them after every piece.
+fn assert_same_screens(name: &str, input: &[u8], rows: u16, cols: u16, scrollback: usize) {
+    let mut patched = vt100::Parser::new(rows, cols, scrollback);
+    let mut upstream = vt100_upstream::Parser::new(rows, cols, scrollback);
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ input.len() as u64;
+    let mut at = 0;
+    let mut pieces = 0;
+    while at < input.len() {
+        let size = 1 + (xorshift(&mut seed) % 700) as usize;
+        let piece = &input[at..input.len().min(at + size)];
+        patched.process(piece);
+        upstream.process(piece);
+        at += piece.len();
+        pieces += 1;
+        let (ours, theirs) = (fingerprint!(patched), fingerprint!(upstream));
+        if ours != theirs {
+            let line = ours
+                .lines()
+                .zip(theirs.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            panic!(
+                "{name}: screens differ after {at} bytes (piece {pieces}), first at line {line}:\n\
+                 patched:  {}\nupstream: {}",
+                ours.lines().nth(line).unwrap_or(""),
+                theirs.lines().nth(line).unwrap_or(""),
+            );
+        }
+    }
+}
+
+fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn recorded_claude_code_sessions_draw_the_same() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            let bytes = std::fs::read(&path).expect("read fixture");
+            assert_same_screens(&path.display().to_string(), &bytes, 40, 120, 200);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 7, "expected the 7 recorded sessions, found {seen}");
+}
+
+/// Text that wraps, overwrites wide characters with narrow ones and the other way round,
+/// writes in the last column, combines accents with ASCII, moves the cursor, scrolls regions,
+/// inserts and deletes: every case where the fast path must step aside.
+#[test]
+fn generated_edge_cases_draw_the_same() {
+    let tokens: &[&str] = &[
+        "hello ",
+        "a",
+        "~",
+        " ",
+        "x".repeat(29).leak(),
+        "\r\n",
+        "\r",
+        "\n",
+        "\x08",
+        "\t",
+        "漢",
+        "字a",
+        "😀",
+        "e\u{301}",
+        "\u{301}",
+        "é",
+        "\x1b[H",
+        "\x1b[K",
+        "\x1b[1K",
+        "\x1b[2J",
+        "\x1b[1;31m",
+        "\x1b[44;1m",
+        "\x1b[0m",
+        "\x1b[7m",
+        "\x1b[?1049h",
+        "\x1b[?1049l",
+        "\x1b[3;7r",
+        "\x1b[r",
+        "\x1b[2@",
+        "\x1b[2P",
+        "\x1b[3X",
+        "\x1b[L",
+        "\x1b[M",
+        "\x1b[S",
+        "\x1b[T",
+        "\x1b7",
+        "\x1b8",
+        "\x1b[?25l",
+        "\x1b[?25h",
+        "\x1b]0;title\x07",
+        "\u{7f}",
+        "\x1b[?7l",
+        "\x1b[?7h",
+    ];
+    let (rows, cols) = (10u16, 30u16);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut input = String::new();
+    for _ in 0..40_000 {
+        let r = xorshift(&mut seed);
+        if r % 9 == 0 {
+            // A cursor move, often to the last column or the row edges.
+            let row = 1 + (xorshift(&mut seed) % u64::from(rows + 1));
+            let col = match xorshift(&mut seed) % 4 {
+                0 => u64::from(cols),
+                1 => u64::from(cols - 1),
+                _ => 1 + xorshift(&mut seed) % u64::from(cols),
+            };
+            input.push_str(&format!("\x1b[{row};{col}H"));
+        } else {
+            input.push_str(tokens[(r % tokens.len() as u64) as usize]);
+        }
+    }
+    assert_same_screens("generated", input.as_bytes(), rows, cols, 50);
+}
+
+/// The benchmark's coloured log lines: the common case the fast path is for.
+#[test]
+fn coloured_log_lines_draw_the_same() {
+    let mut input = Vec::new();
+    let mut seed = 7u64;
+    for line in 0..3000 {
+        input.extend_from_slice(
+            format!("\x1b[1;32m{line:08}\x1b[0m \x1b[36mINFO\x1b[0m ").as_bytes(),
+        );
+        let words = 5 + xorshift(&mut seed) % 20;
+        for _ in 0..words {
+            let n = xorshift(&mut seed);
+            if n % 5 == 0 {
+                input.extend_from_slice(format!("\x1b[38;5;{}mword\x1b[0m ", n % 256).as_bytes());
+            } else {
+                input.extend_from_slice(b"supervisor ");
+            }
+        }
+        input.extend_from_slice(b"\r\n");
+    }
+    assert_same_screens("log lines", &input, 40, 120, 2000);
+}
