@@ -52,6 +52,13 @@ impl Cell {
         self.attrs = a;
     }
 
+    /// missiond patch: `set` for a printable ASCII byte (one byte, narrow).
+    pub(crate) fn set_ascii(&mut self, byte: u8, a: crate::attrs::Attrs) {
+        self.contents[0] = byte;
+        self.len = 1;
+        self.attrs = a;
+    }
+
     pub(crate) fn append(&mut self, c: char) {
         let len = self.len();
         if len >= CONTENT_BYTES - 4 {

@@ -651,6 +651,27 @@ impl Grid {
         self.row_clamp();
     }
 
+    /// missiond patch: writes a printable ASCII character at the cursor and
+    /// moves right, when that is all `Screen::text` would do: the cursor is
+    /// not waiting to wrap (past the last column there is no cell) and the
+    /// cell under it is not part of a wide character. Otherwise returns
+    /// false and changes nothing.
+    pub fn put_ascii(
+        &mut self,
+        byte: u8,
+        attrs: crate::attrs::Attrs,
+    ) -> bool {
+        let Some(cell) = self.drawing_cell_mut(self.pos) else {
+            return false;
+        };
+        if cell.is_wide() || cell.is_wide_continuation() {
+            return false;
+        }
+        cell.set_ascii(byte, attrs);
+        self.pos.col += 1;
+        true
+    }
+
     pub fn col_inc(&mut self, count: u16) {
         self.pos.col = self.pos.col.saturating_add(count);
     }

@@ -703,6 +703,21 @@ impl Screen {
 
 impl Screen {
     pub(crate) fn text(&mut self, c: char) {
+        // missiond patch: most output is printable ASCII written over
+        // narrow cells, which needs none of the wrapping and wide-character
+        // work of the general path. Doing it in a few instructions makes
+        // the whole parse about 1.25x faster (see missiond's
+        // vendor/README.md).
+        if c.is_ascii_graphic() || c == ' ' {
+            let attrs = self.attrs;
+            if self.grid_mut().put_ascii(c as u8, attrs) {
+                return;
+            }
+        }
+        self.text_general(c);
+    }
+
+    fn text_general(&mut self, c: char) {
         let pos = self.grid().pos();
         let size = self.grid().size();
         let attrs = self.attrs;
