@@ -62,10 +62,11 @@ struct Args {
     /// Also write the result table (markdown) to this file.
     #[arg(long, value_name = "PATH")]
     markdown: Option<PathBuf>,
-    /// Viewers of the throughput and slow-viewer sections attach with `?binary=1`: output as
-    /// binary frames of raw bytes instead of JSON `data` frames.
+    /// Viewers of the throughput and slow-viewer sections read JSON `data` frames instead of
+    /// binary frames of raw bytes (`?binary=1`, what the browser viewer and `missiond attach`
+    /// use, and the default here).
     #[arg(long)]
-    binary: bool,
+    json: bool,
 }
 
 struct Settings {
@@ -77,6 +78,8 @@ struct Settings {
     task_writes: usize,
     scale: Vec<usize>,
     viewers: Vec<usize>,
+    /// What the viewers of sections 2 and 4 read, for the table's header.
+    frames: &'static str,
 }
 
 impl Args {
@@ -91,6 +94,11 @@ impl Args {
             task_writes: if q { 20 } else { 50 },
             scale: vec![50, 200],
             viewers: self.viewers.iter().copied().filter(|&n| n > 0).collect(),
+            frames: if self.json {
+                "JSON `data` frames"
+            } else {
+                "binary frames (`?binary=1`)"
+            },
         }
     }
 
@@ -140,7 +148,7 @@ async fn main() -> Result<()> {
     }
     if args.wants("throughput") || args.wants("echo") || args.wants("slow") {
         let mut daemon = Daemon::start(&exe, "")?;
-        daemon.binary_viewers = args.binary;
+        daemon.binary_viewers = !args.json;
         if args.wants("throughput") {
             throughput(&daemon, &file, &s, &mut table).await?;
         }
@@ -257,10 +265,11 @@ impl Table {
 
     fn markdown(&self, s: &Settings) -> String {
         let mut out = format!(
-            "Runs per figure: {} (median, min, max). Files: {} MiB (throughput), {} MiB (slow viewer). Load average at the end: {}.\n\n",
+            "Runs per figure: {} (median, min, max). Files: {} MiB (throughput), {} MiB (slow viewer). Viewers read {}. Load average at the end: {}.\n\n",
             s.runs,
             s.file_mib,
             s.fan_mib,
+            s.frames,
             loadavg()
         );
         out.push_str("| # | measure | median | min | max | unit | notes |\n|---|---|---:|---:|---:|---|---|\n");
@@ -368,7 +377,7 @@ struct Daemon {
     http: reqwest::Client,
     /// Slot processes started, killed on drop should the daemon leave any behind.
     pids: std::sync::Mutex<Vec<u32>>,
-    /// Viewers attach with `?binary=1` (`--binary`).
+    /// Viewers attach with `?binary=1` (unless `--json`).
     binary_viewers: bool,
 }
 
