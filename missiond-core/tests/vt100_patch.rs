@@ -1,19 +1,23 @@
-//! The vendored vt100 (vendor/vt100, with missiond's fast path for printable ASCII) must
-//! draw exactly what the published vt100 0.16.2 draws. Both parse the same bytes in the same
-//! pieces and are compared cell by cell (contents, colours, attributes, wide halves), row
-//! wrap flags, cursor, modes and the scrollback, after every piece.
+//! The vendored vt100 (vendor/vt100: a fast path for printable ASCII, a scrollback that can
+//! be compacted) must draw exactly what the published vt100 0.16.2 draws. Both parse the same
+//! bytes in the same pieces and are compared cell by cell (contents, colours, attributes, wide
+//! halves), row wrap flags, cursor, modes and the whole scrollback, with the patched copy's
+//! scrollback compacted at random moments, views scrolled back into the history while output
+//! arrives, and resizes.
 
 use std::path::Path;
 
-/// Everything a screen shows, through the public API both versions share.
+/// Everything a screen shows, through the public API both versions share: the view as it
+/// stands (which may be scrolled back), then every window of the scrollback.
 macro_rules! fingerprint {
-    ($parser:expr) => {{
+    ($parser:expr, $full:expr) => {{
         let parser = &mut $parser;
         let (rows, cols) = parser.screen().size();
+        let view = parser.screen().scrollback();
         let mut out = String::new();
         let screen = parser.screen();
         out.push_str(&format!(
-            "cursor {:?} hidden {} alt {} appcursor {} paste {} mouse {:?} {:?} attrs {:?} {:?} {} {} {} {} {}\n",
+            "view {view} cursor {:?} hidden {} alt {} appcursor {} paste {} mouse {:?} {:?} attrs {:?} {:?} {} {} {} {} {}\n",
             screen.cursor_position(),
             screen.hide_cursor(),
             screen.alternate_screen(),
@@ -29,14 +33,36 @@ macro_rules! fingerprint {
             screen.underline(),
             screen.inverse(),
         ));
-        for row in 0..rows {
-            out.push_str(&format!("row {row} wrapped {}:", screen.row_wrapped(row)));
-            for col in 0..cols {
-                let Some(cell) = screen.cell(row, col) else {
-                    out.push_str(" <none>");
+        cells!(screen, rows, cols, out);
+        out.push_str(&String::from_utf8_lossy(&screen.state_formatted()));
+        // The whole scrollback, a window at a time, as a viewer scrolling up would see it.
+        parser.screen_mut().set_scrollback(usize::MAX);
+        let len = parser.screen().scrollback();
+        let mut offset = if $full { len } else { 0 };
+        while offset > 0 {
+            parser.screen_mut().set_scrollback(offset);
+            let screen = parser.screen();
+            out.push_str(&format!("history at {offset}:\n"));
+            cells!(screen, rows, cols, out);
+            out.push_str(&String::from_utf8_lossy(&screen.contents_formatted()));
+            offset = offset.saturating_sub(usize::from(rows));
+        }
+        parser.screen_mut().set_scrollback(view);
+        out
+    }};
+}
+
+/// Every cell of the rows on view: contents, wide halves, colours, attributes, wrap flags.
+macro_rules! cells {
+    ($screen:expr, $rows:expr, $cols:expr, $out:expr) => {
+        for row in 0..$rows {
+            $out.push_str(&format!("row {row} wrapped {}:", $screen.row_wrapped(row)));
+            for col in 0..$cols {
+                let Some(cell) = $screen.cell(row, col) else {
+                    $out.push_str(" <none>");
                     continue;
                 };
-                out.push_str(&format!(
+                $out.push_str(&format!(
                     " {:?}{}{}/{:?}/{:?}/{}{}{}{}{}",
                     cell.contents(),
                     if cell.is_wide() { "W" } else { "" },
@@ -50,21 +76,40 @@ macro_rules! fingerprint {
                     u8::from(cell.inverse()),
                 ));
             }
-            out.push('\n');
+            $out.push('\n');
         }
-        out.push_str(&String::from_utf8_lossy(&screen.state_formatted()));
-        // The scrollback, as a viewer scrolled to its top would see it.
-        parser.screen_mut().set_scrollback(usize::MAX);
-        let history = parser.screen().contents_formatted();
-        parser.screen_mut().set_scrollback(0);
-        out.push_str(&String::from_utf8_lossy(&history));
-        out
-    }};
+    };
 }
 
-/// Feeds `input` to both versions in pieces of `piece_sizes` bytes (cycled) and compares
-/// them after every piece.
-fn assert_same_screens(name: &str, input: &[u8], rows: u16, cols: u16, scrollback: usize) {
+/// How [`assert_same_screens`] stirs things up between pieces.
+#[derive(Clone, Copy)]
+struct Stir {
+    /// Sometimes scroll both views back into the history (and leave them there while more
+    /// output arrives), sometimes back to the live screen.
+    views: bool,
+    /// Sometimes resize both screens.
+    resizes: bool,
+}
+
+/// Sometimes (and at the end) compacts the patched copy's scrollback, which has no
+/// upstream counterpart and must change nothing either side can see.
+fn maybe_compact(parser: &mut vt100::Parser, r: u64, last: bool) {
+    if last || r % 5 == 0 {
+        parser.screen_mut().compact_scrollback();
+    }
+}
+
+/// Feeds `input` to both versions in pieces of random size and compares what they show
+/// after every piece, and the whole scrollback after every 16th piece and at the end.
+/// Returns how many lines the scrollback held at the end (compared, so better not zero).
+fn assert_same_screens(
+    name: &str,
+    input: &[u8],
+    rows: u16,
+    cols: u16,
+    scrollback: usize,
+    stir: Stir,
+) -> usize {
     let mut patched = vt100::Parser::new(rows, cols, scrollback);
     let mut upstream = vt100_upstream::Parser::new(rows, cols, scrollback);
     let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ input.len() as u64;
@@ -77,7 +122,24 @@ fn assert_same_screens(name: &str, input: &[u8], rows: u16, cols: u16, scrollbac
         upstream.process(piece);
         at += piece.len();
         pieces += 1;
-        let (ours, theirs) = (fingerprint!(patched), fingerprint!(upstream));
+        let r = xorshift(&mut seed);
+        if stir.views && r % 7 == 0 {
+            let offset = if r % 3 == 0 {
+                0
+            } else {
+                (r >> 8) as usize % (scrollback + 5)
+            };
+            patched.screen_mut().set_scrollback(offset);
+            upstream.screen_mut().set_scrollback(offset);
+        }
+        maybe_compact(&mut patched, r >> 32, at == input.len());
+        if stir.resizes && r % 31 == 0 {
+            let (new_rows, new_cols) = (4 + (r >> 16) as u16 % 12, 10 + (r >> 24) as u16 % 40);
+            patched.screen_mut().set_size(new_rows, new_cols);
+            upstream.screen_mut().set_size(new_rows, new_cols);
+        }
+        let full = pieces % 16 == 0 || at == input.len();
+        let (ours, theirs) = (fingerprint!(patched, full), fingerprint!(upstream, full));
         if ours != theirs {
             let line = ours
                 .lines()
@@ -92,6 +154,8 @@ fn assert_same_screens(name: &str, input: &[u8], rows: u16, cols: u16, scrollbac
             );
         }
     }
+    patched.screen_mut().set_scrollback(usize::MAX);
+    patched.screen().scrollback()
 }
 
 fn xorshift(seed: &mut u64) -> u64 {
@@ -109,7 +173,11 @@ fn recorded_claude_code_sessions_draw_the_same() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "bin") {
             let bytes = std::fs::read(&path).expect("read fixture");
-            assert_same_screens(&path.display().to_string(), &bytes, 40, 120, 200);
+            let still = Stir {
+                views: false,
+                resizes: false,
+            };
+            assert_same_screens(&path.display().to_string(), &bytes, 40, 120, 200, still);
             seen += 1;
         }
     }
@@ -146,10 +214,6 @@ fn generated_edge_cases_draw_the_same() {
         "\x1b[44;1m",
         "\x1b[0m",
         "\x1b[7m",
-        "\x1b[?1049h",
-        "\x1b[?1049l",
-        "\x1b[3;7r",
-        "\x1b[r",
         "\x1b[2@",
         "\x1b[2P",
         "\x1b[3X",
@@ -171,7 +235,18 @@ fn generated_edge_cases_draw_the_same() {
     let mut input = String::new();
     for _ in 0..40_000 {
         let r = xorshift(&mut seed);
-        if r % 9 == 0 {
+        // The alternate screen and scroll regions keep lines out of the scrollback: visit
+        // them, but briefly.
+        let rare = match r % 400 {
+            0 => Some("\x1b[?1049h"),
+            1..=6 => Some("\x1b[?1049l"),
+            7 => Some("\x1b[3;7r"),
+            8..=13 => Some("\x1b[r"),
+            _ => None,
+        };
+        if let Some(token) = rare {
+            input.push_str(token);
+        } else if r % 9 == 0 {
             // A cursor move, often to the last column or the row edges.
             let row = 1 + (xorshift(&mut seed) % u64::from(rows + 1));
             let col = match xorshift(&mut seed) % 4 {
@@ -184,7 +259,13 @@ fn generated_edge_cases_draw_the_same() {
             input.push_str(tokens[(r % tokens.len() as u64) as usize]);
         }
     }
-    assert_same_screens("generated", input.as_bytes(), rows, cols, 50);
+    input.push_str("\x1b[?1049l\x1b[r");
+    let stir = Stir {
+        views: true,
+        resizes: true,
+    };
+    let history = assert_same_screens("generated", input.as_bytes(), rows, cols, 50, stir);
+    assert_eq!(history, 50, "the scrollback should be full");
 }
 
 /// The benchmark's coloured log lines: the common case the fast path is for.
@@ -207,5 +288,10 @@ fn coloured_log_lines_draw_the_same() {
         }
         input.extend_from_slice(b"\r\n");
     }
-    assert_same_screens("log lines", &input, 40, 120, 2000);
+    let stir = Stir {
+        views: true,
+        resizes: false,
+    };
+    let history = assert_same_screens("log lines", &input, 40, 120, 500, stir);
+    assert_eq!(history, 500, "the scrollback should be full");
 }

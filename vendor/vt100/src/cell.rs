@@ -5,7 +5,7 @@ const CONTENT_BYTES: usize = 22;
 
 const IS_WIDE: u8 = 0b1000_0000;
 const IS_WIDE_CONTINUATION: u8 = 0b0100_0000;
-const LEN_BITS: u8 = 0b0001_1111;
+pub(crate) const LEN_BITS: u8 = 0b0001_1111;
 
 /// Represents a single terminal cell.
 #[derive(Clone, Debug, Eq)]
@@ -50,6 +50,31 @@ impl Cell {
         // have to look at the first character
         self.set_wide(c.width().unwrap_or(1) > 1);
         self.attrs = a;
+    }
+
+    /// missiond patch: the length byte (content length and wide flags), the
+    /// contents and the attributes, for `row::CompactRow`.
+    pub(crate) fn raw_parts(&self) -> (u8, &[u8], crate::attrs::Attrs) {
+        (self.len, &self.contents[..self.len()], self.attrs)
+    }
+
+    /// missiond patch: the inverse of `raw_parts`.
+    pub(crate) fn from_raw_parts(
+        len: u8,
+        contents: &[u8],
+        attrs: crate::attrs::Attrs,
+    ) -> Self {
+        let mut cell = Self::new();
+        cell.contents[..contents.len()].copy_from_slice(contents);
+        cell.len = len;
+        cell.attrs = attrs;
+        cell
+    }
+
+    /// missiond patch: whether the cell is as `Cell::new` made it (no
+    /// contents, not part of a wide character, default attributes).
+    pub(crate) fn is_pristine(&self) -> bool {
+        self.len == 0 && self.attrs == crate::attrs::Attrs::default()
     }
 
     /// missiond patch: `set` for a printable ASCII byte (one byte, narrow).

@@ -10,9 +10,15 @@ pub struct Grid {
     scroll_bottom: u16,
     origin_mode: bool,
     saved_origin_mode: bool,
+    // missiond patch: the scrollback is `scrollback_compact` (older lines)
+    // followed by `scrollback` (lines that scrolled off since the last
+    // `compact_scrollback`). The part of it a view scrolled back into the
+    // history shows is kept as rows in `scrollback_view`.
+    scrollback_compact: std::collections::VecDeque<crate::row::CompactRow>,
     scrollback: std::collections::VecDeque<crate::row::Row>,
     scrollback_len: usize,
     scrollback_offset: usize,
+    scrollback_view: Vec<crate::row::Row>,
 }
 
 impl Grid {
@@ -26,9 +32,11 @@ impl Grid {
             scroll_bottom: size.rows - 1,
             origin_mode: false,
             saved_origin_mode: false,
+            scrollback_compact: std::collections::VecDeque::new(),
             scrollback: std::collections::VecDeque::new(),
             scrollback_len,
             scrollback_offset: 0,
+            scrollback_view: vec![],
         }
     }
 
@@ -97,6 +105,9 @@ impl Grid {
         if self.saved_pos.col > self.size.cols - 1 {
             self.saved_pos.col = self.size.cols - 1;
         }
+        // missiond patch: the view shows as many scrollback rows as the
+        // screen has rows.
+        self.refresh_scrollback_view();
     }
 
     pub fn pos(&self) -> Pos {
@@ -124,23 +135,62 @@ impl Grid {
     }
 
     pub fn visible_rows(&self) -> impl Iterator<Item = &crate::row::Row> {
-        let scrollback_len = self.scrollback.len();
         let rows_len = self.rows.len();
-        self.scrollback
+        self.scrollback_view.iter().chain(
+            self.rows
+                .iter()
+                .take(rows_len.saturating_sub(self.scrollback_offset)),
+        )
+    }
+
+    /// missiond patch: lines in the scrollback, compact or not.
+    fn scrollback_lines(&self) -> usize {
+        self.scrollback_compact.len() + self.scrollback.len()
+    }
+
+    /// missiond patch: rebuilds the rows of the scrollback that the view
+    /// shows, after the view or the scrollback changed: at most a screenful
+    /// (missiond scrolls the view back only to read the history, and puts
+    /// it back before more output arrives).
+    fn refresh_scrollback_view(&mut self) {
+        self.scrollback_view.clear();
+        if self.scrollback_offset == 0 {
+            return;
+        }
+        let start = self.scrollback_lines() - self.scrollback_offset;
+        let compact = self.scrollback_compact.len();
+        // when scrollback_offset > rows_len (e.g. rows = 3, offset = 9) the
+        // view shows only rows_len (3) rows of the scrollback.
+        self.scrollback_view.extend(
+            self.scrollback_compact
+                .range(start.min(compact)..)
+                .map(crate::row::CompactRow::to_row)
+                .chain(
+                    self.scrollback
+                        .range(start.saturating_sub(compact)..)
+                        .cloned(),
+                )
+                .take(self.rows.len()),
+        );
+    }
+
+    /// missiond patch: stores the lines that scrolled off since the last
+    /// call compactly; returns how many. Compacting a line costs about as
+    /// much as parsing it (its cells are no longer in cache), so missiond
+    /// does it once a slot has gone quiet, not while output scrolls.
+    pub fn compact_scrollback(&mut self) -> usize {
+        let count = self.scrollback.len();
+        // Compact everything first and only then free the rows, so the
+        // compact copies do not land in the holes the rows leave.
+        let compacted: Vec<_> = self
+            .scrollback
             .iter()
-            .skip(scrollback_len - self.scrollback_offset)
-            // when scrollback_offset > rows_len (e.g. rows = 3,
-            // scrollback_len = 10, offset = 9) the skip(10 - 9)
-            // will take 9 rows instead of 3. we need to set
-            // the upper bound to rows_len (e.g. 3)
-            .take(rows_len)
-            // same for rows_len - scrollback_offset (e.g. 3 - 9).
-            // it'll panic with overflow. we have to saturate the subtraction.
-            .chain(
-                self.rows
-                    .iter()
-                    .take(rows_len.saturating_sub(self.scrollback_offset)),
-            )
+            .map(crate::row::Row::compact)
+            .collect();
+        self.scrollback.clear();
+        self.scrollback.shrink_to_fit();
+        self.scrollback_compact.extend(compacted);
+        count
     }
 
     pub fn drawing_rows(&self) -> impl Iterator<Item = &crate::row::Row> {
@@ -196,7 +246,8 @@ impl Grid {
     }
 
     pub fn set_scrollback(&mut self, rows: usize) {
-        self.scrollback_offset = rows.min(self.scrollback.len());
+        self.scrollback_offset = rows.min(self.scrollback_lines());
+        self.refresh_scrollback_view();
     }
 
     pub fn write_contents(&self, contents: &mut String) {
@@ -565,14 +616,20 @@ impl Grid {
             let removed = self.rows.remove(usize::from(self.scroll_top));
             if self.scrollback_len > 0 && !self.scroll_region_active() {
                 self.scrollback.push_back(removed);
-                while self.scrollback.len() > self.scrollback_len {
-                    self.scrollback.pop_front();
+                while self.scrollback_lines() > self.scrollback_len {
+                    if self.scrollback_compact.pop_front().is_none() {
+                        self.scrollback.pop_front();
+                    }
                 }
                 if self.scrollback_offset > 0 {
-                    self.scrollback_offset =
-                        self.scrollback.len().min(self.scrollback_offset + 1);
+                    self.scrollback_offset = self
+                        .scrollback_lines()
+                        .min(self.scrollback_offset + 1);
                 }
             }
+        }
+        if self.scrollback_offset > 0 {
+            self.refresh_scrollback_view();
         }
     }
 

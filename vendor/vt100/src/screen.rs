@@ -114,6 +114,15 @@ impl Screen {
         self.grid_mut().set_scrollback(rows);
     }
 
+    /// missiond patch: stores the lines that scrolled off since the last
+    /// call in a compact form (a few bytes per cell instead of 32), without
+    /// changing what any view shows. Returns how many lines it compacted.
+    /// Cheap when there is nothing to do; costs about as much as parsing
+    /// the lines otherwise, so call it when the terminal has gone quiet.
+    pub fn compact_scrollback(&mut self) -> usize {
+        self.grid.compact_scrollback()
+    }
+
     /// Returns the current position in the scrollback.
     ///
     /// This position indicates the offset from the top of the screen, and is
