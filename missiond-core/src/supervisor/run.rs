@@ -28,6 +28,10 @@ const PARSER_QUEUE: usize = 256;
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// Parser work between two classifications while output floods in.
 const CLASSIFY_EVERY: usize = 256 * 1024;
+/// A slot whose output has been quiet this long has its scrollback compacted.
+const COMPACT_WHEN_QUIET: Duration = Duration::from_secs(1);
+/// Compacting at least this many lines also hands the memory they held back to the system.
+const RELEASE_AFTER_LINES: usize = 256;
 /// A viewer's cursor-position report is dropped this long after the program asked for one.
 const QUERY_WINDOW_MS: u64 = 2000;
 
@@ -171,6 +175,7 @@ impl Run {
             last_query: last_query.clone(),
             epoch,
             parsed_end: 0,
+            compact_at: None,
         };
         std::thread::Builder::new()
             .name(format!("slot-parse-{}", process.pid()))
@@ -380,12 +385,18 @@ struct Pipeline {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     parsed_end: u64,
+    /// When to compact the scrollback: [`COMPACT_WHEN_QUIET`] after the last output.
+    compact_at: Option<Instant>,
 }
 
 impl Pipeline {
     fn run(mut self, queue: flume::Receiver<ParserMsg>) {
         loop {
-            let msg = match self.classifier.next_deadline() {
+            let deadline = match (self.classifier.next_deadline(), self.compact_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let msg = match deadline {
                 Some(deadline) => match queue.recv_deadline(deadline) {
                     Ok(msg) => Some(msg),
                     Err(flume::RecvTimeoutError::Timeout) => None,
@@ -397,10 +408,17 @@ impl Pipeline {
                 },
             };
             let Some(msg) = msg else {
-                let t =
-                    self.classifier
-                        .on_tick(self.screen.vt(), self.screen.title(), Instant::now());
-                self.publish(t);
+                let now = Instant::now();
+                if self.compact_at.is_some_and(|at| at <= now) {
+                    self.compact_at = None;
+                    self.compact_scrollback();
+                }
+                if self.classifier.next_deadline().is_some_and(|at| at <= now) {
+                    let t = self
+                        .classifier
+                        .on_tick(self.screen.vt(), self.screen.title(), now);
+                    self.publish(t);
+                }
                 continue;
             };
             // Take whatever else is queued before classifying: one look per batch.
@@ -412,12 +430,12 @@ impl Pipeline {
                 }
             }
             if fed > 0 {
-                let t = self.classifier.on_output(
-                    self.screen.vt(),
-                    self.screen.title(),
-                    Instant::now(),
-                );
+                let now = Instant::now();
+                let t = self
+                    .classifier
+                    .on_output(self.screen.vt(), self.screen.title(), now);
                 self.publish(t);
+                self.compact_at = Some(now + COMPACT_WHEN_QUIET);
             }
         }
     }
@@ -459,6 +477,15 @@ impl Pipeline {
         }
     }
 
+    /// Compacts the lines that scrolled off while output flowed. Done once the slot is
+    /// quiet, not as lines scroll: a flood scrolls hundreds of thousands of lines a second
+    /// and all but the last 2000 leave the scrollback anyway.
+    fn compact_scrollback(&mut self) {
+        if self.screen.compact_scrollback() >= RELEASE_AFTER_LINES {
+            release_freed_memory();
+        }
+    }
+
     fn publish(&self, transition: Option<Transition>) {
         let Some(t) = transition else { return };
         self.observer.state_changed(&t);
@@ -467,6 +494,17 @@ impl Pipeline {
             prev: t.prev,
             detail: t.detail.clone(),
         });
+    }
+}
+
+/// Hands memory the allocator holds free back to the system. glibc keeps what a thread
+/// freed in that thread's arena: without this, a slot's compacted scrollback would leave its
+/// 7.8 MiB of full rows counted against the daemon until other allocations reused them.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
