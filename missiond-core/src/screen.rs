@@ -356,16 +356,24 @@ mod tests {
         rows
     }
 
-    #[test]
-    fn compacting_the_scrollback_changes_nothing_served() {
-        let mut screen = Screen::new(40, 10, 100);
-        for i in 0..150 {
+    /// Prints `count` lines of three kinds: red text, a bold blue word, and a line that wraps.
+    fn print_coloured_lines(screen: &mut Screen, count: usize) {
+        for i in 0..count {
             let line = match i % 3 {
-                0 => format!("\x1b[31mline {i}\x1b[0m red é 漢字"),
+                0 => format!("\x1b[31mline {i}\x1b[0m red"),
                 1 => format!("line {i} \x1b[44;1mblue\x1b[0m"),
                 _ => format!("line {i} {}", "w".repeat(45)), // wraps
             };
             screen.process(format!("{line}\r\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn compacting_the_scrollback_changes_nothing_served() {
+        let mut screen = Screen::new(40, 10, 100);
+        print_coloured_lines(&mut screen, 120);
+        for i in 0..30 {
+            screen.process(format!("wide {i}: é 漢字 \x1b[7m😀\x1b[0m\r\n").as_bytes());
         }
         let (history, text, ansi) = (screen.history_ansi(), screen.history_text(), screen.ansi());
         let full = screen.parser.screen().clone();
@@ -400,14 +408,7 @@ mod tests {
     #[test]
     fn history_then_snapshot_rebuild_scrollback_and_screen() {
         let mut screen = Screen::new(40, 10, 100);
-        for i in 0..35 {
-            let line = match i % 3 {
-                0 => format!("\x1b[31mline {i}\x1b[0m red"),
-                1 => format!("line {i} \x1b[44;1mblue\x1b[0m"),
-                _ => format!("line {i} {}", "w".repeat(45)), // wraps
-            };
-            screen.process(format!("{line}\r\n").as_bytes());
-        }
+        print_coloured_lines(&mut screen, 35);
         screen.process(b"$ ");
         let mut copy = vt100::Parser::new(10, 40, 100);
         copy.process(&screen.history_ansi());
