@@ -3,7 +3,7 @@
 mod support;
 
 use missiond_core::protocol::{SlotInfo, SlotStatus};
-use support::daemon::{Daemon, BIN};
+use support::daemon::{poll, vm_rss_kib, Daemon, BIN, STEP};
 
 fn has_line(text: &str, line: &str) -> bool {
     text.lines().any(|l| l.trim_end() == line)
@@ -47,6 +47,42 @@ fn launch_bash_send_echo_and_read_the_screen() {
 
 /// `screen --scrollback` prints what scrolled off the top, then the screen; bad query
 /// parameters get a JSON error.
+/// Issue 7: a slot with a full 2000-line scrollback costs under 4 MiB once it is quiet. As
+/// rows of vt100 cells those lines take 7.8 MiB; the slot compacts them a second after its
+/// output stops, and hands the memory back.
+#[test]
+fn a_quiet_slot_with_a_full_scrollback_costs_under_4_mib() {
+    let d = Daemon::start();
+    let before = vm_rss_kib(d.pid);
+    let line = format!("line %06g {}", "x".repeat(88));
+    let script = format!("seq -f '{line}' 2500; printf 'done> '; read x");
+    d.cli_ok(&[
+        "launch", "full", "--size", "120x40", "--", "sh", "-c", &script,
+    ]);
+    d.wait_screen("full", "the prompt after 2500 lines", |t| {
+        t.contains("done>")
+    });
+    let history = d.cli_ok(&["screen", "full", "--scrollback"]);
+    assert_eq!(
+        history.lines().filter(|l| l.starts_with("line ")).count(),
+        2000 + 39,
+        "the scrollback holds 2000 lines, the screen 39 more"
+    );
+    assert!(history.contains(&format!("line 002500 {}", "x".repeat(88))));
+
+    let quiet = poll(STEP, || {
+        let grown = vm_rss_kib(d.pid).saturating_sub(before);
+        (grown < 4 * 1024).then_some(grown)
+    });
+    assert!(
+        quiet.is_some(),
+        "the daemon still holds {} KiB more than before the slot",
+        vm_rss_kib(d.pid).saturating_sub(before)
+    );
+    // What the slot serves is unchanged by compacting it.
+    assert_eq!(d.cli_ok(&["screen", "full", "--scrollback"]), history);
+}
+
 #[test]
 fn screen_with_scrollback_prints_what_scrolled_off() {
     let d = Daemon::start();

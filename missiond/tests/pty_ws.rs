@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::daemon::{Daemon, DaemonOptions};
+use support::daemon::{vm_rss_kib, Daemon, DaemonOptions};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -1256,15 +1256,6 @@ struct FloodFrame {
     ty: String,
     #[serde(default)]
     data: String,
-}
-
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Issue 2 and 3: a viewer that never reads while the slot prints [`flood_mb`] megabytes: the
