@@ -50,7 +50,11 @@ export class Api {
   remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
   screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
-  confirm(id, option) { return this.request('POST', `/api/slots/${enc(id)}/confirm`, { option }); }
+  /** `answer`: an option number, or a meaning (`'yes'`, `'always'`, `'no'`). */
+  confirm(id, answer) {
+    const body = typeof answer === 'number' ? { option: answer } : { answer };
+    return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);
+  }
 }
 
 const enc = encodeURIComponent;

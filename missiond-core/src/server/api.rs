@@ -198,8 +198,9 @@ pub async fn confirm(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> ApiResult<Json<StateReply>> {
+    let answer = req.answer().map_err(ApiError::bad_request)?;
     let slot = slot(&state, &id)?;
-    let view = crate::supervisor::interact::confirm(&slot, req.option).await?;
+    let view = crate::supervisor::interact::confirm(&slot, answer).await?;
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,
