@@ -7,6 +7,7 @@ use crate::protocol::{
 };
 use crate::pty::{ExitInfo, SpawnRequest};
 use crate::semantic::{Rules, Transition};
+use crate::worktree::Tracker;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub struct SlotConfig {
     pub profile: Profile,
     pub restart: RestartPolicy,
     pub scrollback: usize,
+    /// The slot's own git worktree, when it runs in one (`cwd` is inside it).
+    pub worktree: Option<crate::worktree::Checkout>,
 }
 
 /// Backoff of automatic restarts: 1 s doubling to 60 s, reset after a minute of healthy running.
@@ -55,6 +58,7 @@ pub struct Slot {
     events: broadcast::Sender<SlotEvent>,
     rules: Arc<Rules>,
     guard: Option<Arc<super::guard::OrphanGuard>>,
+    worktree: Option<Arc<Tracker>>,
     me: Weak<Slot>,
 }
 
@@ -72,6 +76,7 @@ impl Slot {
         rules: Arc<Rules>,
         events: broadcast::Sender<SlotEvent>,
         guard: Option<Arc<super::guard::OrphanGuard>>,
+        worktree: Option<Arc<Tracker>>,
     ) -> Arc<Slot> {
         let (state, _) = watch::channel(StateView {
             state: SemanticState::Starting,
@@ -97,6 +102,7 @@ impl Slot {
             events,
             rules,
             guard,
+            worktree,
             me: me.clone(),
         })
     }
@@ -131,7 +137,13 @@ impl Slot {
             exit_signal: life.exit.as_ref().and_then(|e| e.signal.clone()),
             restarts: life.restarts,
             viewers: life.run.as_ref().map(|r| r.viewer_count()).unwrap_or(0),
+            worktree: self.worktree.as_ref().map(|t| t.info()),
         }
+    }
+
+    /// The slot's worktree and its live stats, when it runs in one.
+    pub fn worktree(&self) -> Option<&Arc<Tracker>> {
+        self.worktree.as_ref()
     }
 
     /// The current run, if the program is running (or has exited but not been restarted).
@@ -167,9 +179,16 @@ impl Slot {
         if matches!(life.status, SlotStatus::Starting | SlotStatus::Running) {
             return Ok(());
         }
+        // A worktree's setup command runs first, in the slot's own terminal.
+        let (command, args) = self
+            .config
+            .worktree
+            .as_ref()
+            .and_then(|c| crate::worktree::with_setup(c, &self.config.command, &self.config.args))
+            .unwrap_or_else(|| (self.config.command.clone(), self.config.args.clone()));
         let req = SpawnRequest {
-            command: self.config.command.clone(),
-            args: self.config.args.clone(),
+            command,
+            args,
             cwd: self.config.cwd.clone(),
             env: self.config.env.clone(),
             cols: life.cols,
@@ -256,6 +275,12 @@ impl Slot {
 
     fn set_state(&self, state: SemanticState, detail: StateDetail) {
         let prev = self.state.borrow().state;
+        if state == SemanticState::Idle && prev != SemanticState::Idle {
+            // A finished turn is when an agent's edits and commits are worth counting.
+            if let Some(tracker) = &self.worktree {
+                tracker.refresh();
+            }
+        }
         self.state.send_replace(StateView {
             state,
             detail: detail.clone(),
@@ -334,6 +359,9 @@ impl RunObserver for Observer {
             if let (Some(guard), Some(run)) = (&slot.guard, &life.run) {
                 guard.forget(run.pid());
             }
+        }
+        if let Some(tracker) = &slot.worktree {
+            tracker.refresh();
         }
         let _ = slot.events.send(SlotEvent::SlotExited {
             slot_id: slot.config.id.clone(),
