@@ -14,7 +14,7 @@ export class Api {
     this.token = token;
   }
 
-  async request(method, path, body) {
+  async request(method, path, body, { text: asText = false } = {}) {
     const headers = { Authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
@@ -29,6 +29,7 @@ export class Api {
       throw new ApiError(0, 'unreachable', `daemon unreachable: ${err.message}`);
     }
     const text = await res.text();
+    if (asText && res.ok) return text;
     let json = null;
     try {
       json = text ? JSON.parse(text) : null;
@@ -50,6 +51,7 @@ export class Api {
   remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
   screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
+  diff(id) { return this.request('GET', `/api/slots/${enc(id)}/diff`, undefined, { text: true }); }
   confirm(id, option) { return this.request('POST', `/api/slots/${enc(id)}/confirm`, { option }); }
 }
 
