@@ -436,6 +436,30 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_may_ask_for_a_worktree_and_typos_in_it_are_refused() {
+        let cfg = Config::parse(
+            "[[slots]]\nid = \"a\"\nworktree = { base = \"main\", setup = \"npm ci\" }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let wt = cfg.slots[0].worktree.as_ref().unwrap();
+        assert_eq!(wt.base.as_deref(), Some("main"));
+        assert_eq!(wt.setup.as_deref(), Some("npm ci"));
+        let err = Config::parse(
+            "[[slots]]\nid = \"a\"\nworktree = { bsae = \"main\" }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bsae"), "{err}");
+        let err = Config::parse(
+            "[[slots]]\nid = \"a\"\nworktree = { copy = [\"[\"] }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("copy glob"), "{err}");
+    }
+
+    #[test]
     fn shipped_example_parses() {
         let cfg = Config::parse(
             include_str!("../../examples/missiond.toml"),
