@@ -299,40 +299,15 @@ impl crate::tasks::SlotResolver for Supervisor {
 
 /// Refuses to remove a worktree holding work that exists nowhere else, and says what to do.
 async fn refuse_unsaved(id: &str, c: &crate::worktree::Checkout) -> Result<(), SupervisorError> {
-    let probe = c.clone();
-    let stats = tokio::task::spawn_blocking(move || crate::worktree::status(&probe))
-        .await
-        .map_err(|e| SupervisorError::Conflict(e.to_string()))?;
-    let stats = match stats {
-        Ok(stats) => stats,
-        // A worktree deleted by hand holds nothing more to lose.
-        Err(_) if !c.path.exists() => return Ok(()),
-        Err(e) => {
-            return Err(SupervisorError::WorktreeUnsaved(format!(
-                "slot '{id}' was not removed: cannot read its worktree {} ({e}); \
-                 use --keep-worktree or --discard",
-                c.path.display()
-            )))
-        }
-    };
-    if !stats.has_unsaved_work() {
-        return Ok(());
+    let (id_owned, probe) = (id.to_string(), c.clone());
+    let unsaved =
+        tokio::task::spawn_blocking(move || crate::worktree::unsaved_work(&id_owned, &probe))
+            .await
+            .map_err(|e| SupervisorError::Conflict(e.to_string()))?;
+    match unsaved {
+        None => Ok(()),
+        Some(message) => Err(SupervisorError::WorktreeUnsaved(message)),
     }
-    let mut what = Vec::new();
-    if stats.dirty_files > 0 {
-        what.push(format!("{} uncommitted file(s)", stats.dirty_files));
-    }
-    if stats.ahead > 0 {
-        what.push(format!("{} commit(s) not on {}", stats.ahead, c.base));
-    }
-    Err(SupervisorError::WorktreeUnsaved(format!(
-        "slot '{id}' was not removed: its worktree {} (branch {}) has {}. Merge or push the \
-         branch, or run `missiond rm {id} --keep-worktree` to remove the slot and keep the \
-         worktree, or `missiond rm {id} --discard` to delete the worktree and its branch",
-        c.path.display(),
-        c.branch,
-        what.join(" and ")
-    )))
 }
 
 /// Fills in defaults and checks the working directory exists; for a worktree slot, creates

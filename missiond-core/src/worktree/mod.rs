@@ -432,6 +432,41 @@ fn sum_numstat(numstat: &str) -> (u64, u64) {
         .fold((0, 0), |(a, d), (x, y)| (a + x, d + y))
 }
 
+/// What removing slot `id` would lose, as a message that says what to do instead; `None`
+/// when the worktree holds nothing that exists nowhere else. Blocking: runs git.
+pub fn unsaved_work(id: &str, c: &Checkout) -> Option<String> {
+    let stats = match status(c) {
+        Ok(stats) => stats,
+        // A worktree deleted by hand holds nothing more to lose.
+        Err(_) if !c.path.exists() => return None,
+        Err(e) => {
+            return Some(format!(
+                "slot '{id}' was not removed: cannot read its worktree {} ({e}); \
+                 use --keep-worktree or --discard",
+                c.path.display()
+            ))
+        }
+    };
+    if !stats.has_unsaved_work() {
+        return None;
+    }
+    let mut what = Vec::new();
+    if stats.dirty_files > 0 {
+        what.push(format!("{} uncommitted file(s)", stats.dirty_files));
+    }
+    if stats.ahead > 0 {
+        what.push(format!("{} commit(s) not on {}", stats.ahead, c.base));
+    }
+    Some(format!(
+        "slot '{id}' was not removed: its worktree {} (branch {}) has {}. Merge or push the \
+         branch, or run `missiond rm {id} --keep-worktree` to remove the slot and keep the \
+         worktree, or `missiond rm {id} --discard` to delete the worktree and its branch",
+        c.path.display(),
+        c.branch,
+        what.join(" and ")
+    ))
+}
+
 /// Removes the worktree (whatever it holds: the caller decided) and, when missiond owns it,
 /// its branch. Blocking: runs git.
 pub fn remove(c: &Checkout) -> Result<(), WorktreeError> {
