@@ -384,3 +384,17 @@ fn rm_keeps_unsaved_work_unless_told_and_discard_removes_worktree_and_branch() {
     assert_eq!(worktree(&s).path, path.display().to_string());
     assert_eq!(worktree(&s).stats.ahead, 1, "{s:?}");
 }
+
+#[test]
+fn the_base_moving_on_shows_as_behind() {
+    let d = Daemon::start();
+    let repo = repository(&d);
+    // Not started: nothing runs in the worktree, so only the base's branch can move the stats.
+    let s = launch_shell(&d, "idle", &repo, &["--no-start"]);
+    assert_eq!(worktree(&s).stats.behind, 0, "{s:?}");
+    std::fs::write(repo.join("later.txt"), "later\n").expect("write");
+    git(&repo, &["add", "later.txt"]);
+    git(&repo, &["commit", "-qm", "later on main"]);
+    let s = d.wait_slot("idle", "1 behind main", |s| worktree(s).stats.behind == 1);
+    assert_eq!(worktree(&s).stats.ahead, 0);
+}

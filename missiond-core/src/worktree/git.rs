@@ -24,7 +24,10 @@ pub(crate) fn command(dir: &Path) -> Command {
         cmd.env_remove(var);
     }
     // Never ask for credentials or an editor: there is nobody at this terminal.
-    cmd.env("GIT_TERMINAL_PROMPT", "0")
+    // Reading must not write: without this `git status` takes the index lock and may rewrite
+    // the index, which the worktree's watcher would see as a change, and so on forever.
+    cmd.env("GIT_OPTIONAL_LOCKS", "0")
+        .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_EDITOR", "true")
         .arg("-C")
         .arg(dir)

@@ -110,6 +110,7 @@ async fn refresh_loop(
         let c = checkout.clone();
         match tokio::task::spawn_blocking(move || status(&c)).await {
             Ok(Ok(fresh)) => {
+                tracing::trace!(path = %checkout.path.display(), ?fresh, "worktree stats");
                 stats.send_if_modified(|old| {
                     let changed = *old != fresh;
                     *old = fresh;
@@ -122,11 +123,12 @@ async fn refresh_loop(
     }
 }
 
-/// Watches the worktree and its git directory (commits, staging); `None`, with a warning,
+/// Watches the worktree, its git directory (commits, staging) and the repository's branches;
+/// `None`, with a warning,
 /// when inotify refuses (too many watches): the slot's idle nudge still refreshes.
 fn watch_files(checkout: &Checkout, wake: Arc<Notify>) -> Option<RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| match event {
-        Ok(event) if is_change(&event.kind) => wake.notify_one(),
+        Ok(event) if is_change(&event.kind) && !only_locks(&event.paths) => wake.notify_one(),
         Ok(_) => {}
         Err(_) => wake.notify_one(),
     };
@@ -137,7 +139,19 @@ fn watch_files(checkout: &Checkout, wake: Arc<Notify>) -> Option<RecommendedWatc
             return None;
         }
     };
-    for dir in [&checkout.path, &checkout.git_dir] {
+    // The repository's branches: a base that moves on changes `behind`. (`git_dir` is
+    // `<common dir>/worktrees/<name>`.)
+    let branches = checkout
+        .git_dir
+        .parent()
+        .and_then(|worktrees| worktrees.parent())
+        .map(|common| common.join("refs").join("heads"));
+    let dirs = [
+        Some(checkout.path.clone()),
+        Some(checkout.git_dir.clone()),
+        branches,
+    ];
+    for dir in dirs.iter().flatten() {
         if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
             tracing::warn!(
                 "cannot watch {} ({e}): its stats refresh only when the slot goes idle",
@@ -148,11 +162,38 @@ fn watch_files(checkout: &Checkout, wake: Arc<Notify>) -> Option<RecommendedWatc
     Some(watcher)
 }
 
+/// Git's lock files come and go around every update (and around a plain `git status` of a
+/// program in the slot); the update itself shows as the rename onto the real file.
+fn only_locks(paths: &[std::path::PathBuf]) -> bool {
+    !paths.is_empty()
+        && paths
+            .iter()
+            .all(|p| p.extension().is_some_and(|e| e == "lock"))
+}
+
 /// Reads (git's own among them) are not changes.
 fn is_change(kind: &EventKind) -> bool {
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_locks;
+    use std::path::PathBuf;
+
+    #[test]
+    fn lock_files_alone_are_not_changes_but_a_rename_onto_the_real_file_is() {
+        let p = |s: &str| PathBuf::from(s);
+        assert!(only_locks(&[p("/r/.git/worktrees/a/index.lock")]));
+        assert!(!only_locks(&[
+            p("/r/.git/worktrees/a/index.lock"),
+            p("/r/.git/worktrees/a/index")
+        ]));
+        assert!(!only_locks(&[p("/w/src/main.rs")]));
+        assert!(!only_locks(&[]));
     }
 }
