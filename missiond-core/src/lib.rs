@@ -10,6 +10,7 @@
 //! - [`supervisor`]: the set of slots, their lifecycle and restart policy.
 //! - [`protocol`]: every wire message type, shared by server and clients.
 //! - [`server`]: HTTP, WebSocket routes, auth.
+//! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 
 pub mod config;
 pub mod protocol;
@@ -19,6 +20,7 @@ pub mod semantic;
 pub mod server;
 pub mod supervisor;
 pub mod tasks;
+pub mod worktree;
 
 /// The version clients and `/health` report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -14,7 +14,7 @@ export class Api {
     this.token = token;
   }
 
-  async request(method, path, body) {
+  async request(method, path, body, { text: asText = false } = {}) {
     const headers = { Authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
@@ -29,6 +29,7 @@ export class Api {
       throw new ApiError(0, 'unreachable', `daemon unreachable: ${err.message}`);
     }
     const text = await res.text();
+    if (asText && res.ok) return text;
     let json = null;
     try {
       json = text ? JSON.parse(text) : null;
@@ -55,6 +56,7 @@ export class Api {
     const body = typeof answer === 'number' ? { option: answer } : { answer };
     return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);
   }
+  diff(id) { return this.request('GET', `/api/slots/${enc(id)}/diff`, undefined, { text: true }); }
 }
 
 const enc = encodeURIComponent;

@@ -4,6 +4,7 @@
 //! Field names are camelCase on the wire; enum values are snake_case.
 
 pub mod tasks;
+pub mod worktree;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,6 +74,9 @@ pub struct SlotSpec {
     pub restart: RestartPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrollback: Option<usize>,
+    /// Run in a git worktree of its own (see [`worktree::WorktreeSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<worktree::WorktreeSpec>,
 }
 
 fn default_command() -> String {
@@ -98,6 +102,7 @@ impl SlotSpec {
             autostart: true,
             restart: RestartPolicy::Never,
             scrollback: None,
+            worktree: None,
         }
     }
 }
@@ -289,6 +294,9 @@ pub struct SlotInfo {
     /// `null` for other programs or when it could not be told.
     #[serde(default)]
     pub claude_version: Option<String>,
+    /// The slot's own git worktree and how its work differs from the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<worktree::WorktreeInfo>,
 }
 
 /// Error body of every failed REST call: `{"error": {"code", "message"}}`.
@@ -448,5 +456,9 @@ pub enum SlotEvent {
     #[serde(rename_all = "camelCase")]
     SlotRemoved {
         slot_id: String,
+    },
+    /// Something in the slot's info changed other than its state (e.g. its worktree stats).
+    SlotUpdated {
+        slot: SlotInfo,
     },
 }
