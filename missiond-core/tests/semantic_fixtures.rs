@@ -1,5 +1,7 @@
-//! Every mark of every recorded Claude Code 2.1.330 session (tests/fixtures) classifies right,
-//! and the recorded dialogs parse to the right kind, title, question, body and options.
+//! Every mark of every recorded Claude Code session classifies right: the shared 2.1.330
+//! recordings (tests/fixtures) and the recordings of other releases
+//! (tests/fixtures/claude-code-<release>/, made by missiond/tests/record_claude.rs); and the
+//! recorded dialogs parse to the right kind, title, question, body, options and meanings.
 
 use missiond_core::protocol::{DialogKind, Profile, SemanticState};
 use missiond_core::semantic::{Classifier, RuleBook, Transition};
@@ -34,9 +36,54 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// The shared 2.1.330 recordings.
 fn recordings() -> Vec<Recording> {
+    let out = recordings_in(&fixtures_dir(), "");
+    assert_eq!(
+        out.len(),
+        7,
+        "expected the seven recordings of tests/fixtures"
+    );
+    out
+}
+
+/// The recordings of every other release: `tests/fixtures/claude-code-<release>/`.
+fn release_recordings() -> Vec<Recording> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("claude-code-"))
+        })
+        .collect();
+    dirs.sort();
+    assert!(
+        dirs.len() >= 3,
+        "expected recordings of three more releases: {dirs:?}"
+    );
     let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+    for dir in dirs {
+        let release = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let recs = recordings_in(&dir, &format!("{}/", release.unwrap_or_default()));
+        assert!(!recs.is_empty(), "{}: no recordings", dir.display());
+        out.extend(recs);
+    }
+    assert!(out.len() >= 11, "only {} release recordings", out.len());
+    out
+}
+
+/// Every recording, of every release.
+fn all_recordings() -> Vec<Recording> {
+    let mut all = recordings();
+    all.extend(release_recordings());
+    all
+}
+
+fn recordings_in(dir: &Path, prefix: &str) -> Vec<Recording> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("fixtures dir")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -58,22 +105,16 @@ fn recordings() -> Vec<Recording> {
             })
             .collect();
         out.push(Recording {
-            name: json_path
-                .file_stem()
-                .expect("stem")
-                .to_string_lossy()
-                .into_owned(),
+            name: format!(
+                "{prefix}{}",
+                json_path.file_stem().expect("stem").to_string_lossy()
+            ),
             cols: json["cols"].as_u64().expect("cols") as u16,
             rows: json["rows"].as_u64().expect("rows") as u16,
             bytes,
             marks,
         });
     }
-    assert_eq!(
-        out.len(),
-        7,
-        "expected the seven recordings of tests/fixtures"
-    );
     out
 }
 
@@ -110,7 +151,7 @@ fn classify_at(rec: &Recording, offset: usize) -> Classifier {
 fn every_mark_classifies_right_from_a_fresh_screen() {
     let mut failures = Vec::new();
     let mut checked = 0;
-    for rec in recordings() {
+    for rec in all_recordings() {
         for m in &rec.marks {
             let c = classify_at(&rec, m.offset);
             checked += 1;
@@ -136,7 +177,7 @@ fn every_mark_classifies_right_from_a_fresh_screen() {
             }
         }
     }
-    assert!(checked >= 19, "only {checked} marks checked");
+    assert!(checked >= 40, "only {checked} marks checked");
     assert!(
         failures.is_empty(),
         "misclassified marks:\n{}",
@@ -151,7 +192,7 @@ fn every_mark_classifies_right_from_a_fresh_screen() {
 fn every_mark_classifies_right_when_streamed() {
     let book = RuleBook::embedded();
     let mut failures = Vec::new();
-    for rec in recordings() {
+    for rec in all_recordings() {
         let mut parser = vt100::Parser::new_with_callbacks(rec.rows, rec.cols, 0, Title::default());
         let mut c = Classifier::new(book.rules(Profile::ClaudeCode));
         let mut now = Instant::now();
@@ -166,7 +207,8 @@ fn every_mark_classifies_right_when_streamed() {
                         rec.name
                     );
                     assert!(
-                        t.state != t.prev || t.state == SemanticState::Confirming,
+                        t.state != t.prev
+                            || matches!(t.state, SemanticState::Confirming | SemanticState::Error),
                         "{}: a non-change was reported: {t:?}",
                         rec.name
                     );
@@ -326,5 +368,87 @@ fn api_key_dialog_parses() {
     assert_eq!(
         labels(&d),
         vec![(1, "Yes", false), (2, "No (recommended)", true)]
+    );
+}
+
+/// On every release, every recorded permission and trust dialog can be answered by meaning:
+/// its first option allows once ("yes"), and it can be refused, by an option meaning "no" or
+/// (with no such option) by Escape; an option meaning "always" is never the first.
+#[test]
+fn every_recorded_dialog_can_be_answered_by_meaning() {
+    use missiond_core::protocol::Meaning;
+    let mut checked = 0;
+    for rec in all_recordings() {
+        for m in rec.marks.iter().filter(|m| m.state == "confirming") {
+            let c = classify_at(&rec, m.offset);
+            let Some(dialog) = c.detail().dialog.clone() else {
+                panic!("{} @{}: confirming without a dialog", rec.name, m.offset);
+            };
+            if !matches!(dialog.kind, DialogKind::Permission | DialogKind::Trust) {
+                continue;
+            }
+            checked += 1;
+            let what = format!("{} @{} ({}): {dialog:?}", rec.name, m.offset, m.note);
+            let yes = dialog
+                .option_meaning(Meaning::Yes)
+                .map(|o| o.label.as_str());
+            assert!(
+                yes.is_some_and(|l| l.starts_with("Yes")),
+                "no option means yes: {what}"
+            );
+            assert!(
+                dialog.option_meaning(Meaning::No).is_some() || dialog.cancellable,
+                "cannot be refused: {what}"
+            );
+            if dialog.kind == DialogKind::Permission {
+                assert_eq!(dialog.options[0].meaning, Some(Meaning::Yes), "{what}");
+            }
+            for o in &dialog.options {
+                if o.label.starts_with("No") {
+                    assert_eq!(o.meaning, Some(Meaning::No), "{what}");
+                }
+                if o.label.contains("switch to") {
+                    assert_eq!(o.meaning, None, "a mode switch is no plain yes: {what}");
+                }
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} dialogs checked");
+}
+
+/// Claude Code 2.0.x asks "Do you trust the files in this folder?" with the folder and a
+/// warning below the question: a `trust` dialog whose body holds both, answerable by meaning.
+#[test]
+fn the_2_0_trust_dialog_is_a_trust_dialog_with_folder_and_warning() {
+    use missiond_core::protocol::Meaning;
+    let rec = release_recordings()
+        .into_iter()
+        .find(|r| r.name == "claude-code-2.0.77/startup_trust-120x40")
+        .expect("the 2.0.77 trust recording");
+    let mark = rec
+        .marks
+        .iter()
+        .find(|m| m.state == "confirming")
+        .expect("mark");
+    let c = classify_at(&rec, mark.offset);
+    let dialog = c.detail().dialog.clone().expect("dialog");
+    assert_eq!(dialog.kind, DialogKind::Trust, "{dialog:?}");
+    assert_eq!(dialog.question, "Do you trust the files in this folder?");
+    assert!(dialog.body.contains("/project"), "the folder: {dialog:?}");
+    assert!(
+        dialog.body.contains("security risks"),
+        "the warning: {dialog:?}"
+    );
+    let labels: Vec<(&str, Option<Meaning>)> = dialog
+        .options
+        .iter()
+        .map(|o| (o.label.as_str(), o.meaning))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("Yes, proceed", Some(Meaning::Yes)),
+            ("No, exit", Some(Meaning::No))
+        ]
     );
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use missiond_core::protocol::{Dialog, DialogKind, SemanticState, SlotInfo, StateReply};
+use missiond_core::protocol::{Dialog, DialogKind, Meaning, SemanticState, SlotInfo, StateReply};
 use serde_json::{json, Value};
 use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder};
 use support::daemon::{poll, Daemon};
@@ -47,12 +47,13 @@ struct Rig {
 }
 
 impl Rig {
-    /// Starts the stand-in with `turns`, a daemon, and Claude Code in slot [`SLOT`].
-    fn start(turns: Vec<Turn>, trust_dialog: bool) -> Rig {
+    /// Starts the stand-in with `turns`, a daemon, and Claude Code `release` in slot [`SLOT`].
+    fn start(release: &str, turns: Vec<Turn>, trust_dialog: bool) -> Rig {
         let serial = serial();
         let stand_in = StandIn::start(turns);
         let daemon = Daemon::start();
         let env = ClaudeEnvBuilder::new(stand_in.base_url())
+            .release(release)
             .show_trust_dialog(trust_dialog)
             .claude_dir(daemon.dir().join("claude"))
             .build();
@@ -351,9 +352,8 @@ impl Drop for WsLog {
 
 /// The start-up trust dialog is a `trust` confirmation; answering "Yes, I trust this folder"
 /// through `missiond confirm` lets Claude Code start.
-#[test]
-fn trust_dialog_is_confirmed_and_claude_starts() {
-    let rig = Rig::start(vec![], true);
+fn trust_dialog_is_confirmed_and_claude_starts(release: &str) {
+    let rig = Rig::start(release, vec![], true);
     let reply = rig.wait_state("confirming");
     let dialog = reply
         .state_detail
@@ -369,9 +369,19 @@ fn trust_dialog_is_confirmed_and_claude_starts() {
         dialog.options.iter().any(|o| o.label.starts_with("No")),
         "no No option in {dialog:?}"
     );
-    rig.confirm(trust.n);
+    assert_eq!(trust.meaning, Some(Meaning::Yes), "{dialog:?}");
+    assert!(
+        dialog
+            .options
+            .iter()
+            .any(|o| o.label.starts_with("No") && o.meaning == Some(Meaning::No)),
+        "{dialog:?}"
+    );
+    rig.cli_ok(&["--json", "confirm", SLOT, "--yes"]);
     rig.wait_ready();
-    assert_eq!(rig.info().state, SemanticState::Idle);
+    let info = rig.info();
+    assert_eq!(info.state, SemanticState::Idle);
+    assert_eq!(info.claude_version.as_deref(), Some(release), "{info:?}");
     assert!(
         rig.info().pid.is_some_and(support::daemon::alive),
         "Claude Code should run after the trust dialog\n{}",
@@ -381,10 +391,10 @@ fn trust_dialog_is_confirmed_and_claude_starts() {
 
 /// `prompt --wait`: the slot is busy while the stand-in holds the answer, the CLI returns
 /// `idle` once the answer is in, and the model got the prompt text.
-#[test]
-fn prompt_wait_goes_busy_then_idle() {
+fn prompt_wait_goes_busy_then_idle(release: &str) {
     let gate = Gate::new();
     let rig = Rig::start(
+        release,
         vec![Turn::text("Hello from the stand-in.").held_by(&gate)],
         false,
     );
@@ -424,13 +434,13 @@ fn prompt_wait_goes_busy_then_idle() {
 }
 
 /// A Bash call with a side effect asks permission: `confirming` with a `permission` dialog
-/// naming the command; `confirm 1` runs it.
-#[test]
-fn bash_permission_confirmed_runs_the_command() {
+/// naming the command, its options carrying meanings; `confirm --yes` runs it.
+fn bash_permission_confirmed_runs_the_command(release: &str) {
     let outside = tempfile::tempdir().expect("temp dir");
     let flag = outside.path().join("flag.txt");
     let command = format!("touch {}", flag.display());
     let rig = Rig::start(
+        release,
         vec![
             Turn::bash(&command, "Create the flag file"),
             Turn::text("The flag is set."),
@@ -449,9 +459,15 @@ fn bash_permission_confirmed_runs_the_command() {
     assert!(labels[0].starts_with("Yes"), "{labels:?}");
     assert_eq!(labels.last().copied(), Some("No"), "{labels:?}");
     assert_eq!(dialog.options[0].n, 1);
+    assert_eq!(dialog.options[0].meaning, Some(Meaning::Yes), "{dialog:?}");
+    assert_eq!(
+        dialog.options.last().and_then(|o| o.meaning),
+        Some(Meaning::No),
+        "{dialog:?}"
+    );
     assert!(!flag.exists(), "nothing runs before the answer");
 
-    rig.confirm(1);
+    rig.cli_ok(&["--json", "confirm", SLOT, "--yes"]);
     let requests = rig.stand_in.wait_for_main_requests(2, STEP);
     let results = requests[1].tool_results();
     assert!(
@@ -470,12 +486,12 @@ fn bash_permission_confirmed_runs_the_command() {
 /// while it runs (the `tool-running` rule: about 3 s in, Claude Code adds the elapsed time and
 /// `(ctrl+b to run in background)` to the tool's block), then the turn ends `idle` with the
 /// command done.
-#[test]
-fn a_running_bash_command_is_tool_running_then_idle() {
+fn a_running_bash_command_is_tool_running_then_idle(release: &str) {
     let outside = tempfile::tempdir().expect("temp dir");
     let flag = outside.path().join("slept.txt");
     let command = format!("sleep 8; touch {}", flag.display());
     let rig = Rig::start(
+        release,
         vec![
             Turn::bash(&command, "Nap a while"),
             Turn::text("Slept well."),
@@ -529,10 +545,10 @@ fn a_running_bash_command_is_tool_running_then_idle() {
 /// An AskUserQuestion call is a `question` dialog (the `question-dialog` rule): `confirming`
 /// with the question and the model's options, numbered as on screen; `confirm 2` picks the
 /// second option, and the model gets it as the tool's result.
-#[test]
-fn ask_user_question_is_a_question_dialog_and_confirm_answers_it() {
+fn ask_user_question_is_a_question_dialog_and_confirm_answers_it(release: &str) {
     let question = "Which colour do you like?";
     let rig = Rig::start(
+        release,
         vec![
             Turn::ask_user_question("Colour", question, &["Red", "Blue"]),
             Turn::text("Blue it is."),
@@ -609,10 +625,10 @@ fn ask_user_question_is_a_question_dialog_and_confirm_answers_it() {
     );
 }
 
-/// A Write refused with the dialog's No option: no file, the turn ends, the slot is idle.
-#[test]
-fn write_refused_with_no_leaves_no_file() {
-    let rig = Rig::start(vec![], false);
+/// A Write refused through `confirm`: no file, no request to the model, back to idle. `how` is
+/// the confirm's arguments after the slot id, or `None` for the number of the "No" option.
+fn refuse_write(release: &str, how: Option<&[&str]>) {
+    let rig = Rig::start(release, vec![], false);
     let target = rig.env.project_dir.join("notes.txt");
     rig.stand_in
         .push(Turn::write(target.to_string_lossy(), "should not exist\n"));
@@ -626,10 +642,21 @@ fn write_refused_with_no_leaves_no_file() {
         .find(|o| o.label == "No")
         .unwrap_or_else(|| panic!("no `No` option in {dialog:?}"));
     assert!(no.n > 1, "{dialog:?}");
+    assert_eq!(no.meaning, Some(Meaning::No), "{dialog:?}");
 
-    rig.confirm(no.n);
+    let number = no.n.to_string();
+    let args: Vec<&str> = match how {
+        Some(how) => ["--json", "confirm", SLOT]
+            .iter()
+            .chain(how)
+            .copied()
+            .collect(),
+        None => vec!["--json", "confirm", SLOT, number.as_str()],
+    };
+    rig.cli_ok(&args);
     rig.wait_screen("the refusal", |s| {
-        s.contains("Rejected") || s.contains("Interrupted")
+        let s = s.to_lowercase();
+        s.contains("rejected") || s.contains("interrupted")
     });
     rig.wait_state("idle");
     assert_eq!(rig.info().state, SemanticState::Idle);
@@ -641,10 +668,20 @@ fn write_refused_with_no_leaves_no_file() {
     );
 }
 
+/// A Write refused with `confirm N`, N the number of its "No" option (3 on 2.1.200, where a
+/// burst of arrows and Enter used to submit option 1 and write the file).
+fn write_refused_by_number_leaves_no_file(release: &str) {
+    refuse_write(release, None);
+}
+
+/// A Write refused with `confirm --no` (`{"answer": "no"}`).
+fn write_refused_by_meaning_leaves_no_file(release: &str) {
+    refuse_write(release, Some(&["--no"]));
+}
+
 /// `/exit` typed through `prompt` ends Claude Code: the slot is `exited`.
-#[test]
-fn exit_command_ends_the_slot() {
-    let rig = Rig::start(vec![], false);
+fn exit_command_ends_the_slot(release: &str) {
+    let rig = Rig::start(release, vec![], false);
     rig.wait_ready();
     let pid = rig.info().pid.expect("a running slot has a pid");
     rig.cli_ok(&["prompt", SLOT, "/exit"]);
@@ -665,14 +702,13 @@ fn exit_command_ends_the_slot() {
 
 /// A model answer that quotes a dialog and a spinner footer is transcript, not a dialog: the
 /// slot stays `idle` and never enters `confirming`.
-#[test]
-fn quoted_dialog_text_in_an_answer_is_not_a_dialog() {
+fn quoted_dialog_text_in_an_answer_is_not_a_dialog(release: &str) {
     let prose = "Here is what the dialog looked like:\n\n\
                  Do you want to proceed?\n\
                  ❯ 1. Yes\n  \
                  2. No\n\n\
                  and the footer said esc to interrupt while it ran.";
-    let rig = Rig::start(vec![Turn::text(prose)], false);
+    let rig = Rig::start(release, vec![Turn::text(prose)], false);
     rig.wait_ready();
 
     let reply = rig.prompt_wait("show me the dialog");
@@ -702,10 +738,10 @@ fn quoted_dialog_text_in_an_answer_is_not_a_dialog() {
 
 /// Issue 5: a scripted TaskCreate and TaskUpdate(in_progress) in a slot reach `/tasks` as
 /// `cc_tasks_changed` and `cc_task_started`, carrying the slot's id and the subjects sent.
-#[test]
-fn task_tools_in_a_slot_reach_the_tasks_stream_with_the_slot_id() {
+fn task_tools_in_a_slot_reach_the_tasks_stream_with_the_slot_id(release: &str) {
     let subject = "Design the API";
     let rig = Rig::start(
+        release,
         vec![
             Turn::task_create(subject, "Design it", "Designing the API"),
             Turn::task_update("1", "in_progress"),
@@ -757,5 +793,159 @@ fn task_tools_in_a_slot_reach_the_tasks_stream_with_the_slot_id() {
         started["payload"]["sessionId"],
         session.as_str(),
         "{started:#}"
+    );
+}
+
+/// Escape during a turn interrupts it: busy while the stand-in holds the answer, then `idle`
+/// with Claude Code's "Interrupted" on screen, and the next prompt is answered.
+fn escape_interrupts_a_turn(release: &str) {
+    let gate = Gate::new();
+    let rig = Rig::start(
+        release,
+        vec![
+            Turn::text("This answer is never shown.").held_by(&gate),
+            Turn::text("Still here."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+    rig.cli_ok(&["prompt", SLOT, "think about it for a long time"]);
+    rig.events.wait_for("a busy state of the slot", |f| {
+        f["type"] == "slot_state" && f["slotId"] == SLOT && f["state"].as_str().is_some_and(is_busy)
+    });
+    rig.cli_ok(&["send", SLOT, "\x1b"]);
+    rig.wait_screen("the interruption", |s| s.contains("Interrupted"));
+    rig.wait_state("idle");
+    gate.open();
+    let reply = rig.prompt_wait("are you there?");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the next answer", |s| s.contains("Still here."));
+    assert!(
+        !rig.screen_text().contains("This answer is never shown."),
+        "{}",
+        rig.context()
+    );
+}
+
+/// API calls that fail with 500 are retried by Claude Code: the slot is `error` with
+/// `stateDetail.error.reason == "api_retry"` and the attempt, then the turn recovers to idle.
+fn api_retries_are_an_error_until_the_turn_recovers(release: &str) {
+    let mut turns: Vec<Turn> = (0..RETRIED_FAILURES)
+        .map(|_| Turn::api_error(500, "stand-in is having a bad day"))
+        .collect();
+    turns.push(Turn::text("Recovered."));
+    let rig = Rig::start(release, turns, false);
+    rig.wait_ready();
+    rig.cli_ok(&["prompt", SLOT, "are you there?"]);
+    let retry = rig
+        .events
+        .wait_for("the slot in error with api_retry", |f| {
+            f["type"] == "slot_state"
+                && f["slotId"] == SLOT
+                && f["state"] == "error"
+                && f["detail"]["error"]["reason"] == "api_retry"
+        });
+    let error = &retry["detail"]["error"];
+    let attempt = error["attempt"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{retry:#}"));
+    let of = error["of"].as_u64().unwrap_or_else(|| panic!("{retry:#}"));
+    assert!(attempt >= 1 && of >= attempt, "{retry:#}");
+    assert!(error["message"].is_string(), "{retry:#}");
+    // The countdown is read while it shows (2.1.332 ends each with `retrying…`, no seconds).
+    rig.events.wait_for("an api_retry with its countdown", |f| {
+        f["type"] == "slot_state"
+            && f["slotId"] == SLOT
+            && f["detail"]["error"]["reason"] == "api_retry"
+            && f["detail"]["error"]["retryInSecs"].is_u64()
+    });
+    rig.wait_screen("the recovered answer", |s| s.contains("Recovered."));
+    rig.wait_state("idle");
+    let states = rig.states();
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("idle"),
+        "{states:?}"
+    );
+}
+
+/// How many 500s the stand-in answers before it recovers: enough for Claude Code to show its
+/// retry line (from the first attempt on, counting down 1 s, 2 s, 3 s between them).
+const RETRIED_FAILURES: usize = 3;
+
+/// A turn that ends in an API error (403: not retried; 2.1.332 retries a 400 silently) leaves
+/// the slot `error` with `reason: "api_error"` until the next prompt, which is taken and answered.
+fn an_api_error_is_error_until_the_next_prompt(release: &str) {
+    let rig = Rig::start(
+        release,
+        vec![
+            Turn::api_error(403, "stand-in refuses this request"),
+            Turn::text("Back again."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+    let reply = rig.prompt_wait("please fail");
+    assert_eq!(reply.state, SemanticState::Error, "{}", rig.context());
+    let error = reply.state_detail.error.clone().unwrap_or_default();
+    assert_eq!(error.reason, "api_error", "{reply:?}");
+    assert!(
+        error
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("stand-in refuses")),
+        "{reply:?}"
+    );
+    // Nothing on screen changes while nobody types: still error a little later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(rig.info().state, SemanticState::Error, "{}", rig.context());
+    let reply = rig.prompt_wait("try again");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the next answer", |s| s.contains("Back again."));
+}
+
+/// Every test above, once per release of the matrix (`support::claude_env::RELEASES`, kept
+/// equal to this list): `cargo test -p missiond --test claude_e2e v2_1_200` runs one release.
+macro_rules! on_every_release {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[test]
+            fn v2_1_330() {
+                super::$test("2.1.330")
+            }
+            #[test]
+            fn v2_1_332() {
+                super::$test("2.1.332")
+            }
+            #[test]
+            fn v2_1_200() {
+                super::$test("2.1.200")
+            }
+        }
+    )*};
+}
+
+on_every_release!(
+    trust_dialog_is_confirmed_and_claude_starts,
+    prompt_wait_goes_busy_then_idle,
+    bash_permission_confirmed_runs_the_command,
+    a_running_bash_command_is_tool_running_then_idle,
+    ask_user_question_is_a_question_dialog_and_confirm_answers_it,
+    write_refused_by_number_leaves_no_file,
+    write_refused_by_meaning_leaves_no_file,
+    exit_command_ends_the_slot,
+    quoted_dialog_text_in_an_answer_is_not_a_dialog,
+    task_tools_in_a_slot_reach_the_tasks_stream_with_the_slot_id,
+    escape_interrupts_a_turn,
+    api_retries_are_an_error_until_the_turn_recovers,
+    an_api_error_is_error_until_the_next_prompt,
+);
+
+#[test]
+fn the_matrix_is_the_list_of_releases() {
+    assert_eq!(
+        support::claude_env::RELEASES,
+        ["2.1.330", "2.1.332", "2.1.200"],
+        "on_every_release! and RELEASES must name the same releases"
     );
 }

@@ -6,173 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
-use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder, VARS_TO_CLEAR};
+use support::claude_env::{ClaudeEnv, ClaudeEnvBuilder};
+use support::pty_claude::{PtyClaude, STEP_TIMEOUT};
 use support::stand_in::{Gate, StandIn, Turn};
-
-const COLS: u16 = 120;
-const ROWS: u16 = 40;
-/// Generous: two cores are shared by parallel builds and tests.
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Claude Code in a PTY, its output fed to a vt100 screen by a reader thread. Nobody answers
-/// the terminal queries it sends at start (DA1, XTVERSION, kitty keyboard, OSC): it does not
-/// need answers.
-struct PtyClaude {
-    child: Box<dyn Child + Send + Sync>,
-    writer: Box<dyn Write + Send>,
-    parser: Arc<Mutex<vt100::Parser>>,
-    _master: Box<dyn MasterPty + Send>,
-}
-
-impl PtyClaude {
-    fn spawn(env: &ClaudeEnv) -> Self {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("open pty");
-        let mut cmd = CommandBuilder::new(&env.command);
-        cmd.args(&env.args);
-        cmd.cwd(&env.cwd);
-        for var in VARS_TO_CLEAR {
-            cmd.env_remove(var);
-        }
-        for (k, v) in &env.env {
-            cmd.env(k, v);
-        }
-        let child = pair.slave.spawn_command(cmd).expect("spawn claude");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let writer = pair.master.take_writer().expect("pty writer");
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-        let sink = parser.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .process(&buf[..n]),
-                }
-            }
-        });
-        PtyClaude {
-            child,
-            writer,
-            parser,
-            _master: pair.master,
-        }
-    }
-
-    fn screen_text(&self) -> String {
-        self.parser
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .screen()
-            .contents()
-    }
-
-    fn bracketed_paste(&self) -> bool {
-        self.parser
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .screen()
-            .bracketed_paste()
-    }
-
-    /// Polls the screen until `pred` holds; fails the test with the screen after `STEP_TIMEOUT`.
-    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        match self.poll_screen(STEP_TIMEOUT, &pred) {
-            Ok(text) => text,
-            Err(text) => panic!("timed out waiting for {what}; screen:\n{text}"),
-        }
-    }
-
-    /// Polls the screen until `pred` holds (`Ok(screen)`) or `timeout` passes (`Err(screen)`).
-    fn poll_screen(
-        &self,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = self.screen_text();
-            if pred(&text) {
-                return Ok(text);
-            }
-            if Instant::now() >= deadline {
-                return Err(text);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Answers the dialog on screen with `keys`, sending them again while the same dialog is
-    /// still asking after a few seconds: Claude Code can draw a dialog before it reads keys
-    /// for it, and drops an answer given that early (`missiond confirm` does the same).
-    fn answer_dialog(&mut self, keys: &[u8], still_asking: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            self.send(keys);
-            match self.poll_screen(Duration::from_secs(3), |s| !still_asking(s)) {
-                Ok(_) => return,
-                Err(text) => assert!(
-                    Instant::now() < deadline,
-                    "the dialog never took the answer; screen:\n{text}"
-                ),
-            }
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write to pty");
-        self.writer.flush().expect("flush pty");
-    }
-
-    /// Types a prompt the way the daemon does: bracketed paste when enabled, then Enter.
-    fn submit_prompt(&mut self, text: &str) {
-        if self.bracketed_paste() {
-            self.send(format!("\x1b[200~{text}\x1b[201~").as_bytes());
-        } else {
-            self.send(text.as_bytes());
-        }
-        self.send(b"\r");
-    }
-
-    fn wait_exit(&mut self) -> portable_pty::ExitStatus {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait claude") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "claude did not exit; screen:\n{}",
-                self.screen_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for PtyClaude {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Polls `sessions/<pid>.json` until its `status` is `want` (`idle`, `busy`, `waiting`).
 fn wait_session_status(env: &ClaudeEnv, pid: u32, want: &str) {
@@ -208,7 +46,7 @@ fn claude_answers_a_prompt_from_the_stand_in_and_exits() {
         claude.bracketed_paste(),
         "Claude Code enables bracketed paste (ESC[?2004h) at start"
     );
-    let pid = claude.child.process_id().expect("claude pid");
+    let pid = claude.pid().expect("claude pid");
     let session = env
         .session_file(pid)
         .expect("sessions/<pid>.json of the claude process itself");
@@ -272,7 +110,7 @@ fn scripted_bash_call_runs_after_permission_digit() {
         "dialog title; screen:\n{dialog}"
     );
     assert!(!marker.exists(), "the command must wait for permission");
-    let pid = claude.child.process_id().expect("claude pid");
+    let pid = claude.pid().expect("claude pid");
     wait_session_status(&env, pid, "waiting");
     let session = env.session_file(pid).expect("session file");
     assert_eq!(session["waitingFor"], "permission prompt");

@@ -210,17 +210,29 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
         .filter(|&i| kinds[i] == LineKind::Rule { dashed: true })
         .take(2)
         .collect();
-    let body = if dashed.len() == 2 {
-        dedent(&lines[dashed[0] + 1..dashed[1]])
-    } else {
-        let from = title_line.map(|t| t + 1).unwrap_or(0);
-        let to = question_start.min(options_start).max(from);
-        lines[from..to]
+    let text_lines = |from: usize, to: usize| {
+        lines[from..to.max(from)]
             .iter()
             .filter(|l| line_kind(l) == LineKind::Text)
             .map(|l| l.trim())
             .collect::<Vec<_>>()
             .join("\n")
+    };
+    let body = if dashed.len() == 2 {
+        dedent(&lines[dashed[0] + 1..dashed[1]])
+    } else {
+        let from = title_line.map(|t| t + 1).unwrap_or(0);
+        match text_lines(from, question_start.min(options_start)) {
+            // A dialog that opens with its question (2.0.x trust: "Do you trust the files in
+            // this folder?", then the folder and a warning) has its body below the question.
+            body if body.is_empty() && !question.is_empty() => {
+                let question_end = (question_start..options_start)
+                    .find(|&i| !is_text(i))
+                    .unwrap_or(options_start);
+                text_lines(question_end, options_start)
+            }
+            body => body,
+        }
     };
 
     Dialog {

@@ -13,6 +13,12 @@ use serde_json::json;
 /// The version the fixtures were recorded with and `scripts/install-e2e-tools.sh` installs.
 pub const CLAUDE_CODE_VERSION: &str = "2.1.330";
 
+/// The releases the end-to-end tests run on (docs/TESTING-WITH-CLAUDE.md, "Releases verified"):
+/// the pinned one, the newest published when the matrix was last extended, and 2.1.200 (July
+/// 2026), which users still run. `scripts/install-e2e-tools.sh` installs each into
+/// `.e2e-tools/claude-<version>/`; keep the two lists equal.
+pub const RELEASES: &[&str] = &[CLAUDE_CODE_VERSION, "2.1.332", "2.1.200"];
+
 /// The API key the tests use. Claude Code remembers approved keys by their last 20 characters.
 pub const TEST_API_KEY: &str = "sk-ant-api03-missiond-test-key-0123456789abcdef";
 
@@ -60,6 +66,31 @@ pub fn claude_bin() -> PathBuf {
     bin
 }
 
+/// Path of the Claude Code binary of `release`: the pinned one is [`claude_bin`]; every other
+/// release of [`RELEASES`] lives in `<repo>/.e2e-tools/claude-<release>/` (or
+/// `$MISSIOND_CLAUDE_RELEASES_DIR/claude-<release>/`). Panics (failing the test, never skipping
+/// it) with the command that installs it.
+pub fn claude_bin_for(release: &str) -> PathBuf {
+    if release == CLAUDE_CODE_VERSION {
+        return claude_bin();
+    }
+    let dir = match std::env::var_os("MISSIOND_CLAUDE_RELEASES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")))
+            .join(".e2e-tools"),
+    };
+    let bin = dir.join(format!("claude-{release}/node_modules/.bin/claude"));
+    assert!(
+        bin.is_file(),
+        "Claude Code {release} is not installed at {}.\n\
+         Run `scripts/install-e2e-tools.sh` from the repository root (needs npm).",
+        bin.display()
+    );
+    bin
+}
+
 /// Builds a [`ClaudeEnv`]. By default both start-up dialogs (trust, API key) are pre-answered so
 /// Claude Code starts straight at the prompt.
 #[derive(Debug, Clone)]
@@ -72,6 +103,7 @@ pub struct ClaudeEnvBuilder {
     env: BTreeMap<String, String>,
     args: Vec<String>,
     claude_dir: Option<PathBuf>,
+    release: Option<String>,
 }
 
 impl ClaudeEnvBuilder {
@@ -86,6 +118,7 @@ impl ClaudeEnvBuilder {
             env: BTreeMap::new(),
             args: Vec::new(),
             claude_dir: None,
+            release: None,
         }
     }
 
@@ -128,6 +161,12 @@ impl ClaudeEnvBuilder {
         self
     }
 
+    /// Run this release of [`RELEASES`] (default: the pinned one, or `$MISSIOND_CLAUDE_BIN`).
+    pub fn release(mut self, release: &str) -> Self {
+        self.release = Some(release.to_string());
+        self
+    }
+
     /// Appends a command-line argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
@@ -136,7 +175,10 @@ impl ClaudeEnvBuilder {
 
     /// Creates the temp HOME, claude dir and project dir and writes `.claude.json`.
     pub fn build(self) -> ClaudeEnv {
-        let command = claude_bin();
+        let command = match &self.release {
+            Some(release) => claude_bin_for(release),
+            None => claude_bin(),
+        };
         let root = tempfile::Builder::new()
             .prefix("missiond-claude-")
             .tempdir()

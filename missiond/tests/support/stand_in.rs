@@ -43,9 +43,20 @@ pub struct Turn {
     /// Wait until this gate is opened before streaming the blocks (keeps the CLI busy for as
     /// long as a test needs, without guessing a duration).
     pub gate: Option<Gate>,
+    /// Fail the request instead: this HTTP status with an API error body carrying the message
+    /// (500 and 529 are retried by Claude Code, each retry taking the next turn; 400 is not).
+    pub error: Option<(u16, String)>,
 }
 
 impl Turn {
+    /// A failed request: HTTP `status` with the API's error body.
+    pub fn api_error(status: u16, message: impl Into<String>) -> Self {
+        Turn {
+            error: Some((status, message.into())),
+            ..Turn::default()
+        }
+    }
+
     /// A turn that answers with text only.
     pub fn text(text: impl Into<String>) -> Self {
         Turn::default().with_text(text)
@@ -542,7 +553,10 @@ async fn handle(
     match kind {
         RequestKind::Main => {
             let turn = turn.unwrap_or_default();
-            respond_with_turn(turn, &model, stream, first_tool_id)
+            match turn.error {
+                Some((status, message)) => error_response(status, &message),
+                None => respond_with_turn(turn, &model, stream, first_tool_id),
+            }
         }
         RequestKind::Side => respond_with_turn(side_answer(&body), &model, stream, first_tool_id),
         RequestKind::Other => respond_other(&method, uri.path()),
@@ -610,6 +624,25 @@ fn respond_other(method: &Method, path: &str) -> Response {
             .unwrap_or_default();
     }
     json_response(json!({}))
+}
+
+/// The error body the Messages API sends with a failed request.
+fn error_response(status: u16, message: &str) -> Response {
+    let kind = match status {
+        400 => "invalid_request_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .header(
+            "x-should-retry",
+            if status >= 500 { "true" } else { "false" },
+        )
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
 }
 
 fn json_response(v: Value) -> Response {
