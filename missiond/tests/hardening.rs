@@ -1,0 +1,276 @@
+//! What an attack pass on the daemon found (issue 17), each against the real daemon: idle and
+//! slow connections, a connection flood under a low fd limit, where `?token=` counts, the
+//! `Host` check and the page's CSP.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::daemon::{Daemon, DaemonOptions};
+
+/// The daemon's header-read timeout (`server::connections::HEADER_READ_TIMEOUT`).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slack on a loaded machine.
+const SLACK: Duration = Duration::from_secs(20);
+
+fn addr(d: &Daemon) -> SocketAddr {
+    d.url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("daemon url is http://ip:port")
+}
+
+/// Reads until the peer closes the connection; returns how long that took, or None if it was
+/// still open after `limit`.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        let left = limit
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(10));
+        stream.set_read_timeout(Some(left)).expect("read timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
+            // Reset by the peer: closed too.
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+/// One HTTP/1.1 request on a fresh connection, `Connection: close`: `(status, head and body)`,
+/// or why there was none within `timeout`.
+fn request(addr: SocketAddr, head: &str, timeout: Duration) -> Result<(u16, String), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("no answer within {timeout:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {text:?}"))?;
+    Ok((status, text))
+}
+
+fn get(addr: SocketAddr, path: &str, host: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+    request(addr, &head, Duration::from_secs(30)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+#[test]
+fn slow_and_idle_connections_are_closed() {
+    let d = Daemon::start();
+    let addr = addr(&d);
+    // One byte of a request, then nothing.
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.write_all(b"G").expect("write");
+    // Nothing at all.
+    let mut silent = TcpStream::connect(addr).expect("connect");
+    // A keep-alive connection that had its answer and then went quiet.
+    let mut kept = TcpStream::connect(addr).expect("connect");
+    kept.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .expect("write");
+    let mut first = [0u8; 12];
+    kept.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    kept.read_exact(&mut first).expect("the /health answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    let limit = HEADER_TIMEOUT + SLACK;
+    for (what, stream) in [
+        ("a connection that sent one byte", &mut slow),
+        ("a connection that sent nothing", &mut silent),
+        ("an idle keep-alive connection", &mut kept),
+    ] {
+        let took = closed_within(stream, limit);
+        assert!(
+            took.is_some(),
+            "{what} was still open after {limit:?}; log:\n{}",
+            d.log()
+        );
+    }
+}
+
+/// Raises this process's own soft fd limit, so the flood is limited by the daemon's, not ours.
+fn raise_own_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+#[test]
+fn a_flood_of_idle_connections_does_not_starve_authenticated_clients() {
+    const DAEMON_FDS: u64 = 256;
+    const FLOOD: usize = 1000;
+    let own = raise_own_fd_limit();
+    assert!(
+        own > FLOOD as u64 + 100,
+        "this test needs {FLOOD}+ descriptors, has {own}"
+    );
+    let d = Daemon::start_with(DaemonOptions {
+        fd_limit: Some(DAEMON_FDS),
+        ..Default::default()
+    });
+    let addr = addr(&d);
+    let host = addr.to_string();
+    // A slot, so the daemon holds a terminal's descriptors too.
+    d.cli_ok(&["launch", "cat", "--", "cat"]);
+
+    let started = Instant::now();
+    let mut flood = Vec::with_capacity(FLOOD);
+    let mut answered = 0;
+    for i in 0..FLOOD {
+        // The kernel completes the handshake whether or not the daemon accepts: connect is
+        // not what can fail here, being served is.
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(stream) => flood.push(stream),
+            Err(e) => panic!("connection {i} of the flood: {e}"),
+        }
+        // Authenticated calls keep being answered while the flood builds up.
+        if i % 100 == 99 {
+            let (status, body) = request(
+                addr,
+                &format!("GET /api/slots HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", d.token),
+                Duration::from_secs(15),
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "GET /api/slots after {} idle connections: {e}; daemon log:\n{}",
+                    i + 1,
+                    d.log()
+                )
+            });
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("\"cat\""), "{body}");
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, FLOOD / 100);
+    // With every flood connection still open on our side, the daemon answers and stays within
+    // its descriptors.
+    for _ in 0..10 {
+        let (status, _) = get(addr, "/api/slots", &host, Some(&d.token));
+        assert_eq!(status, 200);
+        let (status, _) = get(addr, "/health", &host, None);
+        assert_eq!(status, 200);
+    }
+    let (fds, _) = support::daemon::open_fds(d.pid);
+    assert!(
+        (fds as u64) < DAEMON_FDS,
+        "the daemon holds {fds} descriptors"
+    );
+    eprintln!(
+        "{FLOOD} idle connections against a daemon limited to {DAEMON_FDS} descriptors: \
+         {answered} authenticated calls answered during the flood, {fds} descriptors held \
+         afterwards, {:?} in all",
+        started.elapsed()
+    );
+    drop(flood);
+}
+
+#[test]
+fn query_tokens_count_only_on_websocket_upgrades() {
+    let d = Daemon::start();
+    let addr = addr(&d);
+    let host = addr.to_string();
+    for path in ["/api/slots", "/api/tasks"] {
+        let (status, body) = get(addr, &format!("{path}?token={}", d.token), &host, None);
+        assert_eq!(status, 401, "GET {path}?token=: {body}");
+    }
+    // A write with the token in the query: refused before it does anything.
+    let head = format!(
+        "POST /api/slots?token={} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 32\r\nConnection: close\r\n\r\n{{\"id\":\"q\",\"command\":\"cat\"    }}",
+        d.token
+    );
+    let (status, body) = request(addr, &head, Duration::from_secs(30)).expect("POST");
+    assert_eq!(status, 401, "{body}");
+    assert!(d.slots().is_empty());
+    // The WebSocket upgrade still takes it (browsers cannot send headers there).
+    let upgrade = format!(
+        "GET /events?token={} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        d.token
+    );
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(upgrade.as_bytes()).expect("write");
+    let mut head = [0u8; 12];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream.read_exact(&mut head).expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 101", "{}", String::from_utf8_lossy(&head));
+}
+
+#[test]
+fn only_the_daemons_own_hosts_are_answered() {
+    let d = Daemon::start();
+    let addr = addr(&d);
+    let port = addr.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = get(addr, "/api/slots", &host, Some(&d.token));
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
+    // A rebinding attacker's name: refused on the API, the viewer and /health alike.
+    let evil = format!("rebind.attacker.example:{port}");
+    for path in ["/api/slots", "/", "/health"] {
+        let (status, body) = get(addr, path, &evil, Some(&d.token));
+        assert_eq!(status, 403, "GET {path} with Host {evil}: {body}");
+        assert!(body.contains("host_forbidden"), "{body}");
+    }
+}
+
+#[test]
+fn the_page_may_open_websockets_to_its_own_origin_only() {
+    let d = Daemon::start();
+    let addr = addr(&d);
+    let (status, text) = get(addr, "/", &addr.to_string(), None);
+    assert_eq!(status, 200);
+    let csp = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+                .then(|| l.to_string())
+        })
+        .expect("a CSP header");
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(!csp.contains("ws:") && !csp.contains("wss:"), "{csp}");
+}
