@@ -197,6 +197,45 @@ pub fn signal_session(sid: u32, signal: libc::c_int) -> usize {
     count
 }
 
+/// How often [`end_session`] looks whether the session is empty yet.
+const SESSION_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+/// SIGKILL cannot be refused; this only bounds the wait for the kernel to carry it out.
+const AFTER_SIGKILL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ends everything in session `sid`: SIGHUP and SIGTERM, SIGKILL to whatever is left after
+/// `grace`, then waits for them to go. Blocks (run it on a thread of its own or with
+/// `spawn_blocking`); returns true once the session is empty. A program that exits may leave
+/// children in its session (a `nohup cmd &`, a job that ignores SIGHUP) that hold its terminal
+/// open; they must not outlive the slot.
+pub fn end_session(sid: u32, grace: std::time::Duration) -> bool {
+    let wait_empty = |limit: std::time::Duration| {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if session_members(sid).is_empty() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(SESSION_POLL);
+        }
+    };
+    if sid <= 1 || session_members(sid).is_empty() {
+        return true;
+    }
+    signal_session(sid, libc::SIGHUP);
+    signal_session(sid, libc::SIGTERM);
+    if wait_empty(grace) {
+        return true;
+    }
+    let killed = signal_session(sid, libc::SIGKILL);
+    tracing::info!(
+        sid,
+        "{killed} process(es) of the session ignored SIGTERM: killed"
+    );
+    wait_empty(AFTER_SIGKILL)
+}
+
 /// Live processes (not zombies) whose session id is `sid`.
 pub fn session_members(sid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {

@@ -274,3 +274,185 @@ fn the_page_may_open_websockets_to_its_own_origin_only() {
     assert!(csp.contains("connect-src 'self';"), "{csp}");
     assert!(!csp.contains("ws:") && !csp.contains("wss:"), "{csp}");
 }
+
+/// Processes whose command line is exactly `words` (e.g. `sleep 201101`).
+fn processes_running(words: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| support::daemon::alive(*pid))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .collect();
+            args.join(&b' ') == words.as_bytes()
+        })
+        .collect()
+}
+
+/// A slot running `sh -c script`, created over REST.
+fn launch_sh(d: &Daemon, id: &str, script: &str) {
+    let spec = serde_json::json!({"id": id, "command": "sh", "args": ["-c", script]});
+    let (status, body) = d.http(
+        "POST",
+        "/api/slots",
+        Some(&d.token),
+        Some(("application/json", spec.to_string().into_bytes())),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+fn wait_gone(d: &Daemon, words: &str, within: Duration) {
+    let gone = support::daemon::poll(within, || processes_running(words).is_empty().then_some(()));
+    assert!(
+        gone.is_some(),
+        "`{words}` is still running ({:?}) {within:?} later; log:\n{}",
+        processes_running(words),
+        d.log()
+    );
+}
+
+#[test]
+fn what_a_program_leaves_in_its_session_ends_with_it() {
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "kill_grace_secs = 1".into(),
+        ..Default::default()
+    });
+    // A job that ignores SIGHUP, one started with nohup, one that ignores SIGTERM as well.
+    launch_sh(&d, "hup", "trap '' HUP; sleep 201101 & exit 0");
+    launch_sh(&d, "nohup", "nohup sleep 201102 & exit 0");
+    launch_sh(&d, "term", "trap '' HUP TERM; sleep 201103 & exit 0");
+    for id in ["hup", "nohup", "term"] {
+        let s = d.wait_slot(id, "exited", |s| s.exit_code.is_some());
+        assert_eq!(s.exit_code, Some(0), "{s:?}");
+    }
+    for words in ["sleep 201101", "sleep 201102", "sleep 201103"] {
+        wait_gone(&d, words, support::daemon::STEP);
+    }
+}
+
+#[test]
+fn leftovers_do_not_survive_the_daemon() {
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "kill_grace_secs = 3".into(),
+        ..Default::default()
+    });
+    launch_sh(&d, "term", "trap '' HUP TERM; sleep 201104 & exit 0");
+    d.wait_slot("term", "exited", |s| s.exit_code.is_some());
+    assert!(!processes_running("sleep 201104").is_empty());
+    // SIGTERM while the leftover is still in its grace period; the drop waits for the exit.
+    drop(d);
+    let gone = support::daemon::poll(Duration::from_secs(10), || {
+        processes_running("sleep 201104").is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "`sleep 201104` outlived the daemon");
+}
+
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn removed_slots_leave_no_thread_or_descriptor() {
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "kill_grace_secs = 1".into(),
+        ..Default::default()
+    });
+    // Warm up: the runtime's lazily started threads and descriptors are not the slots'.
+    launch_sh(&d, "warm", "exit 0");
+    d.wait_slot("warm", "exited", |s| s.exit_code.is_some());
+    d.cli_ok(&["rm", "warm"]);
+    let settled = || {
+        support::daemon::poll(Duration::from_secs(20), || {
+            let now = (threads_of(d.pid), support::daemon::open_fds(d.pid).0);
+            std::thread::sleep(Duration::from_millis(200));
+            (now == (threads_of(d.pid), support::daemon::open_fds(d.pid).0)).then_some(now)
+        })
+        .expect("the daemon's threads and descriptors settle")
+    };
+    let (threads, fds) = settled();
+    for i in 0..5 {
+        let id = format!("left{i}");
+        // A child that ignores SIGHUP and holds the terminal open after the program exits.
+        launch_sh(&d, &id, &format!("trap '' HUP; sleep 20111{i} & exit 0"));
+    }
+    for i in 0..5 {
+        let id = format!("left{i}");
+        d.wait_slot(&id, "exited", |s| s.exit_code.is_some());
+        d.cli_ok(&["rm", &id]);
+    }
+    assert!(d.slots().is_empty());
+    // Idle blocking-pool threads of the runtime linger for 10 s: allow for that.
+    let back = support::daemon::poll(Duration::from_secs(40), || {
+        let now = (threads_of(d.pid), support::daemon::open_fds(d.pid).0);
+        (now.0 <= threads && now.1 <= fds).then_some(now)
+    });
+    assert!(
+        back.is_some(),
+        "before: {threads} threads, {fds} descriptors; after removing 5 slots: {} threads, {} descriptors ({:?})",
+        threads_of(d.pid),
+        support::daemon::open_fds(d.pid).0,
+        support::daemon::open_fds(d.pid).1
+    );
+}
+
+/// Sends `head` and hangs up once `asked` holds, long before the answer could come.
+fn abandon(d: &Daemon, head: &str, asked: impl Fn() -> bool) {
+    let mut stream = TcpStream::connect(addr(d)).expect("connect");
+    stream.write_all(head.as_bytes()).expect("write");
+    let seen = support::daemon::poll(support::daemon::STEP, || asked().then_some(()));
+    assert!(seen.is_some(), "the request never arrived");
+    drop(stream);
+}
+
+/// A program that ignores SIGHUP and survives SIGTERM (it says so on its screen).
+const STUBBORN: &str =
+    "trap 'echo got-term' TERM; trap '' HUP; echo ready; while :; do sleep 1; done";
+
+#[test]
+fn an_abandoned_kill_or_delete_runs_to_the_end() {
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "kill_grace_secs = 2".into(),
+        ..Default::default()
+    });
+    let host = addr(&d).to_string();
+    for (id, method, path) in [
+        ("k", "POST", "/api/slots/k/kill"),
+        ("r", "DELETE", "/api/slots/r"),
+    ] {
+        launch_sh(&d, id, STUBBORN);
+        d.wait_screen(id, "ready", |t| t.contains("ready"));
+        let pid = d.slot(id).pid.expect("running");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+            d.token
+        );
+        // The client hangs up once SIGTERM was delivered, before the grace period ends.
+        abandon(&d, &head, || d.screen(id).text.contains("got-term"));
+        let dead = support::daemon::poll(support::daemon::STEP, || {
+            (!support::daemon::alive(pid)).then_some(())
+        });
+        assert!(
+            dead.is_some(),
+            "{method} {path}: the program is still running"
+        );
+        if method == "DELETE" {
+            let removed = support::daemon::poll(support::daemon::STEP, || {
+                d.slots().iter().all(|s| s.id != id).then_some(())
+            });
+            assert!(
+                removed.is_some(),
+                "{id} is still listed after an abandoned DELETE"
+            );
+        } else {
+            let s = d.wait_slot(id, "exited", |s| s.exit_signal.is_some());
+            assert!(s.pid.is_none(), "{s:?}");
+        }
+    }
+}

@@ -119,6 +119,7 @@ impl Supervisor {
             rules,
             self.shared.events.clone(),
             self.shared.guard.clone(),
+            self.shared.settings.kill_grace,
         );
         {
             let mut slots = lock(&self.shared.slots);
@@ -150,28 +151,42 @@ impl Supervisor {
         Ok(slot.info())
     }
 
+    /// Kills the slot's program (see [`Slot::kill`]). The kill runs in a task of its own: once
+    /// asked, it escalates to SIGKILL and reaps even if the caller stops waiting.
     pub async fn kill(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
         let slot = self.get(id)?;
-        slot.kill(self.shared.settings.kill_grace).await?;
+        let grace = self.shared.settings.kill_grace;
+        let killing = slot.clone();
+        run_to_end(async move { killing.kill(grace).await }).await?;
         Ok(slot.info())
     }
 
+    /// Kills and starts again, to the end whatever the caller does (see [`Supervisor::kill`]).
     pub async fn restart(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
         let slot = self.get(id)?;
-        slot.kill(self.shared.settings.kill_grace).await?;
-        slot.start(true)?;
+        let grace = self.shared.settings.kill_grace;
+        let restarting = slot.clone();
+        run_to_end(async move {
+            restarting.kill(grace).await?;
+            restarting.start(true)
+        })
+        .await?;
         Ok(slot.info())
     }
 
-    /// Stops the slot if it runs, then forgets it.
+    /// Stops the slot if it runs, then forgets it; to the end whatever the caller does.
     pub async fn remove(&self, id: &str) -> Result<(), SupervisorError> {
         let slot = self.get(id)?;
-        slot.kill(self.shared.settings.kill_grace).await?;
-        lock(&self.shared.slots).remove(id);
-        let _ = self.shared.events.send(SlotEvent::SlotRemoved {
-            slot_id: id.to_string(),
-        });
-        Ok(())
+        let grace = self.shared.settings.kill_grace;
+        let shared = self.shared.clone();
+        let id = id.to_string();
+        run_to_end(async move {
+            slot.kill(grace).await?;
+            lock(&shared.slots).remove(&id);
+            let _ = shared.events.send(SlotEvent::SlotRemoved { slot_id: id });
+            Ok(())
+        })
+        .await
     }
 
     /// Ends every slot (in parallel), as on daemon shutdown.
@@ -219,6 +234,18 @@ impl crate::tasks::SlotResolver for Supervisor {
     fn slot_for_pid(&self, pid: u32) -> Option<String> {
         Supervisor::slot_for_pid(self, pid)
     }
+}
+
+/// Runs `work` as a task of its own and waits for it: dropping the returned future (a client
+/// that hung up) leaves the work running to its end.
+async fn run_to_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, SupervisorError>> + Send + 'static,
+) -> Result<T, SupervisorError> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(SupervisorError::Conflict(format!(
+            "the operation failed: {e}"
+        )))
+    })
 }
 
 /// Fills in defaults and checks the working directory exists.
