@@ -1,12 +1,18 @@
 //! One program in a pseudo-terminal: spawn, read pump, input writer, resize, signals, exit.
 //!
-//! The program is started as the leader of its own session and process group (portable-pty
-//! calls `setsid`), so a signal to the group reaches its children too. Everything that blocks
-//! (reading, writing, waiting for the exit) runs on a dedicated thread, never on the async
-//! runtime.
+//! The program is started as the leader of its own session and process group, with the
+//! terminal as its controlling terminal, so a signal to the session reaches its children too.
+//! Everything that blocks (reading, writing, waiting for the exit) runs on a dedicated thread,
+//! never on the async runtime.
+//!
+//! portable-pty opens the terminal; the program is started here with `std::process::Command`
+//! rather than portable-pty's `spawn_command`, whose pre-exec hook closes every descriptor,
+//! std's exec-error pipe included: a program that could not be executed (an environment
+//! value over the kernel's 128 KiB, a script whose interpreter is missing) was reported as
+//! started and then aborted in the child. Here `spawn` returns the exec error itself.
 
 use bytes::Bytes;
-use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
+use portable_pty::{native_pty_system, MasterPty, PtySize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -92,25 +98,15 @@ impl PtyProcess {
         let pair = native_pty_system()
             .openpty(pty_size(req.cols, req.rows))
             .map_err(|e| PtyError::Open(e.to_string()))?;
-        let mut cmd = CommandBuilder::new(&req.command);
-        cmd.args(&req.args);
-        cmd.cwd(&req.cwd);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("COLORTERM", "truecolor");
-        for (key, value) in &req.env {
-            cmd.env(key, value);
-        }
         let spawn_err = |message: String| PtyError::Spawn {
             command: req.command.clone(),
             message,
         };
-        let mut child = pair
-            .slave
-            .spawn_command(cmd)
-            .map_err(|e| spawn_err(e.to_string()))?;
+        let mut child = spawn_in_terminal(req, pair.master.as_ref())
+            .map_err(|e| spawn_err(describe_spawn_error(&e)))?;
         // Our copy of the slave side must go, or the reader would never see end of file.
         drop(pair.slave);
-        let pid = child.process_id().unwrap_or(0);
+        let pid = child.id();
         let reader = reader_of(pair.master.as_ref()).map_err(|e| spawn_err(e.to_string()))?;
         let writer = pair
             .master
@@ -127,7 +123,7 @@ impl PtyProcess {
         })?;
         spawn_thread(format!("pty-wait-{pid}"), move || {
             let exit = match child.wait() {
-                Ok(status) => exit_info(&status),
+                Ok(status) => exit_info(&portable_pty::ExitStatus::from(status)),
                 Err(e) => {
                     tracing::warn!(pid, "waiting for the program failed: {e}");
                     ExitInfo {
@@ -177,6 +173,99 @@ impl PtyProcess {
     /// Sends `signal` to the program and everything else in its session.
     pub fn signal(&self, signal: libc::c_int) {
         signal_session(self.pid, signal);
+    }
+}
+
+/// The soft limit on open files the daemon started with: its programs get it back (the daemon
+/// raises its own, see `server::connections::raise_fd_limit`). 0: leave it as it is.
+static CHILD_FD_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Programs started from now on get `soft` as their soft limit on open files.
+pub fn set_child_fd_limit(soft: u64) {
+    CHILD_FD_LIMIT.store(soft, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Starts `req` with the terminal of `master` as its stdin, stdout, stderr and controlling
+/// terminal, in a session of its own.
+fn spawn_in_terminal(
+    req: &SpawnRequest,
+    master: &(dyn MasterPty + Send),
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let tty = master
+        .tty_name()
+        .ok_or_else(|| std::io::Error::other("the terminal has no name"))?;
+    // std opens it close-on-exec; the child gets it as 0, 1 and 2 only.
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&tty)?;
+    let mut cmd = std::process::Command::new(&req.command);
+    cmd.args(&req.args)
+        .current_dir(&req.cwd)
+        .env("TERM", "xterm-256color")
+        .env("COLORTERM", "truecolor")
+        .envs(&req.env)
+        .stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    let fd_limit = CHILD_FD_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the hook runs in the forked child and calls only async-signal-safe functions
+    // (signal, sigprocmask, setsid, ioctl, getrlimit, setrlimit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Dispositions and the mask survive exec: start from the defaults.
+            for signal in [
+                libc::SIGCHLD,
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGALRM,
+            ] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            let empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Without a controlling terminal there is no SIGWINCH on resize and no job control.
+            if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if fd_limit > 0 {
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+                    && fd_limit < limit.rlim_cur
+                {
+                    limit.rlim_cur = fd_limit;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// The error of a failed start, with what usually causes it.
+fn describe_spawn_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::E2BIG) => format!(
+            "{e}: the arguments and environment are too large to execute (one value may hold at most 128 KiB)"
+        ),
+        Some(libc::ENOENT) => format!(
+            "{e}: no such program on PATH or at that path (or a script whose interpreter is missing)"
+        ),
+        Some(libc::EACCES) => format!("{e}: the program is not executable"),
+        Some(libc::ENOEXEC) => format!("{e}: not a program the system can execute"),
+        _ => e.to_string(),
     }
 }
 

@@ -316,40 +316,51 @@ fn wait_gone(d: &Daemon, words: &str, within: Duration) {
     );
 }
 
+/// A `sleep` whose command line no other run of these tests can have: `sleep <tag><daemon pid>`.
+fn leftover(d: &Daemon, tag: u32) -> String {
+    format!("sleep {tag}{}", d.pid)
+}
+
 #[test]
 fn what_a_program_leaves_in_its_session_ends_with_it() {
     let d = Daemon::start_with(DaemonOptions {
         server_toml: "kill_grace_secs = 1".into(),
         ..Default::default()
     });
+    let (hup, nohup, term) = (leftover(&d, 71), leftover(&d, 72), leftover(&d, 73));
     // A job that ignores SIGHUP, one started with nohup, one that ignores SIGTERM as well.
-    launch_sh(&d, "hup", "trap '' HUP; sleep 201101 & exit 0");
-    launch_sh(&d, "nohup", "nohup sleep 201102 & exit 0");
-    launch_sh(&d, "term", "trap '' HUP TERM; sleep 201103 & exit 0");
+    launch_sh(&d, "hup", &format!("trap '' HUP; {hup} & exit 0"));
+    launch_sh(&d, "nohup", &format!("nohup {nohup} & exit 0"));
+    launch_sh(&d, "term", &format!("trap '' HUP TERM; {term} & exit 0"));
     for id in ["hup", "nohup", "term"] {
         let s = d.wait_slot(id, "exited", |s| s.exit_code.is_some());
         assert_eq!(s.exit_code, Some(0), "{s:?}");
     }
-    for words in ["sleep 201101", "sleep 201102", "sleep 201103"] {
+    for words in [&hup, &nohup, &term] {
         wait_gone(&d, words, support::daemon::STEP);
     }
 }
 
 #[test]
 fn leftovers_do_not_survive_the_daemon() {
+    // A long grace: the daemon is stopped while the leftover's grace period still runs.
     let d = Daemon::start_with(DaemonOptions {
-        server_toml: "kill_grace_secs = 3".into(),
+        server_toml: "kill_grace_secs = 10".into(),
         ..Default::default()
     });
-    launch_sh(&d, "term", "trap '' HUP TERM; sleep 201104 & exit 0");
+    let term = leftover(&d, 74);
+    launch_sh(&d, "term", &format!("trap '' HUP TERM; {term} & exit 0"));
     d.wait_slot("term", "exited", |s| s.exit_code.is_some());
-    assert!(!processes_running("sleep 201104").is_empty());
-    // SIGTERM while the leftover is still in its grace period; the drop waits for the exit.
+    let seen = support::daemon::poll(support::daemon::STEP, || {
+        (!processes_running(&term).is_empty()).then_some(())
+    });
+    assert!(seen.is_some(), "`{term}` never ran");
+    // SIGTERM; the drop waits for the daemon to exit.
     drop(d);
     let gone = support::daemon::poll(Duration::from_secs(10), || {
-        processes_running("sleep 201104").is_empty().then_some(())
+        processes_running(&term).is_empty().then_some(())
     });
-    assert!(gone.is_some(), "`sleep 201104` outlived the daemon");
+    assert!(gone.is_some(), "`{term}` outlived the daemon");
 }
 
 fn threads_of(pid: u32) -> usize {
@@ -380,7 +391,8 @@ fn removed_slots_leave_no_thread_or_descriptor() {
     for i in 0..5 {
         let id = format!("left{i}");
         // A child that ignores SIGHUP and holds the terminal open after the program exits.
-        launch_sh(&d, &id, &format!("trap '' HUP; sleep 20111{i} & exit 0"));
+        let sleep = leftover(&d, 80 + i);
+        launch_sh(&d, &id, &format!("trap '' HUP; {sleep} & exit 0"));
     }
     for i in 0..5 {
         let id = format!("left{i}");
@@ -455,4 +467,170 @@ fn an_abandoned_kill_or_delete_runs_to_the_end() {
             assert!(s.pid.is_none(), "{s:?}");
         }
     }
+}
+
+fn create(d: &Daemon, spec: serde_json::Value) -> (u16, String) {
+    d.http(
+        "POST",
+        "/api/slots",
+        Some(&d.token),
+        Some(("application/json", spec.to_string().into_bytes())),
+    )
+}
+
+#[test]
+fn a_program_that_cannot_be_executed_is_refused_not_started() {
+    let d = Daemon::start();
+    // One environment value over the kernel's 128 KiB per string: execve fails with E2BIG.
+    let big = "x".repeat(200 * 1024);
+    let (status, body) = create(
+        &d,
+        serde_json::json!({"id": "big", "command": "sh", "args": ["-c", "echo started; sleep 60"], "env": {"BIG": big}}),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("spawn_failed"), "{body}");
+    assert!(body.contains("Argument list too long"), "{body}");
+    // A script whose interpreter does not exist: it is there and executable, exec still fails.
+    let script = d.dir().join("orphan-script");
+    std::fs::write(&script, "#!/nonexistent/interpreter\necho hi\n").expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let (status, body) = create(
+        &d,
+        serde_json::json!({"id": "script", "command": script.display().to_string()}),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("No such file or directory"), "{body}");
+    // Neither was left behind as a slot.
+    assert!(d.slots().is_empty(), "{:?}", d.slots());
+    // A program that can be executed still starts.
+    let (status, body) = create(
+        &d,
+        serde_json::json!({"id": "ok", "command": "sh", "args": ["-c", "echo started; sleep 60"], "env": {"SMALL": "x".repeat(100 * 1024)}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_screen("ok", "started", |t| t.contains("started"));
+}
+
+#[test]
+fn bad_working_directories_and_env_keys_are_named() {
+    let d = Daemon::start();
+    let file = d.dir().join("a-file");
+    std::fs::write(&file, "not a directory").expect("file");
+    let (status, body) = create(
+        &d,
+        serde_json::json!({"id": "f", "command": "cat", "cwd": file.display().to_string()}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not a directory"), "{body}");
+    let missing = d.dir().join("no-such-dir");
+    let (status, body) = create(
+        &d,
+        serde_json::json!({"id": "m", "command": "cat", "cwd": missing.display().to_string()}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("does not exist"), "{body}");
+    for key in ["A=B", ""] {
+        let (status, body) = create(
+            &d,
+            serde_json::json!({"id": "e", "command": "cat", "env": {key: "x"}}),
+        );
+        assert_eq!(status, 400, "env key {key:?}: {body}");
+        assert!(body.contains("invalid env key"), "{body}");
+    }
+    assert!(d.slots().is_empty(), "{:?}", d.slots());
+}
+
+fn task_json(id: &str, subject: &str, description: &str) -> String {
+    serde_json::json!({
+        "id": id, "subject": subject, "description": description, "status": "pending",
+        "blocks": [], "blockedBy": [],
+    })
+    .to_string()
+}
+
+#[test]
+fn task_files_outside_the_claude_dir_or_too_large_are_not_served() {
+    let d = Daemon::start();
+    let tasks = d.dir().join("claude").join("tasks");
+    let outside = d.dir().join("outside");
+    std::fs::create_dir_all(outside.join("secret-list")).expect("outside dirs");
+    std::fs::write(
+        outside.join("secret.json"),
+        task_json("1", "SECRET-FILE", ""),
+    )
+    .expect("write");
+    std::fs::write(
+        outside.join("secret-list").join("1.json"),
+        task_json("1", "SECRET-FOLDER", ""),
+    )
+    .expect("write");
+    for list in ["linked-file", "huge", "sparse", "long", "plain"] {
+        std::fs::create_dir_all(tasks.join(list)).expect("list dir");
+    }
+    // A task file and a list folder that are symlinks to places outside the claude dir.
+    std::os::unix::fs::symlink(
+        outside.join("secret.json"),
+        tasks.join("linked-file").join("1.json"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(outside.join("secret-list"), tasks.join("linked-folder"))
+        .expect("symlink");
+    // 10 MB of description; a 1 GiB sparse file; a description over the field cap.
+    std::fs::write(
+        tasks.join("huge").join("1.json"),
+        task_json("1", "HUGE", &"h".repeat(10 << 20)),
+    )
+    .expect("write");
+    std::fs::File::create(tasks.join("sparse").join("1.json"))
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse file");
+    std::fs::write(
+        tasks.join("long").join("1.json"),
+        task_json("1", "LONG", &"l".repeat(100 * 1024)),
+    )
+    .expect("write");
+    std::fs::write(
+        tasks.join("plain").join("1.json"),
+        task_json("1", "PLAIN", "an ordinary task"),
+    )
+    .expect("write");
+
+    let body = support::daemon::poll(support::daemon::STEP, || {
+        let (status, body) = d.http("GET", "/api/tasks", Some(&d.token), None);
+        (status == 200 && body.contains("PLAIN") && body.contains("LONG")).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("the ordinary lists never showed; log:\n{}", d.log()));
+    // Give the watcher time to have handled every file: the symlinked folder came last.
+    let settle = Instant::now() + Duration::from_secs(2);
+    let body = support::daemon::poll(support::daemon::STEP, || {
+        (Instant::now() >= settle).then(|| d.http("GET", "/api/tasks", Some(&d.token), None).1)
+    })
+    .unwrap_or(body);
+    assert!(
+        !body.contains("SECRET-FILE"),
+        "a symlinked task file was served"
+    );
+    assert!(
+        !body.contains("SECRET-FOLDER"),
+        "a symlinked list folder was served"
+    );
+    assert!(!body.contains("HUGE"), "a 10 MB task file was served");
+    let overview: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let long = overview["sessions"]
+        .as_array()
+        .and_then(|s| s.iter().find(|l| l["sessionId"] == "long"))
+        .and_then(|l| l["tasks"][0]["description"].as_str())
+        .expect("the long task")
+        .to_string();
+    assert!(long.len() <= 16 * 1024 + 3, "served {} bytes", long.len());
+    assert!(long.ends_with('…'));
+    assert!(
+        body.len() < 256 * 1024,
+        "the overview is {} bytes",
+        body.len()
+    );
+    let rss = support::daemon::vm_rss_kib(d.pid);
+    assert!(rss < 200 * 1024, "the daemon holds {rss} KiB");
+    eprintln!("daemon RSS with a 10 MB and a 1 GiB sparse task file present: {rss} KiB");
 }

@@ -37,6 +37,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Raises the soft limit on open files to the hard limit; returns the soft limit in force.
+/// Slot programs get the original soft limit back (`pty::set_child_fd_limit`).
 pub fn raise_fd_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -46,6 +47,7 @@ pub fn raise_fd_limit() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 1024;
     }
+    crate::pty::set_child_fd_limit(limit.rlim_cur);
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,

@@ -255,8 +255,13 @@ fn resolve(spec: &SlotSpec) -> Result<SlotConfig, SupervisorError> {
         None => crate::config::home_dir().unwrap_or_else(|| PathBuf::from("/")),
     };
     if !cwd.is_dir() {
+        let why = if cwd.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
         return Err(SupervisorError::Invalid(format!(
-            "working directory {} does not exist",
+            "working directory {} {why}",
             cwd.display()
         )));
     }
