@@ -82,6 +82,9 @@ pub struct PtyProcess {
     pid: u32,
     master: Mutex<Box<dyn MasterPty + Send>>,
     input: mpsc::SyncSender<Bytes>,
+    /// Closed with the handle: tells the reader thread to stop even while a process that left
+    /// the session (`setsid`) still holds the terminal open, so no thread outlives the slot.
+    _stop_reader: std::os::fd::OwnedFd,
 }
 
 impl std::fmt::Debug for PtyProcess {
@@ -113,10 +116,11 @@ impl PtyProcess {
             .take_writer()
             .map_err(|e| spawn_err(e.to_string()))?;
         let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
+        let (stop_rx, stop_tx) = stop_pipe().map_err(|e| spawn_err(e.to_string()))?;
 
         let pump_events = events.clone();
         spawn_thread(format!("pty-read-{pid}"), move || {
-            read_pump(reader, pump_events.as_ref())
+            read_pump(reader, &stop_rx, pump_events.as_ref())
         })?;
         spawn_thread(format!("pty-write-{pid}"), move || {
             write_pump(writer, input_rx)
@@ -138,6 +142,7 @@ impl PtyProcess {
             pid,
             master: Mutex::new(pair.master),
             input: input_tx,
+            _stop_reader: stop_tx,
         })
     }
 
@@ -421,11 +426,59 @@ fn readable_now(file: &std::fs::File) -> bool {
     ready > 0 && poll.revents & libc::POLLIN != 0
 }
 
-fn read_pump(mut reader: std::fs::File, events: &dyn PtyEvents) {
+/// A pipe whose write end, once closed, wakes the reader: `(read end, write end)`.
+fn stop_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array we pass.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Waits until `file` can be read (or has hung up); false when `stop` was closed first.
+fn wait_readable(file: &std::fs::File, stop: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut polls = [
+        libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfds, no timeout.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) };
+        if ready >= 0 {
+            return polls[1].revents == 0;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // Let the read itself block or fail.
+            return true;
+        }
+    }
+}
+
+fn read_pump(mut reader: std::fs::File, stop: &std::os::fd::OwnedFd, events: &dyn PtyEvents) {
     let mut buf = vec![0u8; READ_BUFFER];
     // Bytes of a character split by the previous read; at most 3.
     let mut carry = 0usize;
     loop {
+        if !wait_readable(&reader, stop) {
+            break;
+        }
         match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
             Ok(n) => {

@@ -634,3 +634,47 @@ fn task_files_outside_the_claude_dir_or_too_large_are_not_served() {
     assert!(rss < 200 * 1024, "the daemon holds {rss} KiB");
     eprintln!("daemon RSS with a 10 MB and a 1 GiB sparse task file present: {rss} KiB");
 }
+
+#[test]
+fn a_process_that_left_the_session_does_not_pin_a_removed_slot() {
+    let d = Daemon::start_with(DaemonOptions {
+        server_toml: "kill_grace_secs = 1".into(),
+        ..Default::default()
+    });
+    launch_sh(&d, "warm", "exit 0");
+    d.wait_slot("warm", "exited", |s| s.exit_code.is_some());
+    d.cli_ok(&["rm", "warm"]);
+    let baseline = support::daemon::poll(Duration::from_secs(20), || {
+        let now = (threads_of(d.pid), support::daemon::open_fds(d.pid).0);
+        std::thread::sleep(Duration::from_millis(200));
+        (now == (threads_of(d.pid), support::daemon::open_fds(d.pid).0)).then_some(now)
+    })
+    .expect("the daemon's threads and descriptors settle");
+    // `setsid` takes the child out of the slot's session: nothing can find it by session, and
+    // it keeps the terminal open.
+    let escaped = leftover(&d, 90);
+    launch_sh(
+        &d,
+        "escaped",
+        &format!("setsid {escaped} & sleep 0.5; exit 0"),
+    );
+    d.wait_slot("escaped", "exited", |s| s.exit_code.is_some());
+    let holder = support::daemon::poll(support::daemon::STEP, || {
+        processes_running(&escaped).first().copied()
+    })
+    .expect("the escaped process runs");
+    d.cli_ok(&["rm", "escaped"]);
+    let back = support::daemon::poll(Duration::from_secs(40), || {
+        let now = (threads_of(d.pid), support::daemon::open_fds(d.pid).0);
+        (now.0 <= baseline.0 && now.1 <= baseline.1).then_some(now)
+    });
+    let after = (threads_of(d.pid), support::daemon::open_fds(d.pid).0);
+    // SAFETY: our own test's process, by pid.
+    unsafe {
+        libc::kill(holder as i32, libc::SIGKILL);
+    }
+    assert!(
+        back.is_some(),
+        "before: {baseline:?} (threads, descriptors); after removing the slot: {after:?}"
+    );
+}
