@@ -232,6 +232,16 @@ pub fn validate_spec(spec: &SlotSpec) -> Result<(), String> {
     if let Some(worktree) = &spec.worktree {
         crate::worktree::validate_spec(worktree)?;
     }
+    for (key, value) in &spec.env {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(format!(
+                "invalid env key {key:?}: a name must be non-empty, without '=' or NUL"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("env {key}: the value contains a NUL byte"));
+        }
+    }
     if let Some(lines) = spec.scrollback {
         if lines > 1_000_000 {
             return Err(format!(

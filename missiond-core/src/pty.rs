@@ -1,12 +1,18 @@
 //! One program in a pseudo-terminal: spawn, read pump, input writer, resize, signals, exit.
 //!
-//! The program is started as the leader of its own session and process group (portable-pty
-//! calls `setsid`), so a signal to the group reaches its children too. Everything that blocks
-//! (reading, writing, waiting for the exit) runs on a dedicated thread, never on the async
-//! runtime.
+//! The program is started as the leader of its own session and process group, with the
+//! terminal as its controlling terminal, so a signal to the session reaches its children too.
+//! Everything that blocks (reading, writing, waiting for the exit) runs on a dedicated thread,
+//! never on the async runtime.
+//!
+//! portable-pty opens the terminal; the program is started here with `std::process::Command`
+//! rather than portable-pty's `spawn_command`, whose pre-exec hook closes every descriptor,
+//! std's exec-error pipe included: a program that could not be executed (an environment
+//! value over the kernel's 128 KiB, a script whose interpreter is missing) was reported as
+//! started and then aborted in the child. Here `spawn` returns the exec error itself.
 
 use bytes::Bytes;
-use portable_pty::{native_pty_system, CommandBuilder, MasterPty, PtySize};
+use portable_pty::{native_pty_system, MasterPty, PtySize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -76,6 +82,9 @@ pub struct PtyProcess {
     pid: u32,
     master: Mutex<Box<dyn MasterPty + Send>>,
     input: mpsc::SyncSender<Bytes>,
+    /// Closed with the handle: tells the reader thread to stop even while a process that left
+    /// the session (`setsid`) still holds the terminal open, so no thread outlives the slot.
+    _stop_reader: std::os::fd::OwnedFd,
 }
 
 impl std::fmt::Debug for PtyProcess {
@@ -92,42 +101,33 @@ impl PtyProcess {
         let pair = native_pty_system()
             .openpty(pty_size(req.cols, req.rows))
             .map_err(|e| PtyError::Open(e.to_string()))?;
-        let mut cmd = CommandBuilder::new(&req.command);
-        cmd.args(&req.args);
-        cmd.cwd(&req.cwd);
-        cmd.env("TERM", "xterm-256color");
-        cmd.env("COLORTERM", "truecolor");
-        for (key, value) in &req.env {
-            cmd.env(key, value);
-        }
         let spawn_err = |message: String| PtyError::Spawn {
             command: req.command.clone(),
             message,
         };
-        let mut child = pair
-            .slave
-            .spawn_command(cmd)
-            .map_err(|e| spawn_err(e.to_string()))?;
+        let mut child = spawn_in_terminal(req, pair.master.as_ref())
+            .map_err(|e| spawn_err(describe_spawn_error(&e)))?;
         // Our copy of the slave side must go, or the reader would never see end of file.
         drop(pair.slave);
-        let pid = child.process_id().unwrap_or(0);
+        let pid = child.id();
         let reader = reader_of(pair.master.as_ref()).map_err(|e| spawn_err(e.to_string()))?;
         let writer = pair
             .master
             .take_writer()
             .map_err(|e| spawn_err(e.to_string()))?;
         let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
+        let (stop_rx, stop_tx) = stop_pipe().map_err(|e| spawn_err(e.to_string()))?;
 
         let pump_events = events.clone();
         spawn_thread(format!("pty-read-{pid}"), move || {
-            read_pump(reader, pump_events.as_ref())
+            read_pump(reader, &stop_rx, pump_events.as_ref())
         })?;
         spawn_thread(format!("pty-write-{pid}"), move || {
             write_pump(writer, input_rx)
         })?;
         spawn_thread(format!("pty-wait-{pid}"), move || {
             let exit = match child.wait() {
-                Ok(status) => exit_info(&status),
+                Ok(status) => exit_info(&portable_pty::ExitStatus::from(status)),
                 Err(e) => {
                     tracing::warn!(pid, "waiting for the program failed: {e}");
                     ExitInfo {
@@ -142,6 +142,7 @@ impl PtyProcess {
             pid,
             master: Mutex::new(pair.master),
             input: input_tx,
+            _stop_reader: stop_tx,
         })
     }
 
@@ -180,6 +181,99 @@ impl PtyProcess {
     }
 }
 
+/// The soft limit on open files the daemon started with: its programs get it back (the daemon
+/// raises its own, see `server::connections::raise_fd_limit`). 0: leave it as it is.
+static CHILD_FD_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Programs started from now on get `soft` as their soft limit on open files.
+pub fn set_child_fd_limit(soft: u64) {
+    CHILD_FD_LIMIT.store(soft, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Starts `req` with the terminal of `master` as its stdin, stdout, stderr and controlling
+/// terminal, in a session of its own.
+fn spawn_in_terminal(
+    req: &SpawnRequest,
+    master: &(dyn MasterPty + Send),
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let tty = master
+        .tty_name()
+        .ok_or_else(|| std::io::Error::other("the terminal has no name"))?;
+    // std opens it close-on-exec; the child gets it as 0, 1 and 2 only.
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&tty)?;
+    let mut cmd = std::process::Command::new(&req.command);
+    cmd.args(&req.args)
+        .current_dir(&req.cwd)
+        .env("TERM", "xterm-256color")
+        .env("COLORTERM", "truecolor")
+        .envs(&req.env)
+        .stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    let fd_limit = CHILD_FD_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the hook runs in the forked child and calls only async-signal-safe functions
+    // (signal, sigprocmask, setsid, ioctl, getrlimit, setrlimit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Dispositions and the mask survive exec: start from the defaults.
+            for signal in [
+                libc::SIGCHLD,
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGALRM,
+            ] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            let empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Without a controlling terminal there is no SIGWINCH on resize and no job control.
+            if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if fd_limit > 0 {
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+                    && fd_limit < limit.rlim_cur
+                {
+                    limit.rlim_cur = fd_limit;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// The error of a failed start, with what usually causes it.
+fn describe_spawn_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::E2BIG) => format!(
+            "{e}: the arguments and environment are too large to execute (one value may hold at most 128 KiB)"
+        ),
+        Some(libc::ENOENT) => format!(
+            "{e}: no such program on PATH or at that path (or a script whose interpreter is missing)"
+        ),
+        Some(libc::EACCES) => format!("{e}: the program is not executable"),
+        Some(libc::ENOEXEC) => format!("{e}: not a program the system can execute"),
+        _ => e.to_string(),
+    }
+}
+
 /// Sends `signal` to every process of session `sid`: the slot's program leads its session, and
 /// an interactive shell puts each job in a process group of its own, so a group signal alone
 /// would miss them. Returns how many processes were signalled.
@@ -195,6 +289,45 @@ pub fn signal_session(sid: u32, signal: libc::c_int) -> usize {
         }
     }
     count
+}
+
+/// How often [`end_session`] looks whether the session is empty yet.
+const SESSION_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+/// SIGKILL cannot be refused; this only bounds the wait for the kernel to carry it out.
+const AFTER_SIGKILL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ends everything in session `sid`: SIGHUP and SIGTERM, SIGKILL to whatever is left after
+/// `grace`, then waits for them to go. Blocks (run it on a thread of its own or with
+/// `spawn_blocking`); returns true once the session is empty. A program that exits may leave
+/// children in its session (a `nohup cmd &`, a job that ignores SIGHUP) that hold its terminal
+/// open; they must not outlive the slot.
+pub fn end_session(sid: u32, grace: std::time::Duration) -> bool {
+    let wait_empty = |limit: std::time::Duration| {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if session_members(sid).is_empty() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(SESSION_POLL);
+        }
+    };
+    if sid <= 1 || session_members(sid).is_empty() {
+        return true;
+    }
+    signal_session(sid, libc::SIGHUP);
+    signal_session(sid, libc::SIGTERM);
+    if wait_empty(grace) {
+        return true;
+    }
+    let killed = signal_session(sid, libc::SIGKILL);
+    tracing::info!(
+        sid,
+        "{killed} process(es) of the session ignored SIGTERM: killed"
+    );
+    wait_empty(AFTER_SIGKILL)
 }
 
 /// Live processes (not zombies) whose session id is `sid`.
@@ -293,11 +426,59 @@ fn readable_now(file: &std::fs::File) -> bool {
     ready > 0 && poll.revents & libc::POLLIN != 0
 }
 
-fn read_pump(mut reader: std::fs::File, events: &dyn PtyEvents) {
+/// A pipe whose write end, once closed, wakes the reader: `(read end, write end)`.
+fn stop_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array we pass.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Waits until `file` can be read (or has hung up); false when `stop` was closed first.
+fn wait_readable(file: &std::fs::File, stop: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut polls = [
+        libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfds, no timeout.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) };
+        if ready >= 0 {
+            return polls[1].revents == 0;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // Let the read itself block or fail.
+            return true;
+        }
+    }
+}
+
+fn read_pump(mut reader: std::fs::File, stop: &std::os::fd::OwnedFd, events: &dyn PtyEvents) {
     let mut buf = vec![0u8; READ_BUFFER];
     // Bytes of a character split by the previous read; at most 3.
     let mut carry = 0usize;
     loop {
+        if !wait_readable(&reader, stop) {
+            break;
+        }
         match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
             Ok(n) => {

@@ -797,7 +797,8 @@ fn task_tools_in_a_slot_reach_the_tasks_stream_with_the_slot_id(release: &str) {
 }
 
 /// Escape during a turn interrupts it: busy while the stand-in holds the answer, then `idle`
-/// with Claude Code's "Interrupted" on screen, and the next prompt is answered.
+/// with the turn abandoned (the prompt back in the prompt box, or "Interrupted"), and the next
+/// prompt is answered.
 fn escape_interrupts_a_turn(release: &str) {
     let gate = Gate::new();
     let rig = Rig::start(
@@ -814,7 +815,14 @@ fn escape_interrupts_a_turn(release: &str) {
         f["type"] == "slot_state" && f["slotId"] == SLOT && f["state"].as_str().is_some_and(is_busy)
     });
     rig.cli_ok(&["send", SLOT, "\x1b"]);
-    rig.wait_screen("the interruption", |s| s.contains("Interrupted"));
+    // Interrupted before any answer came, Claude Code puts the prompt back in the prompt box;
+    // later, it says "Interrupted".
+    rig.wait_screen("the interruption", |s| {
+        s.contains("Interrupted")
+            || s.lines()
+                .any(|l| l.starts_with('❯') && l.contains("think about it for a long time"))
+                && !s.contains("esc to interrupt")
+    });
     rig.wait_state("idle");
     gate.open();
     let reply = rig.prompt_wait("are you there?");

@@ -1,6 +1,7 @@
 //! Who may talk to the daemon: the token on every route but `/health` and the static viewer,
-//! and the `Origin` of every WebSocket upgrade (cross-site WebSocket hijacking would let any
-//! web page type into a terminal).
+//! the `Origin` of every WebSocket upgrade (cross-site WebSocket hijacking would let any
+//! web page type into a terminal), and the `Host` of every request (DNS rebinding would let
+//! a web page on a name that resolves to 127.0.0.1 read the API as same-origin).
 
 use super::error::ApiError;
 use super::AppState;
@@ -24,7 +25,13 @@ pub async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let presented = bearer(req.headers()).or_else(|| query_token(req.uri()));
+    // `?token=` only where a browser cannot send a header: WebSocket upgrades. Elsewhere it
+    // would end up in histories, logs and Referer headers.
+    let presented = bearer(req.headers()).or_else(|| {
+        is_websocket_upgrade(req.headers())
+            .then(|| query_token(req.uri()))
+            .flatten()
+    });
     let access = match presented {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => Access::Full,
         Some(t) if constant_time_eq(t.as_bytes(), state.read_only_token.as_bytes()) => {
@@ -40,8 +47,65 @@ pub async fn require_token(
         )
         .into_response();
     }
+    if let Some(connection) = req.extensions().get::<super::connections::Connection>() {
+        connection.authenticated();
+    }
     req.extensions_mut().insert(access);
     next.run(req).await
+}
+
+/// Middleware: answers only requests addressed to one of the daemon's own names (see
+/// [`host_allowed`]); a request without `Host` (HTTP/1.0 tools) passes.
+pub async fn check_host(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(host) = req.headers().get(header::HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !host_allowed(host, &state.listen, &state.allowed_origins) {
+            return ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "host_forbidden",
+                format!("requests for host '{host}' are refused: reach the daemon as 127.0.0.1, localhost or its listen address, or add the origin to server.allowed_origins"),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Loopback names and addresses, the listen address (any IP address when listening on all
+/// of them: a rebinding attack needs a name), and the hosts of `server.allowed_origins`.
+pub fn host_allowed(host: &str, listen: &std::net::SocketAddr, allowed_origins: &[String]) -> bool {
+    let name = host_name(host);
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let literal = name.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        return ip.is_loopback() || ip == listen.ip() || listen.ip().is_unspecified();
+    }
+    allowed_origins.iter().any(|origin| {
+        let authority = origin
+            .trim_end_matches('/')
+            .split_once("://")
+            .map_or(origin.as_str(), |(_, a)| a);
+        host_name(authority).eq_ignore_ascii_case(name)
+    })
+}
+
+/// `host[:port]` or `[v6][:port]` without the port.
+fn host_name(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// Middleware for WebSocket routes: the upgrade must come from no browser page at all (no
@@ -118,6 +182,35 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts() {
+        let listen: std::net::SocketAddr = "127.0.0.1:9120".parse().unwrap();
+        let none: Vec<String> = Vec::new();
+        for ok in [
+            "127.0.0.1:9120",
+            "127.0.0.1",
+            "localhost:9120",
+            "LOCALHOST",
+            "[::1]:9120",
+            "127.0.0.2:9120",
+        ] {
+            assert!(host_allowed(ok, &listen, &none), "{ok}");
+        }
+        for bad in [
+            "evil.example:9120",
+            "localhost.evil.example",
+            "10.0.0.1:9120",
+            "",
+        ] {
+            assert!(!host_allowed(bad, &listen, &none), "{bad}");
+        }
+        let allowed = vec!["https://box.lan:8443/".to_string()];
+        assert!(host_allowed("box.lan:9120", &listen, &allowed));
+        let all: std::net::SocketAddr = "0.0.0.0:9120".parse().unwrap();
+        assert!(host_allowed("192.168.1.5:9120", &all, &none));
+        assert!(!host_allowed("rebind.example:9120", &all, &none));
+    }
 
     #[test]
     fn compares_tokens() {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod pty_ws;
 pub mod streams;
@@ -16,7 +17,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::middleware;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -98,6 +98,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     .map_err(|e| ServeError::Tasks(e.to_string()))?;
     spawn_session_status_bridge(&tasks, &supervisor);
 
+    let fd_limit = connections::raise_fd_limit();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -128,13 +129,8 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     println!("viewer: http://{local}/#token={token}");
     println!("stop with Ctrl-C; `missiond --help` lists what the CLI can do");
     let app = router(state);
-    // Keystroke echo must not wait on Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let max_unauthenticated = connections::max_unauthenticated(fd_limit);
+    connections::serve(listener, app, max_unauthenticated, shutdown_signal()).await;
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
     Ok(())
@@ -214,6 +210,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(protected)
         .fallback(assets::static_file)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_host,
+        ))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -243,7 +243,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

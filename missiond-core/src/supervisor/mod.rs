@@ -140,6 +140,7 @@ impl Supervisor {
             self.shared.events.clone(),
             self.shared.guard.clone(),
             tracker,
+            self.shared.settings.kill_grace,
         );
         self.announce_worktree_changes(&slot);
         {
@@ -172,22 +173,43 @@ impl Supervisor {
         Ok(slot.info())
     }
 
+    /// Kills the slot's program (see [`Slot::kill`]). The kill runs in a task of its own: once
+    /// asked, it escalates to SIGKILL and reaps even if the caller stops waiting.
     pub async fn kill(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
         let slot = self.get(id)?;
-        slot.kill(self.shared.settings.kill_grace).await?;
+        let grace = self.shared.settings.kill_grace;
+        let killing = slot.clone();
+        run_to_end(async move { killing.kill(grace).await }).await?;
         Ok(slot.info())
     }
 
+    /// Kills and starts again, to the end whatever the caller does (see [`Supervisor::kill`]).
     pub async fn restart(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
         let slot = self.get(id)?;
-        slot.kill(self.shared.settings.kill_grace).await?;
-        slot.start(true)?;
+        let grace = self.shared.settings.kill_grace;
+        let restarting = slot.clone();
+        run_to_end(async move {
+            restarting.kill(grace).await?;
+            restarting.start(true)
+        })
+        .await?;
         Ok(slot.info())
     }
 
-    /// Stops the slot if it runs, then forgets it. A worktree slot's worktree goes too,
-    /// unless it holds unsaved work (refused, nothing is done) or `removal` says otherwise.
+    /// Stops the slot if it runs, then forgets it, to the end whatever the caller does. A
+    /// worktree slot's worktree goes too, unless it holds unsaved work (refused, nothing is done)
+    /// or `removal` says otherwise.
     pub async fn remove(
+        &self,
+        id: &str,
+        removal: WorktreeRemoval,
+    ) -> Result<RemovedSlot, SupervisorError> {
+        let this = self.clone();
+        let id = id.to_string();
+        run_to_end(async move { this.remove_now(&id, removal).await }).await
+    }
+
+    async fn remove_now(
         &self,
         id: &str,
         removal: WorktreeRemoval,
@@ -298,6 +320,18 @@ impl crate::tasks::SlotResolver for Supervisor {
     }
 }
 
+/// Runs `work` as a task of its own and waits for it: dropping the returned future (a client
+/// that hung up) leaves the work running to its end.
+async fn run_to_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, SupervisorError>> + Send + 'static,
+) -> Result<T, SupervisorError> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(SupervisorError::Conflict(format!(
+            "the operation failed: {e}"
+        )))
+    })
+}
+
 /// Refuses to remove a worktree holding work that exists nowhere else, and says what to do.
 async fn refuse_unsaved(id: &str, c: &crate::worktree::Checkout) -> Result<(), SupervisorError> {
     let (id_owned, probe) = (id.to_string(), c.clone());
@@ -319,8 +353,13 @@ fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, Superviso
         None => crate::config::home_dir().unwrap_or_else(|| PathBuf::from("/")),
     };
     if !cwd.is_dir() {
+        let why = if cwd.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
         return Err(SupervisorError::Invalid(format!(
-            "working directory {} does not exist",
+            "working directory {} {why}",
             cwd.display()
         )));
     }

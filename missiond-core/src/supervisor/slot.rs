@@ -61,6 +61,8 @@ pub struct Slot {
     /// The Claude Code release of a `claude-code` slot, once `--version` has answered.
     claude_version: Mutex<Option<String>>,
     worktree: Option<Arc<Tracker>>,
+    /// Between SIGTERM and SIGKILL, for what a program leaves in its session when it exits.
+    kill_grace: Duration,
     me: Weak<Slot>,
 }
 
@@ -79,6 +81,7 @@ impl Slot {
         events: broadcast::Sender<SlotEvent>,
         guard: Option<Arc<super::guard::OrphanGuard>>,
         worktree: Option<Arc<Tracker>>,
+        kill_grace: Duration,
     ) -> Arc<Slot> {
         let (state, _) = watch::channel(StateView {
             state: SemanticState::Starting,
@@ -106,6 +109,7 @@ impl Slot {
             guard,
             claude_version: Mutex::new(None),
             worktree,
+            kill_grace,
             me: me.clone(),
         })
     }
@@ -245,8 +249,10 @@ impl Slot {
         });
     }
 
-    /// Ends the program: SIGTERM to its session, SIGKILL after `grace`, then waits for the
-    /// reaping. The restart policy stays quiet until the next explicit start.
+    /// Ends the program and everything else in its session: SIGHUP and SIGTERM, SIGKILL after
+    /// `grace`, then waits for the reaping. The restart policy stays quiet until the next
+    /// explicit start. Callers that answer a client run this in a task of its own, so a client
+    /// that goes away does not stop it half way (see `Supervisor::kill`).
     pub async fn kill(&self, grace: Duration) -> Result<(), SupervisorError> {
         let run = {
             let mut life = lock(&self.life);
@@ -254,13 +260,13 @@ impl Slot {
             life.run.clone()
         };
         let Some(run) = run else { return Ok(()) };
-        if run.exit_info().is_some() {
-            return Ok(());
-        }
-        run.signal(libc::SIGHUP);
-        run.signal(libc::SIGTERM);
-        if tokio::time::timeout(grace, run.exited()).await.is_err() {
-            run.signal(libc::SIGKILL);
+        // Even when the program has exited: what it left in its session goes too.
+        let sid = run.pid();
+        let emptied = tokio::task::spawn_blocking(move || crate::pty::end_session(sid, grace))
+            .await
+            .unwrap_or(false);
+        if !emptied {
+            tracing::warn!(slot = %self.config.id, "processes of the session survived SIGKILL");
         }
         // SIGKILL cannot be refused; the wait only covers reaping and draining output.
         if tokio::time::timeout(Duration::from_secs(5), run.exited())
@@ -269,8 +275,6 @@ impl Slot {
         {
             return Err(SupervisorError::KillTimeout(self.config.id.clone()));
         }
-        // Stragglers that left the process group but not the session.
-        crate::pty::signal_session(run.pid(), libc::SIGKILL);
         Ok(())
     }
 
@@ -330,11 +334,23 @@ impl Slot {
         }
     }
 
-    /// After each exit: apply the restart policy with backoff.
+    /// After each exit: end what the program left in its session, then apply the restart
+    /// policy with backoff.
     fn spawn_exit_watch(&self, run: Arc<Run>, generation: u64) {
         let me = self.me.clone();
+        let guard = self.guard.clone();
+        let grace = self.kill_grace;
         tokio::spawn(async move {
             let exit = run.exited().await;
+            let sid = run.pid();
+            // Runs to the end even if the slot is removed meanwhile; the orphan guard keeps
+            // the session listed until it is empty.
+            tokio::task::spawn_blocking(move || {
+                crate::pty::end_session(sid, grace);
+                if let Some(guard) = guard {
+                    guard.forget(sid);
+                }
+            });
             let Some(slot) = me.upgrade() else { return };
             let delay = {
                 let mut life = lock(&slot.life);
@@ -390,9 +406,6 @@ impl RunObserver for Observer {
             let mut life = lock(&slot.life);
             life.status = SlotStatus::Exited;
             life.exit = Some(exit.clone());
-            if let (Some(guard), Some(run)) = (&slot.guard, &life.run) {
-                guard.forget(run.pid());
-            }
         }
         if let Some(tracker) = &slot.worktree {
             tracker.refresh();

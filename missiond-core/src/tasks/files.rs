@@ -5,7 +5,7 @@
 
 use crate::protocol::tasks::{Task, TaskStatus};
 use serde::Deserialize;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -159,8 +159,18 @@ pub(crate) enum Load<T> {
     Invalid(Stamp, String),
 }
 
+/// Largest task, todos or session file read; a larger one is skipped (and logged once, as
+/// any invalid file is). Claude Code writes a few KiB; a huge or sparse file must not bloat
+/// the daemon nor be served whole to every viewer.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024;
+/// Longest text field served from a task file; longer ones are cut, with an ellipsis.
+pub const MAX_FIELD_BYTES: usize = 16 * 1024;
+
 /// Stats `path` and, unless `previous` says it is unchanged (or `force`), reads and parses it.
+/// A path that leads out of the claude dir `root` (through a symlinked file or folder) is not
+/// read: the files are served to every token, the read-only one included.
 pub(crate) fn load<T>(
+    root: &Path,
     path: &Path,
     previous: Option<&Stamp>,
     force: bool,
@@ -181,16 +191,81 @@ pub(crate) fn load<T>(
             }
         }
     }
-    let bytes = match std::fs::read(path) {
+    let real = match inside(root, path) {
+        Ok(real) => real,
+        Err(e) => return Load::Invalid(stamp, e),
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Load::Invalid(stamp, too_large(meta.len()));
+    }
+    let bytes = match read_at_most(&real, MAX_FILE_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Load::Missing,
         Err(e) => return Load::Invalid(stamp, format!("cannot read: {e}")),
     };
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Load::Invalid(stamp, too_large(bytes.len() as u64));
+    }
     // The stamp was taken before the read: if the file changed in between, the stamp is older
     // than the content, so the next event re-reads it (never the other way round).
     match parse(&bytes) {
         Ok(v) => Load::Valid(stamp, v),
         Err(e) => Load::Invalid(stamp, e),
+    }
+}
+
+fn too_large(len: u64) -> String {
+    format!("{len} bytes, more than the {MAX_FILE_BYTES} a task file may have: not read")
+}
+
+/// The real path of `path`, if it lies inside the real path of `root`.
+fn inside(root: &Path, path: &Path) -> Result<PathBuf, String> {
+    let real_root =
+        std::fs::canonicalize(root).map_err(|e| format!("cannot resolve the claude dir: {e}"))?;
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve: {e}"))?;
+    if real.starts_with(&real_root) {
+        Ok(real)
+    } else {
+        Err(format!(
+            "a symlink to {}, outside the claude dir: not read",
+            real.display()
+        ))
+    }
+}
+
+/// Up to `limit + 1` bytes of `path`: one more than allowed tells the file grew too large.
+fn read_at_most(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// `text` cut to at most [`MAX_FIELD_BYTES`] (on a character boundary), marked with `…`.
+fn capped(mut text: String) -> String {
+    if text.len() > MAX_FIELD_BYTES {
+        let mut end = MAX_FIELD_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Every text field of `task` within [`MAX_FIELD_BYTES`].
+fn capped_task(task: Task) -> Task {
+    Task {
+        id: capped(task.id),
+        subject: capped(task.subject),
+        description: capped(task.description),
+        active_form: task.active_form.map(capped),
+        status: task.status,
+        blocks: task.blocks.into_iter().map(capped).collect(),
+        blocked_by: task.blocked_by.into_iter().map(capped).collect(),
+        owner: task.owner.map(capped),
     }
 }
 
@@ -208,7 +283,9 @@ impl Stamp {
 
 /// One task file of a current list.
 pub(crate) fn parse_task(bytes: &[u8]) -> Result<Task, String> {
-    serde_json::from_slice::<Task>(bytes).map_err(|e| e.to_string())
+    serde_json::from_slice::<Task>(bytes)
+        .map(capped_task)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -226,15 +303,17 @@ pub(crate) fn parse_todos(bytes: &[u8]) -> Result<Vec<Task>, String> {
     Ok(raw
         .into_iter()
         .enumerate()
-        .map(|(i, t)| Task {
-            id: (i + 1).to_string(),
-            subject: t.content,
-            description: String::new(),
-            active_form: t.active_form,
-            status: t.status,
-            blocks: Vec::new(),
-            blocked_by: Vec::new(),
-            owner: None,
+        .map(|(i, t)| {
+            capped_task(Task {
+                id: (i + 1).to_string(),
+                subject: t.content,
+                description: String::new(),
+                active_form: t.active_form,
+                status: t.status,
+                blocks: Vec::new(),
+                blocked_by: Vec::new(),
+                owner: None,
+            })
         })
         .collect())
 }
@@ -253,7 +332,11 @@ pub(crate) struct SessionFile {
 }
 
 pub(crate) fn parse_session(bytes: &[u8]) -> Result<SessionFile, String> {
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    let file: SessionFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(SessionFile {
+        name: file.name.map(capped),
+        ..file
+    })
 }
 
 /// File names of `dir` (empty when it does not exist).
@@ -326,6 +409,15 @@ mod tests {
             Place::Ignored
         );
         assert_eq!(classify(root, Path::new("/other")), Place::Ignored);
+    }
+
+    #[test]
+    fn long_fields_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_FIELD_BYTES);
+        let cut = capped(long);
+        assert!(cut.len() <= MAX_FIELD_BYTES + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+        assert_eq!(capped("short".into()), "short");
     }
 
     #[test]

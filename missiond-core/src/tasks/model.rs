@@ -422,7 +422,7 @@ impl Model {
             .get(&key)
             .and_then(|l| l.files.get(name))
             .map(|f| f.stamp);
-        let load = files::load(&path, prev.as_ref(), force, |b| {
+        let load = files::load(&self.root, &path, prev.as_ref(), force, |b| {
             files::parse_task(b).map(|t| vec![t])
         });
         if matches!(load, Load::Unchanged) {
@@ -460,7 +460,7 @@ impl Model {
             .get(&key)
             .and_then(|l| l.files.get(""))
             .map(|f| f.stamp);
-        let load = files::load(&path, prev.as_ref(), force, files::parse_todos);
+        let load = files::load(&self.root, &path, prev.as_ref(), force, files::parse_todos);
         if matches!(load, Load::Unchanged) {
             return;
         }
@@ -513,7 +513,13 @@ impl Model {
         let fref = FileRef::Session { pid };
         let path = fref.path(&self.root);
         let prev = self.sessions.get(&pid).map(|s| s.stamp);
-        match files::load(&path, prev.as_ref(), force, files::parse_session) {
+        match files::load(
+            &self.root,
+            &path,
+            prev.as_ref(),
+            force,
+            files::parse_session,
+        ) {
             Load::Unchanged => {}
             Load::Missing => self.remove_session(pid),
             Load::Valid(stamp, file) => {

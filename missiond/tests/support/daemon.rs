@@ -36,6 +36,8 @@ pub struct DaemonOptions {
     pub server_toml: String,
     /// Anything after the `[server]` table (e.g. `[[slots]]`).
     pub extra_toml: String,
+    /// Soft and hard limit on the daemon's open files (it cannot raise it past this).
+    pub fd_limit: Option<u64>,
 }
 
 /// A running `missiond serve`; SIGTERM (then SIGKILL) on drop.
@@ -66,6 +68,22 @@ impl Daemon {
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("daemon.log")).expect("log file"),
             ));
+        if let Some(limit) = options.fd_limit {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawn missiond serve");
         let pid = child.id();
         let stdout = child.stdout.take().expect("daemon stdout");
