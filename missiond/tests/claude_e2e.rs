@@ -814,6 +814,8 @@ fn escape_interrupts_a_turn(release: &str) {
     rig.events.wait_for("a busy state of the slot", |f| {
         f["type"] == "slot_state" && f["slotId"] == SLOT && f["state"].as_str().is_some_and(is_busy)
     });
+    // The held request has reached the stand-in (and taken the first turn) before the Escape.
+    rig.stand_in.wait_for_main_requests(1, STEP);
     rig.cli_ok(&["send", SLOT, "\x1b"]);
     // Interrupted before any answer came, Claude Code puts the prompt back in the prompt box;
     // later, it says "Interrupted".
