@@ -10,8 +10,12 @@
 //! - [`supervisor`]: the set of slots, their lifecycle and restart policy.
 //! - [`protocol`]: every wire message type, shared by server and clients.
 //! - [`server`]: HTTP, WebSocket routes, auth.
+//! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
+//! - [`notify`]: notifications out to `[[notify]]` receivers.
 
+pub mod audit;
 pub mod config;
+pub mod notify;
 pub mod protocol;
 pub mod pty;
 pub mod screen;

@@ -3,6 +3,7 @@
 //! Server and clients (the CLI, tests, examples) share these types so the two ends cannot drift.
 //! Field names are camelCase on the wire; enum values are snake_case.
 
+pub mod audit;
 pub mod tasks;
 
 use serde::{Deserialize, Serialize};
