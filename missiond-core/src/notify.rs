@@ -653,6 +653,41 @@ mod tests {
     }
 
     #[test]
+    fn queued_events_about_one_slot_coalesce_and_the_queue_is_bounded() {
+        let config: NotifyConfig = toml::from_str("url = \"http://127.0.0.1:1/\"").unwrap();
+        let receiver = Receiver {
+            config,
+            link_base: "http://x/".into(),
+            queue: Mutex::new(VecDeque::new()),
+            wake: tokio::sync::Notify::new(),
+            failing: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            http: reqwest::Client::new(),
+        };
+        let event = |slot: &str, kind: NotifyKind, message: &str| {
+            let mut e = base_event(kind, slot, SemanticState::Idle, "http://x/");
+            e.message = message.into();
+            e
+        };
+        receiver.push(event("a", NotifyKind::Exited, "first"));
+        receiver.push(event("a", NotifyKind::Confirming, "dialog"));
+        receiver.push(event("a", NotifyKind::Exited, "second"));
+        let queued: Vec<String> = receiver
+            .queue
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(queued, vec!["second", "dialog"]);
+        for i in 0..QUEUE * 2 {
+            receiver.push(event(&format!("s{i}"), NotifyKind::Exited, "x"));
+        }
+        assert_eq!(receiver.queue.lock().unwrap().len(), QUEUE);
+        assert_eq!(receiver.dropped.load(Ordering::Relaxed), (QUEUE + 2) as u64);
+    }
+
+    #[test]
     fn config_is_checked() {
         let bad = |text: &str| toml::from_str::<NotifyConfig>(text).unwrap().validate();
         assert!(bad("url = \"https://ntfy.sh/x\"")

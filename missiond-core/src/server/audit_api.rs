@@ -79,7 +79,7 @@ pub fn launch_entry(spec: &SlotSpec, actor: Actor) -> AuditEntry {
 }
 
 /// The record of input reaching a program: its size, and its text when that is one line of
-/// printable characters (optionally ended by Enter).
+/// printable characters (optionally ended by Enter), or a lone Enter.
 pub fn input_entry(slot: &str, data: &[u8], actor: Actor) -> AuditEntry {
     let mut entry = AuditEntry::new(now_millis(), slot, AuditAction::Input, actor);
     entry.bytes = Some(data.len());
@@ -88,7 +88,8 @@ pub fn input_entry(slot: &str, data: &[u8], actor: Actor) -> AuditEntry {
         .or_else(|| data.strip_suffix(b"\r"))
         .or_else(|| data.strip_suffix(b"\n"))
         .unwrap_or(data);
-    if crate::audit::printable_line(line).is_some() {
+    // A lone Enter is kept too: it is what submits a prompt or a dialog's selection.
+    if line.is_empty() || crate::audit::printable_line(line).is_some() {
         entry.text = Some(String::from_utf8_lossy(data).into_owned());
     }
     entry
