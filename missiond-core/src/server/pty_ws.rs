@@ -329,9 +329,19 @@ impl Viewer {
                 Ok(value) if value.is_object() => {
                     match serde_json::from_value::<PtyClientMsg>(value) {
                         Ok(PtyClientMsg::Input { data }) => self.input(data.as_bytes(), sink).await,
-                        Ok(PtyClientMsg::Resize { cols, rows }) => {
+                        Ok(PtyClientMsg::Resize { cols, rows, force }) => {
                             if self.read_only {
                                 return None;
+                            }
+                            // Viewers never fight over the size: with others watching, only an
+                            // explicit fit resizes the program; this viewer renders the real size.
+                            if !force && self.run.viewer_count() > 1 {
+                                let info = self.slot.info();
+                                let real = PtyServerMsg::Resize {
+                                    cols: info.cols,
+                                    rows: info.rows,
+                                };
+                                return send(sink, &real).await.err();
                             }
                             let mut entry = AuditEntry::new(
                                 now_millis(),
