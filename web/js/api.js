@@ -15,7 +15,8 @@ export class Api {
   }
 
   async request(method, path, body) {
-    const headers = { Authorization: `Bearer ${this.token}` };
+    // X-Missiond-Client names the viewer in the daemon's audit trail.
+    const headers = { Authorization: `Bearer ${this.token}`, 'X-Missiond-Client': 'viewer' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
     try {
@@ -51,6 +52,7 @@ export class Api {
   screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
   confirm(id, option) { return this.request('POST', `/api/slots/${enc(id)}/confirm`, { option }); }
+  audit(id, limit = 200) { return this.request('GET', `/api/audit?slot=${enc(id)}&limit=${limit}`); }
 }
 
 const enc = encodeURIComponent;
