@@ -131,7 +131,7 @@ impl NotifyConfig {
 
     fn wants(&self, event: &NotifyEvent) -> bool {
         self.on.contains(&event.event)
-            && (self.slots.is_empty() || self.slots.iter().any(|s| *s == event.slot))
+            && (self.slots.is_empty() || self.slots.contains(&event.slot))
             && (event.event != NotifyKind::Idle
                 || event.busy_secs.unwrap_or(0) as f64 >= self.min_busy_secs)
     }

@@ -184,7 +184,15 @@ Examples:
   missiond audit --json | jq '.[] | select(.action == \"confirm\")'")]
     Audit(audit_cmd::AuditArgs),
     /// Notifications out: `missiond notify test` sends a sample to every [[notify]] receiver.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Receivers are the [[notify]] entries of the daemon's config (docs/AWAY.md).
+
+Examples:
+  missiond notify test
+  missiond notify test --slot agent1"
+    )]
     Notify(audit_cmd::NotifyVerb),
 }
 

@@ -1,7 +1,9 @@
 //! `/pty/<slot>`: one viewer of one slot's terminal.
 //!
 //! The viewer gets the screen, then live output coalesced into frames, state changes, resizes
-//! and the exit. It may type and resize unless it is read-only. A viewer that falls behind
+//! and the exit. It may type and resize unless it is read-only; its resize applies only while
+//! it is the slot's only viewer, or with `force` (viewers never fight over the size). Input
+//! and applied resizes are written to the audit trail before they reach the program. A viewer that falls behind
 //! the slot's fan-out ring loses its backlog and gets a fresh screen instead; one that stops
 //! reading for `[server] stuck_viewer_secs` is closed. Nothing a viewer does can slow the program.
 
