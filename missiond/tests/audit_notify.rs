@@ -224,6 +224,38 @@ fn every_action_is_recorded_with_who_did_it_before_it_is_acknowledged() {
 }
 
 #[test]
+fn an_action_whose_record_cannot_be_written_is_refused_not_done() {
+    // Every append past the first rotates; the rotated name is taken by a directory, so the
+    // rotation (and with it the append) fails.
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_toml: "[audit]\nmax_bytes = 1\nkeep_files = 1\n".into(),
+        ..Default::default()
+    });
+    daemon.cli_ok(&["launch", "kept", "--", "cat"]);
+    let pid = daemon.slot("kept").pid.expect("pid");
+    std::fs::create_dir_all(daemon.dir().join("state/missiond/audit.jsonl.1/in-the-way"))
+        .expect("block the rotation");
+    let err = daemon.cli_err(&["kill", "kept"]);
+    assert!(err.contains("audit trail cannot be written"), "{err}");
+    let slot = daemon.slot("kept");
+    assert_eq!(
+        slot.pid,
+        Some(pid),
+        "the kill was not carried out: {slot:?}"
+    );
+    assert!(support::daemon::alive(pid));
+    let (status, body) = request(
+        &daemon,
+        "POST",
+        "/api/slots/kept/input",
+        &[],
+        Some(json!({"data": "x"})),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("audit_failed"), "{body}");
+}
+
+#[test]
 fn an_answer_from_the_viewer_is_recorded_with_the_option_and_the_dialog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let daemon = Daemon::start_with(DaemonOptions {

@@ -30,7 +30,7 @@ fn a_real_permission_dialog_is_notified_within_2_s_and_its_answer_is_audited() {
     let receiver = Receiver::start(Mode::Answer);
     let daemon = Daemon::start_with(DaemonOptions {
         extra_toml: format!(
-            "[[notify]]\nurl = {:?}\non = [\"confirming\"]\n",
+            "[[notify]]\nurl = {:?}\non = [\"confirming\", \"idle\"]\nmin_busy_secs = 0\n",
             receiver.url
         ),
         ..Default::default()
@@ -111,4 +111,10 @@ fn a_real_permission_dialog_is_notified_within_2_s_and_its_answer_is_audited() {
     assert!(table.contains("1. Yes"), "{table}");
     support::daemon::poll(STEP, || flag.exists().then_some(()))
         .expect("the command ran after the answer");
+    // The turn ends: `idle`, with how long it was busy.
+    let got = receiver.wait(2, STEP);
+    let idle = got[1].json();
+    assert_eq!(idle["event"], "idle", "{idle}");
+    assert!(idle["busySecs"].is_u64(), "{idle}");
+    assert_eq!(receiver.received().len(), 2, "one event per change");
 }
