@@ -16,7 +16,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { Daemon, waitFor } from './daemon.mjs';
+import { execFileSync } from 'node:child_process';
+import { Daemon, waitFor, MISSIOND_BIN } from './daemon.mjs';
 
 const WEB_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const FIXTURES = path.join(WEB_DIR, 'tests', 'fixtures');
@@ -174,6 +175,11 @@ rows = 40
     assert.equal(answer.option.n, 1);
     assert.equal(answer.option.label, 'Yes');
     assert.match(answer.dialog.question, /Do you want to proceed\?/);
+    // `missiond audit` says the same to a person at a shell.
+    const table = execFileSync(MISSIOND_BIN, ['audit', '--slot', 'dialog'], {
+      env: { ...process.env, MISSIOND_URL: daemon.url, MISSIOND_TOKEN: token, XDG_STATE_HOME: path.join(tmp, 'state') },
+    }).toString();
+    assert.match(table, /confirm\s+viewer 127\.0\.0\.1:\d+\s+1\. Yes to "Bash command: touch/, table);
   });
 
   it('opens a terminal that scrolls inside its box at the real size, with a key bar', async () => {
@@ -216,6 +222,16 @@ rows = 40
     });
     await page.evaluate(() => document.getElementById('pane-shell').scrollIntoView());
     await page.screenshot({ path: path.join(DOCS, 'viewer-phone-terminal.png') });
+  });
+
+  it("shows a slot's history of answers in its pane", async () => {
+    await page.locator('.slot[data-slot-id="dialog"] .slot-open').tap();
+    await page.locator('#pane-dialog .history summary').tap();
+    const item = page.locator('#pane-dialog .history-item').first();
+    await item.waitFor();
+    const text = await item.innerText();
+    assert.match(text, /1\. Yes by viewer 127\.0\.0\.1:\d+/, text);
+    assert.match(text, /Bash command: touch/, text);
   });
 
   it('can be added to a home screen: a manifest with icons', async () => {
