@@ -18,23 +18,16 @@ use support::stand_in::{StandIn, Turn};
 const STEP: Duration = Duration::from_secs(60);
 const SLOT: &str = "cc";
 
-#[test]
-fn a_real_permission_dialog_is_notified_within_2_s_and_its_answer_is_audited() {
-    let outside = tempfile::tempdir().expect("temp dir");
-    let flag = outside.path().join("flag.txt");
-    let command = format!("touch {}", flag.display());
-    let stand_in = StandIn::start(vec![
-        Turn::bash(&command, "Create the flag file"),
-        Turn::text("The flag is set."),
-    ]);
-    let receiver = Receiver::start(Mode::Answer);
-    let daemon = Daemon::start_with(DaemonOptions {
-        extra_toml: format!(
-            "[[notify]]\nurl = {:?}\non = [\"confirming\", \"idle\"]\nmin_busy_secs = 0\n",
-            receiver.url
-        ),
-        ..Default::default()
-    });
+/// One Claude Code at a time: its start-up is heavy and the machine's cores are shared.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Claude Code in slot [`SLOT`] against `stand_in`, waited for until idle. Keep the returned
+/// environment alive as long as the slot runs.
+fn launch_claude(daemon: &Daemon, stand_in: &StandIn) -> support::claude_env::ClaudeEnv {
     let env = ClaudeEnvBuilder::new(stand_in.base_url())
         .claude_dir(daemon.dir().join("claude"))
         .build();
@@ -51,6 +44,28 @@ fn a_real_permission_dialog_is_notified_within_2_s_and_its_answer_is_audited() {
     );
     assert_eq!(status, 201, "{body}");
     daemon.cli_ok(&["wait", SLOT, "--state", "idle", "--timeout", "60"]);
+    env
+}
+
+#[test]
+fn a_real_permission_dialog_is_notified_within_2_s_and_its_answer_is_audited() {
+    let _serial = serial();
+    let outside = tempfile::tempdir().expect("temp dir");
+    let flag = outside.path().join("flag.txt");
+    let command = format!("touch {}", flag.display());
+    let stand_in = StandIn::start(vec![
+        Turn::bash(&command, "Create the flag file"),
+        Turn::text("The flag is set."),
+    ]);
+    let receiver = Receiver::start(Mode::Answer);
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_toml: format!(
+            "[[notify]]\nurl = {:?}\non = [\"confirming\", \"idle\"]\nmin_busy_secs = 0\n",
+            receiver.url
+        ),
+        ..Default::default()
+    });
+    let _env = launch_claude(&daemon, &stand_in);
 
     daemon.cli_ok(&["prompt", SLOT, "set the flag", "--wait", "--timeout", "60"]);
     let info: SlotInfo = daemon.slot(SLOT);
@@ -117,4 +132,40 @@ fn a_real_permission_dialog_is_notified_within_2_s_and_its_answer_is_audited() {
     assert_eq!(idle["event"], "idle", "{idle}");
     assert!(idle["busySecs"].is_u64(), "{idle}");
     assert_eq!(receiver.received().len(), 2, "one event per change");
+}
+
+#[test]
+fn a_task_completed_in_a_real_claude_slot_is_notified() {
+    let _serial = serial();
+    let subject = "Write the release notes";
+    let stand_in = StandIn::start(vec![
+        Turn::task_create(subject, "Write them", "Writing the release notes"),
+        Turn::task_update("1", "completed"),
+        Turn::text("Done."),
+    ]);
+    let receiver = Receiver::start(Mode::Answer);
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_toml: format!(
+            "[[notify]]\nurl = {:?}\non = [\"task_completed\"]\nslots = [\"{SLOT}\"]\n",
+            receiver.url
+        ),
+        ..Default::default()
+    });
+    let _env = launch_claude(&daemon, &stand_in);
+    daemon.cli_ok(&[
+        "prompt",
+        SLOT,
+        "write the notes",
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    let event = receiver.wait(1, STEP)[0].json();
+    assert_eq!(event["event"], "task_completed", "{event}");
+    assert_eq!(event["slot"], SLOT);
+    assert_eq!(event["task"], subject);
+    assert!(
+        event["message"].as_str().unwrap_or("").contains(subject),
+        "{event}"
+    );
 }
