@@ -9,7 +9,7 @@
 
 use crate::protocol::audit::{NotifyEvent, NotifyKind, NotifyTestResult};
 use crate::protocol::tasks::TaskEvent;
-use crate::protocol::{Dialog, DialogKind, DialogOption, SemanticState, SlotEvent};
+use crate::protocol::{Dialog, DialogKind, DialogOption, Meaning, SemanticState, SlotEvent};
 use crate::supervisor::now_millis;
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
@@ -408,6 +408,7 @@ fn sample_event(slot: &str, link_base: &str) -> NotifyEvent {
         title: "Bash command".into(),
         question: "Do you want to proceed?".into(),
         body: "echo hello from missiond".into(),
+        cancellable: true,
         options: ["Yes", "Yes, and don't ask again", "No"]
             .iter()
             .enumerate()
@@ -415,6 +416,7 @@ fn sample_event(slot: &str, link_base: &str) -> NotifyEvent {
                 n: i as u32 + 1,
                 label: label.to_string(),
                 selected: i == 0,
+                meaning: Some([Meaning::Yes, Meaning::Always, Meaning::No][i]),
             })
             .collect(),
     });

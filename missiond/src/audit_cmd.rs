@@ -115,18 +115,25 @@ fn who(entry: &AuditEntry) -> String {
 }
 
 fn what(entry: &AuditEntry, raw: &Value) -> String {
-    if let (Some(option), Some(dialog)) = (&entry.option, &entry.dialog) {
-        let meaning = raw["option"]["meaning"]
-            .as_str()
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default();
+    if let Some(dialog) = &entry.dialog {
         let about = [dialog.title.as_str(), dialog.body.as_str()]
             .iter()
             .filter(|s| !s.is_empty())
             .map(|s| s.replace('\n', " "))
             .collect::<Vec<_>>()
             .join(": ");
-        return format!("{}. {}{meaning} to \"{}\"", option.n, option.label, about);
+        let chosen = match &entry.option {
+            Some(option) => {
+                let meaning = raw["option"]["meaning"]
+                    .as_str()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                format!("{}. {}{meaning}", option.n, option.label)
+            }
+            // A "no" given by Escape: the dialog had no No option.
+            None => "Escape (no)".to_string(),
+        };
+        return format!("{chosen} to \"{about}\"");
     }
     if let Some(command) = &entry.command {
         return command.join(" ");

@@ -134,13 +134,20 @@ Examples:
   missiond prompt agent1 'Add a --verbose flag to the CLI'
   missiond prompt agent1 --wait --timeout 600 'Run the tests and fix what fails'")]
     Prompt(PromptArgs),
-    /// Answer the dialog a slot is showing (state confirming) with option number N.
+    /// Answer the dialog a slot is showing (state confirming): option N, or --yes/--always/--no.
     #[command(after_help = "\
-`missiond ls --json` or `missiond wait ID --state confirming --json` shows the dialog's options.
+Answer by meaning in scripts: option numbers differ between Claude Code releases (\"No\" is 3 in
+one release's write dialog and 4 in another's Bash dialog), meanings do not. `missiond ls --json`
+or `missiond wait ID --state confirming --json` shows each option's number, label and meaning.
+
+The daemon moves the selection one key at a time and presses Enter only when the screen shows
+the asked option selected on the same dialog. If it cannot get there, nothing is submitted, the
+dialog stays open and the command fails saying what the screen shows.
 
 Examples:
-  missiond confirm agent1 1          1. Yes
-  missiond confirm agent1 3          3. No")]
+  missiond confirm agent1 --yes      allow once
+  missiond confirm agent1 --no       refuse (Escape when the dialog has no \"No\" option)
+  missiond confirm agent1 2          option 2, whatever it says")]
     Confirm(ConfirmArgs),
     /// Block until a slot reaches a state; exit status 0 when it does, 1 on timeout.
     #[command(after_help = "\
@@ -276,11 +283,21 @@ pub struct PromptArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("answer").required(true).args(["option", "yes", "always", "no"]))]
 pub struct ConfirmArgs {
     /// Slot id.
     pub id: String,
     /// Option number as shown in the dialog (1 is the first).
-    pub option: u32,
+    pub option: Option<u32>,
+    /// Allow once: the option that means "yes", whatever its number.
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow and stop asking for this kind of action ("Yes, allow all edits…", "don't ask again").
+    #[arg(long)]
+    pub always: bool,
+    /// Refuse: the option that means "no", or Escape where the dialog offers it and no option says no.
+    #[arg(long)]
+    pub no: bool,
 }
 
 #[derive(Debug, Args)]

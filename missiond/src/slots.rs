@@ -13,8 +13,8 @@ use crate::{
     ConfirmArgs, ConnArgs, LaunchArgs, PromptArgs, ResizeArgs, ScreenArgs, SendArgs, WaitArgs,
 };
 use missiond_core::protocol::{
-    ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SlotInfo, SlotSpec,
-    StateReply,
+    ConfirmRequest, InputRequest, Meaning, PromptRequest, ResizeRequest, ScreenText, SlotInfo,
+    SlotSpec, StateReply,
 };
 
 fn slot_path(id: &str, rest: &str) -> String {
@@ -230,8 +230,16 @@ pub async fn confirm(
     conn: &ConnArgs,
     args: ConfirmArgs,
 ) -> Result<ExitCode, Failure> {
+    let answer = [
+        (args.yes, Meaning::Yes),
+        (args.always, Meaning::Always),
+        (args.no, Meaning::No),
+    ]
+    .into_iter()
+    .find_map(|(given, meaning)| given.then_some(meaning));
     let body = ConfirmRequest {
         option: args.option,
+        answer,
     };
     let reply: StateReply = client
         .post(&slot_path(&args.id, "/confirm"), Some(&body))

@@ -7,7 +7,7 @@ mod support;
 
 use futures_util::{SinkExt, StreamExt};
 use missiond_core::protocol::audit::{AuditAction, AuditEntry, ClientKind, TokenKind};
-use missiond_core::protocol::{SemanticState, SlotInfo};
+use missiond_core::protocol::{Meaning, SemanticState, SlotInfo};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -105,7 +105,8 @@ fn every_action_is_recorded_with_who_did_it_before_it_is_acknowledged() {
         "POST",
         "/api/slots/sh1/input",
         &[("user-agent", "my-script/1.0")],
-        Some(json!({"data": "\u{1b}[A\u{3}"})),
+        // (Not Ctrl-C: that would end `cat` before the viewer below attaches.)
+        Some(json!({"data": "\u{1b}[A\u{1b}[B"})),
     );
     assert_eq!(status, 204, "{body}");
     let (status, body) = request(
@@ -182,7 +183,7 @@ fn every_action_is_recorded_with_who_did_it_before_it_is_acknowledged() {
     let script = &entries[2];
     assert_eq!(script.actor.client, ClientKind::Rest);
     assert_eq!(script.actor.user_agent.as_deref(), Some("my-script/1.0"));
-    assert_eq!((script.bytes, script.text.as_deref()), (Some(4), None));
+    assert_eq!((script.bytes, script.text.as_deref()), (Some(6), None));
     assert_eq!((entries[3].cols, entries[3].rows), (Some(90), Some(30)));
     for typed in &entries[4..6] {
         assert_eq!(typed.actor.client, ClientKind::Viewer, "{typed:?}");
@@ -299,6 +300,36 @@ fn an_answer_from_the_viewer_is_recorded_with_the_option_and_the_dialog() {
     let table = daemon.cli_ok(&["audit", "--slot", "dialog"]);
     assert!(table.contains("1. Yes"), "{table}");
     assert!(table.contains("viewer 127.0.0.1:"), "{table}");
+}
+
+#[test]
+fn an_answer_by_meaning_is_recorded_with_the_meaning_and_the_option_it_chose() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_toml: dialog_slot(dir.path()),
+        ..Default::default()
+    });
+    daemon.wait_slot("dialog", "confirming", |s| {
+        s.state == SemanticState::Confirming
+    });
+    daemon.cli_ok(&["confirm", "dialog", "--no"]);
+    let entries = audit(&daemon, &["--slot", "dialog"]);
+    let confirm = entries
+        .iter()
+        .find(|e| e.action == AuditAction::Confirm)
+        .unwrap_or_else(|| panic!("no confirm entry: {entries:#?}"));
+    assert_eq!(confirm.actor.client, ClientKind::Cli);
+    assert_eq!(confirm.answer, Some(Meaning::No));
+    let option = confirm.option.as_ref().expect("the option that means no");
+    assert_eq!(
+        (option.label.as_str(), option.meaning),
+        ("No", Some(Meaning::No))
+    );
+    let table = daemon.cli_ok(&["audit", "--slot", "dialog"]);
+    assert!(
+        table.contains(&format!("{}. No (no) to", option.n)),
+        "{table}"
+    );
 }
 
 #[test]

@@ -51,7 +51,11 @@ export class Api {
   remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
   screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
-  confirm(id, option) { return this.request('POST', `/api/slots/${enc(id)}/confirm`, { option }); }
+  /** `answer`: an option number, or a meaning (`'yes'`, `'always'`, `'no'`). */
+  confirm(id, answer) {
+    const body = typeof answer === 'number' ? { option: answer } : { answer };
+    return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);
+  }
   audit(id, limit = 200) { return this.request('GET', `/api/audit?slot=${enc(id)}&limit=${limit}`); }
 }
 

@@ -36,23 +36,30 @@ export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
   }
   if (dialog.body) card.append(h('pre', { class: 'dialog-body', text: dialog.body }));
   card.append(h('p', { class: 'dialog-question', text: dialog.question || 'Choose an option' }));
-  const buttons = dialog.options.map((opt) => h('button', {
+  /** A button answering `answer` (an option number or a meaning), labelled `n` and `label`. */
+  const button = (answer, n, label, { selected = false, refuses = false, meaning = null } = {}) => h('button', {
     type: 'button',
-    class: `btn option${opt.selected ? ' selected' : ''}`,
-    dataset: { option: String(opt.n) },
-    title: `Answer option ${opt.n}`,
+    class: `btn option${selected ? ' selected' : ''}${refuses ? ' refuse' : ''}`,
+    dataset: typeof answer === 'number' ? { option: String(answer), meaning: meaning || '' } : { answer },
+    title: refuses ? `Refuse: ${label}` : `Answer ${n} ${label}`,
     onclick: async () => {
       for (const b of buttons) b.disabled = true;
-      status.textContent = `Sending ${opt.n}…`;
+      status.textContent = `Sending ${n}…`;
       try {
-        await onAnswer(opt.n);
-        status.textContent = `Answered ${opt.n}. ${opt.label}`;
+        await onAnswer(answer);
+        status.textContent = `Answered ${n} ${label}`;
       } catch (err) {
         status.textContent = `Could not answer: ${err.message}`;
         for (const b of buttons) b.disabled = false;
       }
     },
-  }, h('span', { class: 'opt-n', text: `${opt.n}` }), h('span', { class: 'opt-label', text: opt.label })));
+  }, h('span', { class: 'opt-n', text: n }), h('span', { class: 'opt-label', text: label }));
+  const buttons = dialog.options.map((opt) => button(opt.n, `${opt.n}.`, opt.label,
+    { selected: opt.selected, refuses: opt.meaning === 'no', meaning: opt.meaning }));
+  // No option refuses but Escape does (Claude Code 2.0.x): offer it as its own button.
+  if (dialog.cancellable && !dialog.options.some((o) => o.meaning === 'no')) {
+    buttons.push(button('no', 'Esc', 'Refuse', { refuses: true }));
+  }
   card.append(h('div', { class: 'dialog-options' }, buttons), status);
   return card;
 }

@@ -179,7 +179,7 @@ rows = 40
     const table = execFileSync(MISSIOND_BIN, ['audit', '--slot', 'dialog'], {
       env: { ...process.env, MISSIOND_URL: daemon.url, MISSIOND_TOKEN: token, XDG_STATE_HOME: path.join(tmp, 'state') },
     }).toString();
-    assert.match(table, /confirm\s+viewer 127\.0\.0\.1:\d+\s+1\. Yes to "Bash command: touch/, table);
+    assert.match(table, /confirm\s+viewer 127\.0\.0\.1:\d+\s+1\. Yes \(yes\) to "Bash command: touch/, table);
   });
 
   it('opens a terminal that scrolls inside its box at the real size, with a key bar', async () => {

@@ -276,6 +276,8 @@ describe('viewer in Chromium', () => {
     assert.ok(labels.length >= 2, `options: ${labels}`);
     assert.equal(labels[0], 'Yes');
     assert.equal(labels[labels.length - 1], 'No');
+    // The refusing option (meaning "no") is marked, and it is the only one.
+    assert.deepEqual(await card.locator('.btn.option.refuse .opt-label').allInnerTexts(), ['No']);
 
     await page.locator('.slot[data-slot-id="shell"] .badge', { hasText: 'idle' }).waitFor();
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });

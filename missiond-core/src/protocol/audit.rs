@@ -4,7 +4,7 @@
 //! One audit entry is one line of `audit.jsonl` and one element of `GET /api/audit`, so the
 //! file and the API read the same.
 
-use super::{Dialog, DialogOption, SemanticState};
+use super::{Dialog, DialogOption, Meaning, SemanticState};
 use serde::{Deserialize, Serialize};
 
 /// What was done to a slot.
@@ -125,8 +125,12 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Confirm: the option asked for, as the dialog offered it (number, label, meaning).
+    /// Absent when a "no" was given by Escape (a dialog with no No option).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub option: Option<DialogOption>,
+    /// Confirm: the meaning asked for, when the answer was given by meaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Meaning>,
     /// Confirm: the dialog that was answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dialog: Option<Dialog>,
@@ -147,6 +151,7 @@ impl AuditEntry {
             bytes: None,
             text: None,
             option: None,
+            answer: None,
             dialog: None,
         }
     }

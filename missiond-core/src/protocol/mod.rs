@@ -174,15 +174,41 @@ pub enum DialogKind {
     Other,
 }
 
+/// What answering with an option does, so scripts can answer by meaning across releases that
+/// renumber or rename options. Read from the profile's rule file (`[[meaning]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Meaning {
+    /// Allow this once.
+    Yes,
+    /// Allow, and stop asking for this kind of action.
+    Always,
+    /// Refuse.
+    No,
+}
+
+impl Meaning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Meaning::Yes => "yes",
+            Meaning::Always => "always",
+            Meaning::No => "no",
+        }
+    }
+}
+
 /// One numbered choice of a dialog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DialogOption {
     pub n: u32,
     pub label: String,
     pub selected: bool,
+    /// `null` for anything that is not plainly yes, always or no (e.g. "switch to auto mode").
+    #[serde(default)]
+    pub meaning: Option<Meaning>,
 }
 
-/// A dialog parsed from the screen, so a client can answer it with an option number.
+/// A dialog parsed from the screen, so a client can answer it by option number or by meaning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dialog {
     pub kind: DialogKind,
@@ -190,6 +216,35 @@ pub struct Dialog {
     pub question: String,
     pub body: String,
     pub options: Vec<DialogOption>,
+    /// The dialog says Escape cancels it (its footer reads "Esc to cancel"): answering "no" on a
+    /// dialog without a "no" option presses Escape.
+    #[serde(default)]
+    pub cancellable: bool,
+}
+
+impl Dialog {
+    /// The option answering with `meaning`: the first one that carries it.
+    pub fn option_meaning(&self, meaning: Meaning) -> Option<&DialogOption> {
+        self.options.iter().find(|o| o.meaning == Some(meaning))
+    }
+}
+
+/// Why a slot is in the `error` state, with what the screen says about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// `api_retry` (an API call failed and is being retried) or `api_error` (the turn ended in
+    /// an API error), or the rule file's own name for it.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// With `api_retry`: the attempt under way and how many there will be at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_secs: Option<u32>,
 }
 
 /// Extra facts about the current state: the dialog while `confirming`, the rule that matched.
@@ -198,6 +253,9 @@ pub struct Dialog {
 pub struct StateDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dialog: Option<Dialog>,
+    /// While `error`: what went wrong, as far as the screen tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
     /// Name of the rule (or signal) that decided the state, for people debugging rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -228,6 +286,10 @@ pub struct SlotInfo {
     pub exit_signal: Option<String>,
     pub restarts: u32,
     pub viewers: usize,
+    /// The Claude Code release a `claude-code` slot runs (`2.1.330`), from `<command> --version`;
+    /// `null` for other programs or when it could not be told.
+    #[serde(default)]
+    pub claude_version: Option<String>,
 }
 
 /// Error body of every failed REST call: `{"error": {"code", "message"}}`.
@@ -275,9 +337,35 @@ pub struct PromptRequest {
     pub timeout_ms: Option<u64>,
 }
 
+/// `POST /api/slots/{id}/confirm`: `{"option": n}` or `{"answer": "yes" | "always" | "no"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
-    pub option: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Meaning>,
+}
+
+/// What a confirm asks for: one option by number, or the option (or key) with a meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Option(u32),
+    Meaning(Meaning),
+}
+
+impl ConfirmRequest {
+    /// Exactly one of `option` and `answer`.
+    pub fn answer(&self) -> Result<Answer, &'static str> {
+        match (self.option, self.answer) {
+            (Some(n), None) => Ok(Answer::Option(n)),
+            (None, Some(m)) => Ok(Answer::Meaning(m)),
+            (Some(_), Some(_)) => Err("give either \"option\" or \"answer\", not both"),
+            (None, None) => {
+                Err("give \"option\": <number> or \"answer\": \"yes\" | \"always\" | \"no\"")
+            }
+        }
+    }
 }
 
 /// Answer of `prompt`, `confirm` and `wait`: the state the slot is in when the call returns.

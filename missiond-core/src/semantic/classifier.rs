@@ -10,7 +10,7 @@
 use super::dialog::parse_dialog;
 use super::regions::RegionCache;
 use super::rules::{Region, Rules};
-use crate::protocol::{Dialog, DialogKind, SemanticState, StateDetail};
+use crate::protocol::{Dialog, DialogKind, ErrorDetail, SemanticState, StateDetail};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,6 +48,7 @@ struct Candidate {
     reason: Reason,
     source: Source,
     dialog: Option<Dialog>,
+    error: Option<ErrorDetail>,
 }
 
 /// The winning signal of one decision; `dialog_of` names the rule candidate whose dialog goes
@@ -150,8 +151,8 @@ impl Classifier {
         let prev = self.state;
         self.state = SemanticState::Exited;
         self.detail = StateDetail {
-            dialog: None,
             reason: Some("exit".to_string()),
+            ..StateDetail::default()
         };
         self.idle_since = None;
         self.quiet_at = None;
@@ -195,13 +196,25 @@ impl Classifier {
             {
                 continue;
             }
-            if !rule.matches(self.cache.text(screen, &rules.layout, title, rule.region)) {
+            let text = self.cache.text(screen, &rules.layout, title, rule.region);
+            if !rule.matches(text) {
                 continue;
             }
+            let error = rule.error_detail(text);
             let dialog = match rule.dialog {
                 Some(kind) if rule.state == SemanticState::Confirming => {
                     let (start, end) = self.cache.row_range(screen, &rules.layout, rule.region);
-                    Some(self.dialog_from_rows(start, end, kind))
+                    let mut dialog = self.dialog_from_rows(start, end, kind);
+                    for option in &mut dialog.options {
+                        option.meaning = rules.meaning_of(kind, &option.label);
+                    }
+                    dialog.cancellable = rules.cancellable(self.cache.text(
+                        screen,
+                        &rules.layout,
+                        title,
+                        rule.region,
+                    ));
+                    Some(dialog)
                 }
                 _ => None,
             };
@@ -215,6 +228,7 @@ impl Classifier {
                     Source::Screen
                 },
                 dialog,
+                error,
             };
             if is_title {
                 self.title_candidate = Some(c);
@@ -330,6 +344,18 @@ impl Classifier {
         }
     }
 
+    /// The error detail of the rule behind `t`, when it is an `error` rule.
+    fn target_error(&self, t: &Target) -> Option<&ErrorDetail> {
+        let candidate = match t.source {
+            Source::Screen => self.screen_candidate.as_ref()?,
+            Source::Title => self.title_candidate.as_ref()?,
+            _ => return None,
+        };
+        (candidate.reason == t.reason)
+            .then_some(candidate.error.as_ref())
+            .flatten()
+    }
+
     fn reason_text(&self, reason: Reason) -> String {
         match reason {
             Reason::Rule(i) => self
@@ -346,6 +372,36 @@ impl Classifier {
         let cur = self.state;
         if t.state == cur {
             self.idle_since = None;
+            if cur == SemanticState::Error {
+                // Same state, another error or another attempt: report it (not the countdown).
+                let error = self.target_error(&t).cloned();
+                let seconds_apart = |a: &ErrorDetail, b: &ErrorDetail| {
+                    ErrorDetail {
+                        retry_in_secs: None,
+                        ..a.clone()
+                    } == ErrorDetail {
+                        retry_in_secs: None,
+                        ..b.clone()
+                    }
+                };
+                let unchanged = match (&error, &self.detail.error) {
+                    (Some(a), Some(b)) => seconds_apart(a, b),
+                    (a, b) => a == b,
+                };
+                if unchanged {
+                    return None;
+                }
+                self.detail = StateDetail {
+                    error,
+                    reason: Some(self.reason_text(t.reason)),
+                    ..StateDetail::default()
+                };
+                return Some(Transition {
+                    state: cur,
+                    prev: cur,
+                    detail: self.detail.clone(),
+                });
+            }
             if cur != SemanticState::Confirming {
                 return None;
             }
@@ -365,6 +421,7 @@ impl Classifier {
             self.detail = StateDetail {
                 dialog,
                 reason: Some(self.reason_text(t.reason)),
+                ..StateDetail::default()
             };
             return Some(Transition {
                 state: cur,
@@ -389,8 +446,10 @@ impl Classifier {
         }
         self.state = t.state;
         let dialog = self.target_dialog(&t).cloned();
+        let error = self.target_error(&t).cloned();
         self.detail = StateDetail {
             dialog,
+            error,
             reason: Some(self.reason_text(t.reason)),
         };
         Some(Transition {

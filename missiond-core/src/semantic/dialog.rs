@@ -1,48 +1,12 @@
-//! Dialogs: reading a dialog's title, question, body and options from its screen rows, and the
-//! keys that answer it.
+//! Dialogs: reading a dialog's title, question, body and options from its screen rows, and
+//! telling one dialog from another (moving the selection redraws a dialog but does not make it
+//! another one). Answering is `supervisor::interact::confirm`'s: one key at a time, read back.
 //!
 //! The parser is generic over Claude Code's dialogs (permission, trust, API key, questions): a
 //! title line first, `╌` rules around a body, a question ending in `?`, then a list of options
 //! with `❯` on the selected one, numbered (`❯ 1. Yes`) or not (`❯ No, exit`).
 
 use crate::protocol::{Dialog, DialogKind, DialogOption};
-
-/// Why no keys can answer a dialog.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error("the dialog has no options to choose from")]
-    NoOptions,
-    #[error("option {n} does not exist (the dialog has options {first}..={last})")]
-    OutOfRange { n: u32, first: u32, last: u32 },
-}
-
-/// The bytes that select option `n` of `dialog` and submit it: Down/Up arrows from the selected
-/// option to option `n`, then Enter (`\r`), to be written in one go.
-///
-/// Checked on the real Claude Code 2.1.330: one write of `ESC[B` + `\r` picks option 2 of a
-/// permission dialog and accepts the trust dialog (Ink reads the keys one by one). Arrows work for
-/// numbered and unnumbered options alike. (A digit alone also selects and submits a numbered
-/// option, with no Enter; unnumbered dialogs have no digits, so arrows are the one method.)
-/// Moving the selection redraws the dialog: to wait for the answer to land, compare dialogs with
-/// [`same_dialog`], which ignores the selection.
-pub fn keys_for_option(dialog: &Dialog, n: u32) -> Result<Vec<u8>, KeyError> {
-    let first = dialog.options.first().ok_or(KeyError::NoOptions)?.n;
-    let last = dialog.options.last().map(|o| o.n).unwrap_or(first);
-    let target = dialog
-        .options
-        .iter()
-        .position(|o| o.n == n)
-        .ok_or(KeyError::OutOfRange { n, first, last })?;
-    let current = dialog.options.iter().position(|o| o.selected).unwrap_or(0);
-    let (key, count): (&[u8], usize) = if target >= current {
-        (b"\x1b[B", target - current)
-    } else {
-        (b"\x1b[A", current - target)
-    };
-    let mut keys = key.repeat(count);
-    keys.push(b'\r');
-    Ok(keys)
-}
 
 /// True when two dialogs ask the same thing (kind, title, question, body, option labels),
 /// whichever option is selected.
@@ -163,6 +127,7 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
                             n,
                             label: label.to_string(),
                             selected: marked,
+                            meaning: None,
                         });
                         option_lines.push(i);
                         prev_len = Some(lines[i].chars().count());
@@ -196,6 +161,7 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
                 n: k as u32 + 1,
                 label: text.trim().to_string(),
                 selected: marked,
+                meaning: None,
             });
             option_lines.push(i);
         }
@@ -263,6 +229,7 @@ pub(crate) fn parse_dialog(lines: &[&str], cols: usize, kind: DialogKind, marker
         question,
         body,
         options,
+        cancellable: false,
     }
 }
 
@@ -355,45 +322,25 @@ mod tests {
     }
 
     #[test]
-    fn keys() {
+    fn same_dialog_ignores_the_selection() {
         let mk = |sel: usize| Dialog {
             kind: DialogKind::Other,
             title: String::new(),
             question: String::new(),
             body: String::new(),
+            cancellable: false,
             options: (0..3)
                 .map(|i| DialogOption {
                     n: i as u32 + 1,
                     label: format!("o{i}"),
                     selected: i == sel,
+                    meaning: None,
                 })
                 .collect(),
         };
-        assert_eq!(keys_for_option(&mk(0), 3), Ok(b"\x1b[B\x1b[B\r".to_vec()));
-        assert_eq!(keys_for_option(&mk(2), 1), Ok(b"\x1b[A\x1b[A\r".to_vec()));
-        assert_eq!(keys_for_option(&mk(1), 2), Ok(b"\r".to_vec()));
-        assert_eq!(
-            keys_for_option(&mk(0), 4),
-            Err(KeyError::OutOfRange {
-                n: 4,
-                first: 1,
-                last: 3
-            })
-        );
-        assert_eq!(
-            keys_for_option(&mk(0), 0),
-            Err(KeyError::OutOfRange {
-                n: 0,
-                first: 1,
-                last: 3
-            })
-        );
         assert!(same_dialog(&mk(0), &mk(2)));
         let mut other = mk(0);
         other.options[1].label.push('!');
         assert!(!same_dialog(&mk(0), &other));
-        let mut empty = mk(0);
-        empty.options.clear();
-        assert_eq!(keys_for_option(&empty, 1), Err(KeyError::NoOptions));
     }
 }

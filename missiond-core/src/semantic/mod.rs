@@ -5,7 +5,7 @@
 //! - [`rules`]: the rule files (data, one per [`Profile`](crate::protocol::Profile)), embedded and
 //!   overridable from a directory; format in `docs/RULES.md`.
 //! - [`classifier`]: the per-slot state machine, driven by the slot's parser thread.
-//! - [`dialog`]: dialog parsing and the keys that answer one.
+//! - [`dialog`]: dialog parsing, and telling one dialog from another.
 //! - `regions`: how a screen is cut into the regions rules read.
 //!
 //! Use: build a [`RuleBook`] once (`RuleBook::load(dir)`), then per slot
@@ -18,6 +18,6 @@ mod regions;
 pub mod rules;
 
 pub use classifier::{Classifier, Transition};
-pub use dialog::{keys_for_option, same_dialog, KeyError};
-pub use regions::composer_text;
+pub use dialog::same_dialog;
+pub use regions::{composer_text, typed_text_shows};
 pub use rules::{embedded_source, Region, Rule, RuleBook, RuleError, Rules};

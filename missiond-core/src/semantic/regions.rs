@@ -288,6 +288,53 @@ pub fn composer_text(screen: &vt100::Screen) -> Option<String> {
     composer_text_with(screen, &Layout::default())
 }
 
+/// Whether `text`, just typed, shows where the program takes input: Claude Code's prompt box
+/// holds its beginning (or the `[Pasted text #N …]` a long paste collapses to); without a prompt
+/// box, the cursor's row holds its end (a program that echoes). White space is ignored, since
+/// the box wraps long lines. `Err` says what the screen shows instead.
+pub fn typed_text_shows(screen: &vt100::Screen, text: &str) -> Result<(), String> {
+    const ENOUGH: usize = 24;
+    let compact = |s: &str| s.split_whitespace().collect::<String>();
+    let wanted = compact(text);
+    match composer_text(screen) {
+        Some(box_text) => {
+            let head: String = wanted.chars().take(ENOUGH).collect();
+            if compact(&box_text).contains(&head) || box_text.contains("[Pasted text") {
+                Ok(())
+            } else {
+                Err(format!("the prompt box shows {:?}", clip(&box_text)))
+            }
+        }
+        None => {
+            let last_line = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            let last = compact(last_line);
+            let tail: String = last
+                .chars()
+                .skip(last.chars().count().saturating_sub(ENOUGH))
+                .collect();
+            let mut row = String::new();
+            read_row(screen, screen.cursor_position().0, false, &mut row);
+            if compact(&row).contains(&tail) {
+                Ok(())
+            } else {
+                Err(format!("the cursor's row shows {:?}", clip(row.trim_end())))
+            }
+        }
+    }
+}
+
+/// At most 80 characters of `s`, for messages.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 pub(crate) fn composer_text_with(screen: &vt100::Screen, layout: &Layout) -> Option<String> {
     let mut cache = RegionCache::default();
     cache.load(screen);

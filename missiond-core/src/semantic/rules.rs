@@ -5,7 +5,7 @@
 //! because Claude Code changes its screens every few weeks and users must be able to follow
 //! without a rebuild. The format is documented in `docs/RULES.md`.
 
-use crate::protocol::{DialogKind, Profile, SemanticState};
+use crate::protocol::{DialogKind, ErrorDetail, Meaning, Profile, SemanticState};
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -89,6 +89,8 @@ pub struct Rule {
     /// The dialog kind reported with a `confirming` state.
     pub dialog: Option<DialogKind>,
     pub priority: i64,
+    /// With state `error`: the reason reported in `stateDetail.error`.
+    pub error: Option<String>,
     all: Vec<Regex>,
     any: Vec<Regex>,
     none: Vec<Regex>,
@@ -102,6 +104,43 @@ impl Rule {
             && (self.any.is_empty() || self.any.iter().any(|r| r.is_match(text)))
             && !self.none.iter().any(|r| r.is_match(text))
     }
+
+    /// The error detail of an `error` rule that matched `text`: its reason, plus the named groups
+    /// `message`, `attempt`, `of` and `retry_in_secs` of the first pattern that captures them.
+    pub fn error_detail(&self, text: &str) -> Option<ErrorDetail> {
+        let reason = self.error.clone()?;
+        let mut detail = ErrorDetail {
+            reason,
+            ..ErrorDetail::default()
+        };
+        let caps = self
+            .all
+            .iter()
+            .chain(&self.any)
+            .filter(|r| r.capture_names().flatten().next().is_some())
+            .find_map(|r| r.captures(text));
+        if let Some(caps) = caps {
+            let text = |name: &str| caps.name(name).map(|m| m.as_str().trim().to_string());
+            let number = |name: &str| text(name).and_then(|t| t.parse().ok());
+            detail.message = text("message");
+            detail.attempt = number("attempt");
+            detail.of = number("of");
+            detail.retry_in_secs = number("retry_in_secs");
+        }
+        Some(detail)
+    }
+}
+
+/// What answering with an option means (`[[meaning]]`): the first entry, in file order, whose
+/// `label` matches an option's label gives that option its meaning.
+#[derive(Debug, Clone)]
+pub struct MeaningRule {
+    /// `None` for `meaning = "none"`: labels that look like yes but are not (e.g. "Yes, and
+    /// switch to auto mode"), listed before the entry they would otherwise match.
+    pub meaning: Option<Meaning>,
+    label: Regex,
+    /// The dialog kinds it applies to; empty for every kind.
+    dialogs: Vec<DialogKind>,
 }
 
 /// How the screen is cut into regions.
@@ -147,6 +186,10 @@ pub struct Rules {
     pub activity: Option<Activity>,
     /// Highest priority first; equal priorities keep file order.
     pub(crate) rules: Vec<Rule>,
+    /// Option meanings, in file order.
+    meanings: Vec<MeaningRule>,
+    /// Matches a dialog's rows when Escape cancels (refuses) it.
+    cancel: Option<Regex>,
 }
 
 /// A rule file that cannot be used, with the place of the problem.
@@ -174,6 +217,25 @@ struct RawFile {
     activity: Option<RawActivity>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    meaning: Vec<RawMeaning>,
+    #[serde(default)]
+    answers: Option<RawAnswers>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeaning {
+    meaning: Spanned<String>,
+    label: Spanned<String>,
+    #[serde(default)]
+    dialogs: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnswers {
+    cancel: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +283,8 @@ struct RawRule {
     any: Vec<Spanned<String>>,
     #[serde(default)]
     none: Vec<Spanned<String>>,
+    #[serde(default)]
+    error: Option<Spanned<String>>,
 }
 
 impl Rules {
@@ -307,15 +371,23 @@ impl Rules {
                     format!("rule `{name}` has no patterns: give `all` or `any`"),
                 ));
             }
+            let error = match &r.error {
+                Some(e) if state != SemanticState::Error => {
+                    return Err(err(
+                        Some(e.span()),
+                        format!("rule `{name}` names an error but its state is not `error`"),
+                    ))
+                }
+                Some(e) => Some(e.get_ref().clone()),
+                None if state == SemanticState::Error => Some(name.clone()),
+                None => None,
+            };
             let compile = |pats: &[Spanned<String>]| -> Result<Vec<Regex>, RuleError> {
                 pats.iter()
                     .map(|p| {
-                        RegexBuilder::new(p.get_ref())
-                            .multi_line(true)
-                            .build()
-                            .map_err(|e| {
-                                err(Some(p.span()), format!("bad pattern in rule `{name}`: {e}"))
-                            })
+                        pattern(p).map_err(|e| {
+                            err(Some(p.span()), format!("bad pattern in rule `{name}`: {e}"))
+                        })
                     })
                     .collect()
             };
@@ -328,10 +400,52 @@ impl Rules {
                 state,
                 dialog,
                 priority: r.priority,
+                error,
             });
         }
         // Stable: equal priorities keep the order of the file.
         rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+
+        let mut meanings = Vec::with_capacity(raw.meaning.len());
+        for m in raw.meaning {
+            let meaning = match m.meaning.get_ref().as_str() {
+                "yes" => Some(Meaning::Yes),
+                "always" => Some(Meaning::Always),
+                "no" => Some(Meaning::No),
+                "none" => None,
+                other => {
+                    return Err(err(
+                        Some(m.meaning.span()),
+                        format!("unknown meaning `{other}` (expected yes, always, no or none)"),
+                    ))
+                }
+            };
+            let label = pattern(&m.label)
+                .map_err(|e| err(Some(m.label.span()), format!("bad label pattern: {e}")))?;
+            let dialogs = m
+                .dialogs
+                .iter()
+                .map(|d| {
+                    dialog_kind(d.get_ref()).ok_or_else(|| {
+                        err(
+                            Some(d.span()),
+                            format!("unknown dialog kind `{}`", d.get_ref()),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            meanings.push(MeaningRule {
+                meaning,
+                label,
+                dialogs,
+            });
+        }
+        let cancel = match raw.answers.and_then(|a| a.cancel) {
+            Some(c) => Some(
+                pattern(&c).map_err(|e| err(Some(c.span()), format!("bad cancel pattern: {e}")))?,
+            ),
+            None => None,
+        };
 
         Ok(Rules {
             origin: origin.to_string(),
@@ -340,6 +454,8 @@ impl Rules {
             session_priority: raw.session.map(|s| s.priority),
             activity,
             rules,
+            meanings,
+            cancel,
         })
     }
 
@@ -364,6 +480,8 @@ impl Rules {
             session_priority: None,
             activity: None,
             rules: Vec::new(),
+            meanings: Vec::new(),
+            cancel: None,
         }
     }
 
@@ -371,6 +489,26 @@ impl Rules {
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
+
+    /// What answering a `kind` dialog with an option labelled `label` means.
+    pub fn meaning_of(&self, kind: DialogKind, label: &str) -> Option<Meaning> {
+        self.meanings
+            .iter()
+            .find(|m| {
+                (m.dialogs.is_empty() || m.dialogs.contains(&kind)) && m.label.is_match(label)
+            })
+            .and_then(|m| m.meaning)
+    }
+
+    /// True when a dialog whose rows read `text` says Escape cancels it.
+    pub fn cancellable(&self, text: &str) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_match(text))
+    }
+}
+
+/// A rule file's regular expression: multi-line, so `^` and `$` match at each row.
+fn pattern(p: &Spanned<String>) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(p.get_ref()).multi_line(true).build()
 }
 
 fn rule_state(s: &Spanned<String>) -> Result<SemanticState, String> {

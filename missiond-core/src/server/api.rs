@@ -242,12 +242,14 @@ pub async fn confirm(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> ApiResult<Json<StateReply>> {
+    let answer = req.answer().map_err(ApiError::bad_request)?;
     let slot = slot(&state, &id)?;
-    // Without that dialog option no key is sent (confirm refuses): nothing to record.
-    if let Some(entry) = audit_api::confirm_entry(&slot, req.option, actor) {
+    // Without an option (or Escape) that gives the answer no key is sent (confirm refuses):
+    // nothing to record.
+    if let Some(entry) = audit_api::confirm_entry(&slot, answer, actor) {
         record(&state, &entry)?;
     }
-    let view = crate::supervisor::interact::confirm(&slot, req.option).await?;
+    let view = crate::supervisor::interact::confirm(&slot, answer).await?;
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,

@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiQuery};
 use super::AppState;
 use crate::audit::AuditFilter;
 use crate::protocol::audit::{Actor, AuditAction, AuditEntry, NotifyTestResult};
-use crate::protocol::{SemanticState, SlotSpec};
+use crate::protocol::{Answer, Meaning, SemanticState, SlotSpec};
 use crate::supervisor::{now_millis, Slot};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -95,17 +95,29 @@ pub fn input_entry(slot: &str, data: &[u8], actor: Actor) -> AuditEntry {
     entry
 }
 
-/// The record of an answer: which option of which dialog. `None` when the slot shows no
-/// dialog with that option (then the answer is refused before any key is sent).
-pub fn confirm_entry(slot: &Slot, n: u32, actor: Actor) -> Option<AuditEntry> {
+/// The record of an answer: which option of which dialog (none for a "no" given by Escape).
+/// `None` when the slot shows no dialog that can give the answer (then it is refused before
+/// any key is sent).
+pub fn confirm_entry(slot: &Slot, answer: Answer, actor: Actor) -> Option<AuditEntry> {
     let view = slot.state();
     let dialog = view
         .detail
         .dialog
         .filter(|_| view.state == SemanticState::Confirming)?;
-    let option = dialog.options.iter().find(|o| o.n == n)?.clone();
+    let (option, meaning) = match answer {
+        Answer::Option(n) => (
+            Some(dialog.options.iter().find(|o| o.n == n)?.clone()),
+            None,
+        ),
+        Answer::Meaning(m) => match dialog.option_meaning(m) {
+            Some(o) => (Some(o.clone()), Some(m)),
+            None if m == Meaning::No && dialog.cancellable => (None, Some(m)),
+            None => return None,
+        },
+    };
     let mut entry = AuditEntry::new(now_millis(), slot.id(), AuditAction::Confirm, actor);
-    entry.option = Some(option);
+    entry.option = option;
+    entry.answer = meaning;
     entry.dialog = Some(dialog);
     Some(entry)
 }

@@ -1,5 +1,6 @@
 //! The set of slots: create, start, kill, restart, remove, and the `/events` broadcast.
 
+mod claude_version;
 pub mod fanout;
 pub mod guard;
 pub mod interact;

@@ -55,6 +55,8 @@ pub struct Slot {
     events: broadcast::Sender<SlotEvent>,
     rules: Arc<Rules>,
     guard: Option<Arc<super::guard::OrphanGuard>>,
+    /// The Claude Code release of a `claude-code` slot, once `--version` has answered.
+    claude_version: Mutex<Option<String>>,
     me: Weak<Slot>,
 }
 
@@ -97,6 +99,7 @@ impl Slot {
             events,
             rules,
             guard,
+            claude_version: Mutex::new(None),
             me: me.clone(),
         })
     }
@@ -131,6 +134,7 @@ impl Slot {
             exit_signal: life.exit.as_ref().and_then(|e| e.signal.clone()),
             restarts: life.restarts,
             viewers: life.run.as_ref().map(|r| r.viewer_count()).unwrap_or(0),
+            claude_version: lock(&self.claude_version).clone(),
         }
     }
 
@@ -199,7 +203,27 @@ impl Slot {
             pid: Some(run.pid()),
         });
         self.spawn_exit_watch(run, generation);
+        if self.config.profile == Profile::ClaudeCode {
+            self.spawn_version_query();
+        }
         Ok(())
+    }
+
+    /// Asks the slot's command which Claude Code release it is (off the caller's path: the
+    /// answer takes a process start).
+    fn spawn_version_query(&self) {
+        let me = self.me.clone();
+        let (command, env, cwd) = (
+            self.config.command.clone(),
+            self.config.env.clone(),
+            self.config.cwd.clone(),
+        );
+        tokio::spawn(async move {
+            let version = super::claude_version::ask(&command, &env, &cwd).await;
+            if let (Some(slot), Some(version)) = (me.upgrade(), version) {
+                *lock(&slot.claude_version) = Some(version);
+            }
+        });
     }
 
     /// Ends the program: SIGTERM to its session, SIGKILL after `grace`, then waits for the
@@ -255,13 +279,23 @@ impl Slot {
     }
 
     fn set_state(&self, state: SemanticState, detail: StateDetail) {
-        let prev = self.state.borrow().state;
+        let (prev, prev_since) = {
+            let view = self.state.borrow();
+            (view.state, view.since)
+        };
+        // A new dialog or error detail in the same state keeps `since`: the state did not change
+        // (an answer tells a redrawn dialog from a new one by it).
+        let since = if prev == state && state != SemanticState::Starting {
+            prev_since
+        } else {
+            now_millis()
+        };
         self.state.send_replace(StateView {
             state,
             detail: detail.clone(),
-            since: now_millis(),
+            since,
         });
-        if prev != state || state == SemanticState::Confirming {
+        if prev != state || matches!(state, SemanticState::Confirming | SemanticState::Error) {
             let _ = self.events.send(SlotEvent::SlotState {
                 slot_id: self.config.id.clone(),
                 state,
