@@ -70,6 +70,9 @@ pub struct ServerConfig {
     /// Seconds a viewer may go without taking a frame before it is closed (1008).
     #[serde(default = "default_stuck_viewer")]
     pub stuck_viewer_secs: f64,
+    /// Where worktree slots' worktrees go (default `$XDG_DATA_HOME/missiond/worktrees`).
+    #[serde(default)]
+    pub worktree_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             max_viewers: default_max_viewers(),
             kill_grace_secs: default_kill_grace(),
             stuck_viewer_secs: default_stuck_viewer(),
+            worktree_root: None,
         }
     }
 }
@@ -140,6 +144,13 @@ impl Default for ClaudeConfig {
 impl ServerConfig {
     pub fn kill_grace(&self) -> Duration {
         Duration::from_secs_f64(self.kill_grace_secs.clamp(0.0, 3600.0))
+    }
+
+    pub fn worktree_root(&self) -> PathBuf {
+        match &self.worktree_root {
+            Some(dir) => expand_tilde(&dir.to_string_lossy()),
+            None => crate::worktree::default_root(),
+        }
     }
 
     pub fn stuck_viewer(&self) -> Duration {
@@ -230,6 +241,9 @@ pub fn validate_spec(spec: &SlotSpec) -> Result<(), String> {
                 ));
             }
         }
+    }
+    if let Some(worktree) = &spec.worktree {
+        crate::worktree::validate_spec(worktree)?;
     }
     if let Some(lines) = spec.scrollback {
         if lines > 1_000_000 {
@@ -432,6 +446,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn a_slot_may_ask_for_a_worktree_and_typos_in_it_are_refused() {
+        let cfg = Config::parse(
+            "[[slots]]\nid = \"a\"\nworktree = { base = \"main\", setup = \"npm ci\" }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let wt = cfg.slots[0].worktree.as_ref().unwrap();
+        assert_eq!(wt.base.as_deref(), Some("main"));
+        assert_eq!(wt.setup.as_deref(), Some("npm ci"));
+        let err = Config::parse(
+            "[[slots]]\nid = \"a\"\nworktree = { bsae = \"main\" }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bsae"), "{err}");
+        let err = Config::parse(
+            "[[slots]]\nid = \"a\"\nworktree = { copy = [\"[\"] }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("copy glob"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`server`]: HTTP, WebSocket routes, auth.
 //! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
+//! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 
 pub mod audit;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod semantic;
 pub mod server;
 pub mod supervisor;
 pub mod tasks;
+pub mod worktree;
 
 /// The version clients and `/health` report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,6 +13,7 @@ mod serve;
 mod slots;
 mod tasks_cmd;
 mod terminal;
+mod worktree_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -77,7 +78,9 @@ Examples:
   missiond launch agent2 --cwd ~/src/app --size 160x50
   missiond launch sh1 -- bash
   missiond launch build --restart on-failure --env RUST_LOG=debug -- cargo watch -x test
-  missiond launch reader --profile claude-code -- ./my-claude-wrapper")]
+  missiond launch reader --profile claude-code -- ./my-claude-wrapper
+  missiond launch a1 --worktree --cwd ~/src/app      claude in its own worktree of ~/src/app
+  missiond launch a2 --worktree --base main --setup 'npm ci' --cwd ~/src/app")]
     Launch(LaunchArgs),
     /// Stop a slot's program: SIGTERM to its process group, SIGKILL after the grace period.
     #[command(after_help = "\
@@ -92,12 +95,27 @@ Examples:
     /// Start a slot whose program has exited (or was created without autostart).
     #[command(after_help = "Examples:\n  missiond start agent1")]
     Start(IdArg),
-    /// Remove a slot: stop its program if it runs, then forget it.
+    /// Remove a slot: stop its program if it runs, then forget it (and its clean worktree).
     #[command(
         visible_alias = "remove",
-        after_help = "Examples:\n  missiond rm agent1"
+        after_help = "\
+A worktree slot's worktree and branch are removed with it when they hold nothing that exists
+nowhere else. With uncommitted changes or commits not on the base, nothing is removed unless
+--keep-worktree (the slot goes, the worktree and branch stay) or --discard (both go) is given.
+
+Examples:
+  missiond rm agent1
+  missiond rm agent1 --keep-worktree
+  missiond rm agent1 --discard"
     )]
-    Rm(IdArg),
+    Rm(worktree_cmd::RmArgs),
+    /// Print a worktree slot's work as a diff against its base (untracked files included).
+    #[command(after_help = "\
+Examples:
+  missiond diff agent1
+  missiond diff agent1 | git apply --stat
+  missiond diff agent1 > agent1.patch")]
+    Diff(IdArg),
     /// Send raw input to a slot's program, exactly as if typed (no newline unless --enter).
     #[command(after_help = "\
 Examples:
@@ -231,6 +249,8 @@ pub struct LaunchArgs {
     /// Create the slot without starting it (`missiond start ID` starts it).
     #[arg(long)]
     pub no_start: bool,
+    #[command(flatten)]
+    pub worktree: worktree_cmd::WorktreeArgs,
     /// The command and its arguments, after `--` (default: claude).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -416,7 +436,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Start(a) => {
                     slots::lifecycle(&client, &conn, &a.id, slots::Action::Start).await
                 }
-                Verb::Rm(a) => slots::rm(&client, &conn, &a.id).await,
+                Verb::Rm(a) => worktree_cmd::rm(&client, &conn, a).await,
+                Verb::Diff(a) => worktree_cmd::diff(&client, &a.id).await,
                 Verb::Send(a) => slots::send(&client, a).await,
                 Verb::Screen(a) => slots::screen(&client, &conn, a).await,
                 Verb::Resize(a) => slots::resize(&client, &conn, a).await,

@@ -62,7 +62,7 @@ pub fn print_json<T: Serialize>(value: &T) {
 /// The `ls` table.
 pub fn slots_table(slots: &[SlotInfo]) -> String {
     let mut table = Table::new(&[
-        "ID", "STATUS", "STATE", "PID", "SIZE", "RESTARTS", "SINCE", "COMMAND",
+        "ID", "STATUS", "STATE", "PID", "SIZE", "RESTARTS", "SINCE", "WORKTREE", "COMMAND",
     ]);
     let now = now_ms();
     for s in slots {
@@ -79,10 +79,29 @@ pub fn slots_table(slots: &[SlotInfo]) -> String {
             } else {
                 ago(now, s.state_since)
             },
+            worktree_text(s),
             command_line(&s.command, &s.args),
         ]);
     }
     table.render()
+}
+
+/// `missiond/a1 +12 -3` (and `2↑ 1↓` when the branch is ahead or behind its base), or `-`.
+pub fn worktree_text(s: &SlotInfo) -> String {
+    let Some(w) = &s.worktree else {
+        return "-".into();
+    };
+    let mut text = format!(
+        "{} +{} -{}",
+        w.branch, w.stats.insertions, w.stats.deletions
+    );
+    if w.stats.ahead > 0 {
+        text.push_str(&format!(" {}↑", w.stats.ahead));
+    }
+    if w.stats.behind > 0 {
+        text.push_str(&format!(" {}↓", w.stats.behind));
+    }
+    text
 }
 
 /// `running`, or `exited(3)` / `exited(SIGKILL)` so the cause is visible in the table.

@@ -17,7 +17,7 @@ use missiond_core::protocol::{
     SlotSpec, StateReply,
 };
 
-fn slot_path(id: &str, rest: &str) -> String {
+pub fn slot_path(id: &str, rest: &str) -> String {
     format!("/api/slots/{}{rest}", encode(id))
 }
 
@@ -70,11 +70,18 @@ pub async fn launch(
         spec.restart = restart;
     }
     spec.autostart = !args.no_start;
+    spec.worktree = args.worktree.spec();
     let info: SlotInfo = client.post("/api/slots", Some(&spec)).await?;
     if conn.json {
         print_json(&info);
     } else {
         println!("launched {}", output::slot_line(&info));
+        if let Some(w) = &info.worktree {
+            println!(
+                "in worktree {} (branch {}, from {})",
+                w.path, w.branch, w.base
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -122,18 +129,6 @@ pub async fn lifecycle(
     match serde_json::from_value::<SlotInfo>(answer) {
         Ok(info) => println!("{verb} {}", output::slot_line(&info)),
         Err(_) => println!("{verb} {id}"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn rm(client: &Client, conn: &ConnArgs, id: &str) -> Result<ExitCode, Failure> {
-    let answer: Value = client
-        .call(Method::DELETE, &slot_path(id, ""), None::<&()>)
-        .await?;
-    if conn.json {
-        print_json(&answer);
-    } else {
-        println!("removed {id}");
     }
     Ok(ExitCode::SUCCESS)
 }

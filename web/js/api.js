@@ -14,7 +14,7 @@ export class Api {
     this.token = token;
   }
 
-  async request(method, path, body) {
+  async request(method, path, body, { text: asText = false } = {}) {
     // X-Missiond-Client names the viewer in the daemon's audit trail.
     const headers = { Authorization: `Bearer ${this.token}`, 'X-Missiond-Client': 'viewer' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -30,6 +30,7 @@ export class Api {
       throw new ApiError(0, 'unreachable', `daemon unreachable: ${err.message}`);
     }
     const text = await res.text();
+    if (asText && res.ok) return text;
     let json = null;
     try {
       json = text ? JSON.parse(text) : null;
@@ -57,6 +58,7 @@ export class Api {
     return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);
   }
   audit(id, limit = 200) { return this.request('GET', `/api/audit?slot=${enc(id)}&limit=${limit}`); }
+  diff(id) { return this.request('GET', `/api/slots/${enc(id)}/diff`, undefined, { text: true }); }
 }
 
 const enc = encodeURIComponent;

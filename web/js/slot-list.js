@@ -75,8 +75,21 @@ class SlotRow {
     this.killBtn = actionButton('Kill', `Kill ${id} (SIGTERM, then SIGKILL)`, () => list.act(`kill ${id}`, () => api.kill(id)));
     this.removeBtn = actionButton('Remove', `Remove ${id}`, () => this.remove());
     this.removeBtn.classList.add('danger');
+    // A worktree slot: its branch and diff stat; a click shows the diff under the card.
+    this.worktree = h('button', {
+      type: 'button',
+      class: 'slot-worktree',
+      title: `Show the diff of ${id} against its base`,
+      'aria-expanded': 'false',
+      onclick: () => this.toggleDiff(),
+    });
+    this.worktree.hidden = true;
+    this.diff = h('pre', { class: 'slot-diff' });
+    this.diff.hidden = true;
     this.el = h('li', { class: 'slot', dataset: { slotId: id } },
       this.open,
+      this.worktree,
+      this.diff,
       h('div', { class: 'slot-actions' }, this.startBtn, this.restartBtn, this.killBtn, this.removeBtn));
     this.armedUntil = 0;
   }
@@ -93,7 +106,36 @@ class SlotRow {
     this.list.act(`remove ${this.id}`, () => this.list.api.remove(this.id));
   }
 
+  async toggleDiff() {
+    const show = this.diff.hidden;
+    this.diff.hidden = !show;
+    this.worktree.setAttribute('aria-expanded', String(show));
+    if (!show) return;
+    this.diff.textContent = 'loading the diff…';
+    try {
+      const text = await this.list.api.diff(this.id);
+      this.diff.textContent = text || 'no changes against the base';
+    } catch (err) {
+      this.diff.textContent = `cannot load the diff: ${err.message}`;
+    }
+  }
+
   update(slot) {
+    const wt = slot.worktree;
+    this.worktree.hidden = !wt;
+    if (wt) {
+      this.worktree.replaceChildren(
+        h('span', { class: 'wt-branch', text: `⎇ ${wt.branch}` }),
+        h('span', { class: 'wt-stat' },
+          h('span', { class: 'wt-ins', text: `+${wt.insertions}` }),
+          ' ',
+          h('span', { class: 'wt-del', text: `−${wt.deletions}` }),
+          wt.ahead ? ` ${wt.ahead}↑` : '',
+          wt.behind ? ` ${wt.behind}↓` : ''));
+      this.worktree.title = `${wt.path}: ${wt.dirtyFiles} uncommitted file(s), ${wt.ahead} commit(s) ahead of ${wt.base}; click for the diff`;
+    } else if (!this.diff.hidden) {
+      this.diff.hidden = true;
+    }
     const badge = badgeFor(slot.state);
     this.badge.className = `badge ${badge.cls}`;
     this.badge.textContent = badge.label;

@@ -80,6 +80,14 @@ export class SlotStore extends EventTarget {
         this.emit('change', msg.slotId);
         return;
       }
+      case 'slot_updated': {
+        // Facts other than the state changed (a worktree's diff stat): take the new info.
+        const old = this.slots.get(msg.slot.id);
+        if (!old) return;
+        this.slots.set(msg.slot.id, { ...normalise(msg.slot), stateSince: old.stateSince });
+        this.emit('change', msg.slot.id);
+        return;
+      }
       case 'slot_removed':
         if (this.slots.delete(msg.slotId)) {
           this.emit('removed', msg.slotId);

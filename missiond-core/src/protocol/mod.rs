@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod tasks;
+pub mod worktree;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -74,6 +75,9 @@ pub struct SlotSpec {
     pub restart: RestartPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrollback: Option<usize>,
+    /// Run in a git worktree of its own (see [`worktree::WorktreeSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<worktree::WorktreeSpec>,
 }
 
 fn default_command() -> String {
@@ -99,6 +103,7 @@ impl SlotSpec {
             autostart: true,
             restart: RestartPolicy::Never,
             scrollback: None,
+            worktree: None,
         }
     }
 }
@@ -290,6 +295,9 @@ pub struct SlotInfo {
     /// `null` for other programs or when it could not be told.
     #[serde(default)]
     pub claude_version: Option<String>,
+    /// The slot's own git worktree and how its work differs from the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<worktree::WorktreeInfo>,
 }
 
 /// Error body of every failed REST call: `{"error": {"code", "message"}}`.
@@ -458,5 +466,9 @@ pub enum SlotEvent {
     #[serde(rename_all = "camelCase")]
     SlotRemoved {
         slot_id: String,
+    },
+    /// Something in the slot's info changed other than its state (e.g. its worktree stats).
+    SlotUpdated {
+        slot: SlotInfo,
     },
 }

@@ -6,12 +6,13 @@ use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::audit::{AuditAction, AuditEntry};
+use crate::protocol::worktree::WorktreeRemoval;
 use crate::protocol::{
     ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SemanticState,
     SlotInfo, SlotSpec, StateReply,
 };
 use crate::supervisor::now_millis;
-use crate::supervisor::Slot;
+use crate::supervisor::{Slot, SupervisorError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,7 +41,13 @@ pub async fn create(
 ) -> ApiResult<Response> {
     crate::config::validate_spec(&spec).map_err(ApiError::bad_request)?;
     record(&state, &audit_api::launch_entry(&spec, actor))?;
-    let info = state.supervisor.create(spec)?;
+    // A worktree slot runs git (worktree add, copies): off the async workers.
+    let supervisor = state.supervisor.clone();
+    let info = tokio::task::spawn_blocking(move || supervisor.create(spec))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -51,18 +58,58 @@ pub async fn get(
     Ok(Json(slot(&state, &id)?.info()))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct RemoveQuery {
+    /// `keep` or `discard` for a worktree slot holding unsaved work (default: refuse).
+    #[serde(default)]
+    worktree: WorktreeRemoval,
+}
+
+/// 204 for a plain slot; for a worktree slot, 200 with what became of its worktree.
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     RequestActor(actor): RequestActor,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    ApiQuery(q): ApiQuery<RemoveQuery>,
+) -> ApiResult<Response> {
     slot(&state, &id)?;
     record(
         &state,
         &AuditEntry::new(now_millis(), &id, AuditAction::Remove, actor),
     )?;
-    state.supervisor.remove(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let removed = state.supervisor.remove(&id, q.worktree).await?;
+    Ok(match removed.worktree {
+        Some(_) => Json(removed).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// The slot's work as a patch against its worktree's base, untracked files included.
+pub async fn diff(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let slot = slot(&state, &id)?;
+    let checkout = slot
+        .worktree()
+        .map(|t| t.checkout().clone())
+        .ok_or_else(|| {
+            SupervisorError::NotAWorktree(format!(
+                "slot '{id}' does not run in a worktree of its own (launch it with --worktree)"
+            ))
+        })?;
+    let text = tokio::task::spawn_blocking(move || crate::worktree::diff(&checkout))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "git_failed", e.to_string()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/x-diff; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 pub async fn start(

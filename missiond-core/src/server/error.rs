@@ -68,6 +68,8 @@ impl From<SupervisorError> for ApiError {
             TooManyViewers(..) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_viewers"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            WorktreeUnsaved(_) => (StatusCode::CONFLICT, "worktree_unsaved"),
+            NotAWorktree(_) => (StatusCode::CONFLICT, "not_a_worktree"),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -95,6 +95,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         kill_grace: config.server.kill_grace(),
         max_viewers: config.server.max_viewers,
         stuck_viewer: config.server.stuck_viewer(),
+        worktree_root: config.server.worktree_root(),
     };
     let supervisor = Supervisor::new(settings, rules, guard);
     let tasks = TaskHub::start(
@@ -218,6 +219,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/slots/{id}/confirm", post(api::confirm))
         .route("/slots/{id}/wait", get(api::wait))
         .route("/slots/{id}/tasks", get(slot_tasks))
+        .route("/slots/{id}/diff", get(api::diff))
         .route("/tasks", get(all_tasks))
         .route("/audit", get(audit_api::list))
         .route("/notify/test", post(audit_api::notify_test))

@@ -12,6 +12,7 @@ pub use run::{Run, Snapshot, StateView, ViewerMsg, ViewerToken};
 pub use slot::{Slot, SlotConfig};
 
 use crate::config::{expand_tilde, validate_spec, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_SCROLLBACK};
+use crate::protocol::worktree::{RemovedSlot, RemovedWorktree, WorktreeRemoval};
 use crate::protocol::{Profile, SlotEvent, SlotInfo, SlotSpec};
 use crate::semantic::RuleBook;
 use run::lock;
@@ -46,6 +47,11 @@ pub enum SupervisorError {
     Conflict(String),
     #[error("{0}")]
     Timeout(String),
+    /// Removing the slot would lose work in its worktree.
+    #[error("{0}")]
+    WorktreeUnsaved(String),
+    #[error("{0}")]
+    NotAWorktree(String),
 }
 
 /// Settings that apply to every slot.
@@ -55,6 +61,8 @@ pub struct Settings {
     pub max_viewers: usize,
     /// A viewer that takes no frame for this long is closed.
     pub stuck_viewer: Duration,
+    /// Where worktree slots get their worktrees (see [`crate::worktree`]).
+    pub worktree_root: PathBuf,
 }
 
 #[derive(Clone)]
@@ -108,10 +116,21 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::NotFound(id.to_string()))
     }
 
-    /// Creates a slot and starts it when `spec.autostart`. Must run inside the tokio runtime.
+    /// Creates a slot and starts it when `spec.autostart`. Must run inside the tokio runtime;
+    /// a worktree slot runs git, so call it from a blocking task.
     pub fn create(&self, spec: SlotSpec) -> Result<SlotInfo, SupervisorError> {
         validate_spec(&spec).map_err(SupervisorError::Invalid)?;
-        let config = resolve(&spec)?;
+        if lock(&self.shared.slots).contains_key(&spec.id) {
+            return Err(SupervisorError::Exists(spec.id));
+        }
+        let config = resolve(&spec, &self.shared.settings)?;
+        let tracker = config.worktree.clone().map(|checkout| {
+            let initial = crate::worktree::status(&checkout).unwrap_or_else(|e| {
+                tracing::warn!(slot = %spec.id, "worktree stats: {e}");
+                Default::default()
+            });
+            crate::worktree::Tracker::start(checkout, initial)
+        });
         let rules = self.shared.rules.rules(config.profile);
         let slot = Slot::new(
             config,
@@ -120,7 +139,9 @@ impl Supervisor {
             rules,
             self.shared.events.clone(),
             self.shared.guard.clone(),
+            tracker,
         );
+        self.announce_worktree_changes(&slot);
         {
             let mut slots = lock(&self.shared.slots);
             if slots.contains_key(&spec.id) {
@@ -164,15 +185,70 @@ impl Supervisor {
         Ok(slot.info())
     }
 
-    /// Stops the slot if it runs, then forgets it.
-    pub async fn remove(&self, id: &str) -> Result<(), SupervisorError> {
+    /// Stops the slot if it runs, then forgets it. A worktree slot's worktree goes too,
+    /// unless it holds unsaved work (refused, nothing is done) or `removal` says otherwise.
+    pub async fn remove(
+        &self,
+        id: &str,
+        removal: WorktreeRemoval,
+    ) -> Result<RemovedSlot, SupervisorError> {
         let slot = self.get(id)?;
+        let checkout = slot.worktree().map(|t| t.checkout().clone());
+        if let (Some(c), WorktreeRemoval::Safe) = (&checkout, removal) {
+            refuse_unsaved(id, c).await?;
+        }
         slot.kill(self.shared.settings.kill_grace).await?;
+        let mut removed = RemovedSlot {
+            id: id.to_string(),
+            worktree: None,
+        };
+        if let Some(c) = checkout {
+            if removal == WorktreeRemoval::Safe {
+                // The program may have written something between the check and its end.
+                refuse_unsaved(id, &c).await?;
+            }
+            let kept = removal == WorktreeRemoval::Keep;
+            if !kept {
+                if let Some(tracker) = slot.worktree() {
+                    tracker.stop();
+                }
+                let gone = c.clone();
+                tokio::task::spawn_blocking(move || crate::worktree::remove(&gone))
+                    .await
+                    .map_err(|e| SupervisorError::Conflict(e.to_string()))?
+                    .map_err(|e| {
+                        SupervisorError::Conflict(format!(
+                            "slot '{id}' was stopped but its worktree {} could not be removed: {e}",
+                            c.path.display()
+                        ))
+                    })?;
+            }
+            removed.worktree = Some(RemovedWorktree {
+                path: c.path.display().to_string(),
+                branch: c.branch.clone(),
+                kept,
+            });
+        }
         lock(&self.shared.slots).remove(id);
         let _ = self.shared.events.send(SlotEvent::SlotRemoved {
             slot_id: id.to_string(),
         });
-        Ok(())
+        Ok(removed)
+    }
+
+    /// Sends the slot's info on `/events` whenever its worktree stats change.
+    fn announce_worktree_changes(&self, slot: &Arc<Slot>) {
+        let Some(mut changes) = slot.worktree().map(|t| t.subscribe()) else {
+            return;
+        };
+        let slot = Arc::downgrade(slot);
+        let events = self.shared.events.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(slot) = slot.upgrade() else { return };
+                let _ = events.send(SlotEvent::SlotUpdated { slot: slot.info() });
+            }
+        });
     }
 
     /// Ends every slot (in parallel), as on daemon shutdown.
@@ -222,9 +298,23 @@ impl crate::tasks::SlotResolver for Supervisor {
     }
 }
 
-/// Fills in defaults and checks the working directory exists.
-fn resolve(spec: &SlotSpec) -> Result<SlotConfig, SupervisorError> {
-    let cwd = match &spec.cwd {
+/// Refuses to remove a worktree holding work that exists nowhere else, and says what to do.
+async fn refuse_unsaved(id: &str, c: &crate::worktree::Checkout) -> Result<(), SupervisorError> {
+    let (id_owned, probe) = (id.to_string(), c.clone());
+    let unsaved =
+        tokio::task::spawn_blocking(move || crate::worktree::unsaved_work(&id_owned, &probe))
+            .await
+            .map_err(|e| SupervisorError::Conflict(e.to_string()))?;
+    match unsaved {
+        None => Ok(()),
+        Some(message) => Err(SupervisorError::WorktreeUnsaved(message)),
+    }
+}
+
+/// Fills in defaults and checks the working directory exists; for a worktree slot, creates
+/// (or finds again) its worktree and runs the program there. Blocking for worktree slots.
+fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, SupervisorError> {
+    let mut cwd = match &spec.cwd {
         Some(dir) => expand_tilde(dir),
         None => crate::config::home_dir().unwrap_or_else(|| PathBuf::from("/")),
     };
@@ -234,6 +324,24 @@ fn resolve(spec: &SlotSpec) -> Result<SlotConfig, SupervisorError> {
             cwd.display()
         )));
     }
+    let worktree = match &spec.worktree {
+        Some(wt) => {
+            let (checkout, prepared) =
+                crate::worktree::prepare(&spec.id, wt, &cwd, &settings.worktree_root)
+                    .map_err(|e| SupervisorError::Invalid(format!("slot '{}': {e}", spec.id)))?;
+            tracing::info!(
+                slot = %spec.id,
+                path = %checkout.path.display(),
+                branch = %checkout.branch,
+                created = prepared.created,
+                copied = ?prepared.copied,
+                "worktree ready"
+            );
+            cwd = checkout.cwd.clone();
+            Some(checkout)
+        }
+        None => None,
+    };
     let profile = spec
         .profile
         .unwrap_or_else(|| Profile::for_command(&spec.command));
@@ -252,6 +360,7 @@ fn resolve(spec: &SlotSpec) -> Result<SlotConfig, SupervisorError> {
         profile,
         restart: spec.restart,
         scrollback: spec.scrollback.unwrap_or(DEFAULT_SCROLLBACK),
+        worktree,
     })
 }
 

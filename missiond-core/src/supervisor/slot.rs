@@ -7,6 +7,7 @@ use crate::protocol::{
 };
 use crate::pty::{ExitInfo, SpawnRequest};
 use crate::semantic::{Rules, Transition};
+use crate::worktree::Tracker;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub struct SlotConfig {
     pub profile: Profile,
     pub restart: RestartPolicy,
     pub scrollback: usize,
+    /// The slot's own git worktree, when it runs in one (`cwd` is inside it).
+    pub worktree: Option<crate::worktree::Checkout>,
 }
 
 /// Backoff of automatic restarts: 1 s doubling to 60 s, reset after a minute of healthy running.
@@ -57,6 +60,7 @@ pub struct Slot {
     guard: Option<Arc<super::guard::OrphanGuard>>,
     /// The Claude Code release of a `claude-code` slot, once `--version` has answered.
     claude_version: Mutex<Option<String>>,
+    worktree: Option<Arc<Tracker>>,
     me: Weak<Slot>,
 }
 
@@ -74,6 +78,7 @@ impl Slot {
         rules: Arc<Rules>,
         events: broadcast::Sender<SlotEvent>,
         guard: Option<Arc<super::guard::OrphanGuard>>,
+        worktree: Option<Arc<Tracker>>,
     ) -> Arc<Slot> {
         let (state, _) = watch::channel(StateView {
             state: SemanticState::Starting,
@@ -100,6 +105,7 @@ impl Slot {
             rules,
             guard,
             claude_version: Mutex::new(None),
+            worktree,
             me: me.clone(),
         })
     }
@@ -135,7 +141,13 @@ impl Slot {
             restarts: life.restarts,
             viewers: life.run.as_ref().map(|r| r.viewer_count()).unwrap_or(0),
             claude_version: lock(&self.claude_version).clone(),
+            worktree: self.worktree.as_ref().map(|t| t.info()),
         }
+    }
+
+    /// The slot's worktree and its live stats, when it runs in one.
+    pub fn worktree(&self) -> Option<&Arc<Tracker>> {
+        self.worktree.as_ref()
     }
 
     /// The current run, if the program is running (or has exited but not been restarted).
@@ -171,9 +183,16 @@ impl Slot {
         if matches!(life.status, SlotStatus::Starting | SlotStatus::Running) {
             return Ok(());
         }
+        // A worktree's setup command runs first, in the slot's own terminal.
+        let (command, args) = self
+            .config
+            .worktree
+            .as_ref()
+            .and_then(|c| crate::worktree::with_setup(c, &self.config.command, &self.config.args))
+            .unwrap_or_else(|| (self.config.command.clone(), self.config.args.clone()));
         let req = SpawnRequest {
-            command: self.config.command.clone(),
-            args: self.config.args.clone(),
+            command,
+            args,
             cwd: self.config.cwd.clone(),
             env: self.config.env.clone(),
             cols: life.cols,
@@ -290,6 +309,12 @@ impl Slot {
         } else {
             now_millis()
         };
+        if state == SemanticState::Idle && prev != SemanticState::Idle {
+            // A finished turn is when an agent's edits and commits are worth counting.
+            if let Some(tracker) = &self.worktree {
+                tracker.refresh();
+            }
+        }
         self.state.send_replace(StateView {
             state,
             detail: detail.clone(),
@@ -368,6 +393,9 @@ impl RunObserver for Observer {
             if let (Some(guard), Some(run)) = (&slot.guard, &life.run) {
                 guard.forget(run.pid());
             }
+        }
+        if let Some(tracker) = &slot.worktree {
+            tracker.refresh();
         }
         let _ = slot.events.send(SlotEvent::SlotExited {
             slot_id: slot.config.id.clone(),

@@ -24,6 +24,7 @@ const CLEARED: &[&str] = &[
     "MISSIOND_READONLY_TOKEN",
     "XDG_STATE_HOME",
     "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
     "CLAUDE_CONFIG_DIR",
     "RUST_LOG",
 ];
@@ -258,6 +259,7 @@ pub fn isolate(cmd: &mut Command, dir: &Path) {
     cmd.env("HOME", &home)
         .env("XDG_STATE_HOME", dir.join("state"))
         .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"))
         .env("CLAUDE_CONFIG_DIR", dir.join("claude"));
 }
 
