@@ -45,6 +45,9 @@ pub struct Config {
     pub claude: ClaudeConfig,
     pub semantic: SemanticConfig,
     pub slots: Vec<SlotSpec>,
+    pub audit: crate::audit::AuditConfig,
+    /// `[[notify]]`: where notifications go.
+    pub notify: Vec<crate::notify::NotifyConfig>,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
 }
@@ -96,6 +99,9 @@ struct ConfigFile {
     semantic: Option<SemanticConfig>,
     #[serde(default)]
     slots: Vec<SlotSpec>,
+    audit: Option<crate::audit::AuditConfig>,
+    #[serde(default)]
+    notify: Vec<crate::notify::NotifyConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -187,6 +193,11 @@ impl Config {
                 return Err(invalid(format!("slot '{}' is defined twice", slot.id)));
             }
         }
+        for (i, notify) in file.notify.iter().enumerate() {
+            notify
+                .validate()
+                .map_err(|m| invalid(format!("notify entry {}: {m}", i + 1)))?;
+        }
         let mut claude = file.claude.unwrap_or_default();
         claude.config_dir = expand_tilde(&claude.config_dir.to_string_lossy());
         let mut semantic = file.semantic.unwrap_or_default();
@@ -209,6 +220,8 @@ impl Config {
             claude,
             semantic,
             slots: file.slots,
+            audit: file.audit.unwrap_or_default(),
+            notify: file.notify,
             source: Some(path.to_path_buf()),
         })
     }

@@ -10,9 +10,13 @@
 //! - [`supervisor`]: the set of slots, their lifecycle and restart policy.
 //! - [`protocol`]: every wire message type, shared by server and clients.
 //! - [`server`]: HTTP, WebSocket routes, auth.
+//! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
+//! - [`notify`]: notifications out to `[[notify]]` receivers.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 
+pub mod audit;
 pub mod config;
+pub mod notify;
 pub mod protocol;
 pub mod pty;
 pub mod screen;

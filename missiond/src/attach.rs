@@ -237,7 +237,16 @@ async fn session(
 
     if !args.read_only {
         if let Some((cols, rows)) = terminal::size() {
-            if let Err(e) = send(&mut sink, &PtyClientMsg::Resize { cols, rows }).await {
+            if let Err(e) = send(
+                &mut sink,
+                &PtyClientMsg::Resize {
+                    cols,
+                    rows,
+                    force: false,
+                },
+            )
+            .await
+            {
                 return End::Lost(e);
             }
         }
@@ -318,7 +327,7 @@ async fn session(
             _ = winch.recv() => {
                 if !args.read_only {
                     if let Some((cols, rows)) = terminal::size() {
-                        if let Err(e) = send(&mut sink, &PtyClientMsg::Resize { cols, rows }).await {
+                        if let Err(e) = send(&mut sink, &PtyClientMsg::Resize { cols, rows, force: false }).await {
                             return End::Lost(e);
                         }
                     }

@@ -28,6 +28,10 @@ impl Failure {
     }
 }
 
+/// Names this client in the daemon's audit trail.
+const CLIENT_HEADER: &str = missiond_core::server::actor::CLIENT_HEADER;
+const USER_AGENT: &str = concat!("missiond-cli/", env!("CARGO_PKG_VERSION"));
+
 /// A WebSocket connection to the daemon.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -57,8 +61,16 @@ impl Client {
         }
         let token = missiond_core::config::load_token()
             .map_err(|e| Failure::new(format!("cannot read the access token: {e}")))?;
+        // The audit trail tells the CLI from other clients by this header.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            CLIENT_HEADER,
+            reqwest::header::HeaderValue::from_static("cli"),
+        );
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            .default_headers(headers)
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| Failure::new(format!("cannot create an HTTP client: {e}")))?;
         Ok(Client { base, token, http })
@@ -175,6 +187,12 @@ impl Client {
             .as_str()
             .into_client_request()
             .map_err(|e| Failure::new(format!("bad WebSocket URL {ws_url}: {e}")))?;
+        request
+            .headers_mut()
+            .insert(CLIENT_HEADER, HeaderValue::from_static("cli"));
+        request
+            .headers_mut()
+            .insert("User-Agent", HeaderValue::from_static(USER_AGENT));
         if let Some(token) = &self.token {
             let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                 Failure::new("the access token contains characters a header cannot carry")

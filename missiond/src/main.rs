@@ -6,6 +6,7 @@
 //! [`output`] draws tables.
 
 mod attach;
+mod audit_cmd;
 mod client;
 mod output;
 mod serve;
@@ -196,6 +197,28 @@ Examples:
   missiond attach agent1 --read-only                  watch only; Ctrl-C or Ctrl-] detaches
   missiond attach agent1 --detach-key ctrl-b")]
     Attach(attach::AttachArgs),
+    /// Show the audit trail: who launched, killed, typed into or answered which slot.
+    #[command(after_help = "\
+Every action that reaches a program or changes a slot is written to audit.jsonl in the daemon's
+state directory before it is carried out: who (cli, viewer, rest; remote address, token kind),
+what (launch, kill, input, prompt, confirm with the option and the dialog, ...), when (UTC).
+
+Examples:
+  missiond audit
+  missiond audit --slot agent1 --follow
+  missiond audit --json | jq '.[] | select(.action == \"confirm\")'")]
+    Audit(audit_cmd::AuditArgs),
+    /// Notifications out: `missiond notify test` sends a sample to every [[notify]] receiver.
+    #[command(
+        subcommand,
+        after_help = "\
+Receivers are the [[notify]] entries of the daemon's config (docs/AWAY.md).
+
+Examples:
+  missiond notify test
+  missiond notify test --slot agent1"
+    )]
+    Notify(audit_cmd::NotifyVerb),
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +446,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Wait(a) => slots::wait(&client, &conn, a).await,
                 Verb::Tasks(a) => tasks_cmd::run(&client, &conn, a).await,
                 Verb::Attach(a) => attach::run(&client, a).await,
+                Verb::Audit(a) => audit_cmd::audit(&client, &conn, a).await,
+                Verb::Notify(v) => audit_cmd::notify(&client, &conn, v).await,
                 Verb::Serve(_) | Verb::Token => unreachable_verb(),
             }
         }

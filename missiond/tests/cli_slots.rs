@@ -244,7 +244,7 @@ fn token_is_created_once_with_mode_0600() {
 fn every_verb_teaches_with_examples() {
     let verbs = [
         "serve", "ls", "launch", "kill", "restart", "start", "rm", "send", "screen", "resize",
-        "token", "prompt", "confirm", "wait", "tasks", "attach",
+        "token", "prompt", "confirm", "wait", "tasks", "attach", "audit",
     ];
     for verb in verbs {
         let out = std::process::Command::new(BIN)

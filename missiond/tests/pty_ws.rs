@@ -886,7 +886,8 @@ fn resize_from_a_writable_viewer_reaches_the_program_and_every_viewer() {
         let mut b = Viewer::attach(&d, "/pty/r").await;
         let mut ro = Viewer::attach(&d, "/pty/r?mode=ro").await;
 
-        a.send_json(json!({"type": "resize", "cols": 100, "rows": 30}))
+        // With other viewers attached, only an explicit fit resizes the slot.
+        a.send_json(json!({"type": "resize", "cols": 100, "rows": 30, "force": true}))
             .await;
         for v in [&mut a, &mut b, &mut ro] {
             let m = v.until_type("resize").await;
@@ -910,7 +911,7 @@ fn resize_from_a_writable_viewer_reaches_the_program_and_every_viewer() {
         ro.send_json(json!({"type": "resize", "cols": 50, "rows": 10}))
             .await;
         ro.ping().await;
-        a.send_json(json!({"type": "resize", "cols": 0, "rows": 0}))
+        a.send_json(json!({"type": "resize", "cols": 0, "rows": 0, "force": true}))
             .await;
         let err = a.until_type("error").await;
         assert!(
@@ -924,6 +925,76 @@ fn resize_from_a_writable_viewer_reaches_the_program_and_every_viewer() {
         .await;
         let resizes: Vec<_> = a.frames.iter().filter(|f| f["type"] == "resize").collect();
         assert_eq!(resizes.len(), 1, "only one resize happened: {resizes:?}");
+    });
+}
+
+/// Viewers never fight over the size: a viewer's own resize applies only while it is the slot's
+/// only viewer; with others attached it is answered with the real size, and only `force` (the
+/// viewer's "Fit") resizes the program for everyone.
+#[test]
+fn a_second_viewer_does_not_resize_the_slot_unless_it_asks_to_fit() {
+    let d = Daemon::start();
+    block_on(async {
+        let api = Api::new(&d);
+        shell_slot(&api, "fit").await;
+        let mut desk = Viewer::attach(&d, "/pty/fit").await;
+        // Alone: its resize applies.
+        desk.send_json(json!({"type": "resize", "cols": 150, "rows": 45}))
+            .await;
+        let m = desk.until_type("resize").await;
+        assert_eq!(
+            (m["cols"].as_u64(), m["rows"].as_u64()),
+            (Some(150), Some(45))
+        );
+
+        // A phone-sized viewer joins and proposes its size: the slot keeps its size, the phone
+        // is told the real one, the desktop hears of no resize.
+        let mut phone = Viewer::attach(&d, "/pty/fit").await;
+        phone
+            .send_json(json!({"type": "resize", "cols": 44, "rows": 20}))
+            .await;
+        let m = phone.until_type("resize").await;
+        assert_eq!(
+            (m["cols"].as_u64(), m["rows"].as_u64()),
+            (Some(150), Some(45)),
+            "{m}"
+        );
+        desk.input("stty size\r").await;
+        desk.until_data("stty's answer", |s| s.contains("\r\n45 150\r\n"))
+            .await;
+        let info = api.slot("fit").await;
+        assert_eq!(
+            (info["cols"].as_u64(), info["rows"].as_u64()),
+            (Some(150), Some(45))
+        );
+        assert_eq!(
+            desk.frames.iter().filter(|f| f["type"] == "resize").count(),
+            1,
+            "the desktop saw only its own resize"
+        );
+
+        // "Fit to this window" on the phone: an explicit action resizes it for everyone.
+        phone
+            .send_json(json!({"type": "resize", "cols": 44, "rows": 20, "force": true}))
+            .await;
+        let m = desk.until_type("resize").await;
+        assert_eq!(
+            (m["cols"].as_u64(), m["rows"].as_u64()),
+            (Some(44), Some(20)),
+            "{m}"
+        );
+        let (_, audit) = api
+            .call(reqwest::Method::GET, "/api/audit?slot=fit", None)
+            .await;
+        let resizes: Vec<&Value> = audit
+            .as_array()
+            .map(|a| a.iter().filter(|e| e["action"] == "resize").collect())
+            .unwrap_or_default();
+        assert_eq!(
+            resizes.len(),
+            2,
+            "the refused resize is not recorded: {audit}"
+        );
     });
 }
 

@@ -15,7 +15,8 @@ export class Api {
   }
 
   async request(method, path, body, { text: asText = false } = {}) {
-    const headers = { Authorization: `Bearer ${this.token}` };
+    // X-Missiond-Client names the viewer in the daemon's audit trail.
+    const headers = { Authorization: `Bearer ${this.token}`, 'X-Missiond-Client': 'viewer' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let res;
     try {
@@ -56,6 +57,7 @@ export class Api {
     const body = typeof answer === 'number' ? { option: answer } : { answer };
     return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);
   }
+  audit(id, limit = 200) { return this.request('GET', `/api/audit?slot=${enc(id)}&limit=${limit}`); }
   diff(id) { return this.request('GET', `/api/slots/${enc(id)}/diff`, undefined, { text: true }); }
 }
 

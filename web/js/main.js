@@ -153,6 +153,10 @@ function startApp(token, api, initialSlots) {
     layoutBtn.title = split ? 'Show one terminal at a time' : 'Show open terminals side by side';
   });
 
+  // A notification's link (`#slot=ID`) opens that slot.
+  const linked = new URLSearchParams(location.hash.replace(/^#/, '')).get('slot');
+  if (linked && /^[A-Za-z0-9_-]{1,64}$/.test(linked)) openSlot(linked);
+
   // Test and debugging hook: read-only views of the page's state.
   window.__missiond = {
     store,

@@ -1,5 +1,6 @@
-// A slot's pane: header (state, connection, read-only toggle, close), the dialog panel when the
-// slot needs an answer, the terminal, and a prompt box for Claude Code slots.
+// A slot's pane: header (state, connection, fit, read-only toggle, close), the dialog panel when
+// the slot needs an answer, the terminal, a key bar for touch screens, a prompt box for Claude
+// Code slots, and the slot's history of answers (from the daemon's audit trail).
 
 import { h, toast } from './dom.js';
 import { badgeFor } from './states.js';
@@ -21,6 +22,13 @@ export class Pane {
       title: 'Read-only: watch without sending keys or resizing the slot',
       text: 'Read-only',
       onclick: () => this.setReadOnly(!this.view.readOnly),
+    });
+    this.fitBtn = h('button', {
+      type: 'button',
+      class: 'btn small ghost',
+      title: 'Resize the slot to this window (for every viewer)',
+      text: 'Fit',
+      onclick: () => this.view?.fitToPane(true),
     });
     const closeBtn = h('button', {
       type: 'button',
@@ -59,10 +67,46 @@ export class Pane {
     },
     h('header', { class: 'pane-head' },
       h('strong', { class: 'pane-title', text: slotId }), this.badge, this.conn,
-      h('span', { class: 'spacer' }), this.size, this.roBtn, closeBtn),
+      h('span', { class: 'spacer' }), this.size, this.fitBtn, this.roBtn, closeBtn),
     this.dialogHost,
     this.termHost,
-    this.promptForm);
+    this.keyBar(),
+    this.promptForm,
+    this.historyPanel());
+  }
+
+  /** Esc, Tab, arrows, Ctrl-C and Enter, which a phone keyboard lacks (shown on touch screens). */
+  keyBar() {
+    const keys = [['esc', 'Esc'], ['tab', 'Tab'], ['left', '←'], ['up', '↑'], ['down', '↓'], ['right', '→'],
+      ['ctrlc', 'Ctrl-C'], ['enter', 'Enter']];
+    return h('div', { class: 'keybar', role: 'toolbar', 'aria-label': `Keys for ${this.slotId}` },
+      keys.map(([name, label]) => h('button', {
+        type: 'button',
+        class: 'btn key',
+        dataset: { key: name },
+        text: label,
+        // Keep the focus (and a phone's keyboard) where it is.
+        onmousedown: (ev) => ev.preventDefault(),
+        onclick: () => this.view?.sendKey(name),
+      })));
+  }
+
+  /** Who answered this slot's dialogs, and how: loaded from /api/audit when opened. */
+  historyPanel() {
+    const list = h('ol', { class: 'history-list' });
+    const panel = h('details', { class: 'history' }, h('summary', { text: 'Answers' }), list);
+    panel.addEventListener('toggle', async () => {
+      if (!panel.open) return;
+      list.replaceChildren(h('li', { class: 'empty', text: 'loading…' }));
+      try {
+        const entries = (await this.api.audit(this.slotId)).filter((e) => e.action === 'confirm');
+        list.replaceChildren(...entries.reverse().map(historyItem));
+        if (!entries.length) list.append(h('li', { class: 'empty', text: 'No answers yet.' }));
+      } catch (err) {
+        list.replaceChildren(h('li', { class: 'empty', text: `Cannot load the history: ${err.message}` }));
+      }
+    });
+    return panel;
   }
 
   /** Creates the terminal; the pane must already be in the document so xterm can measure. */
@@ -131,4 +175,15 @@ export class Pane {
     this.view?.dispose();
     this.el.remove();
   }
+}
+
+function historyItem(entry) {
+  const who = [entry.actor.client, entry.actor.remote].filter(Boolean).join(' ');
+  const opt = entry.option ? `${entry.option.n}. ${entry.option.label}` : '?';
+  const dialog = entry.dialog ? [entry.dialog.title, entry.dialog.body].filter(Boolean).join(': ') : '';
+  return h('li', { class: 'history-item' },
+    h('time', { text: new Date(entry.time).toLocaleString() }),
+    h('strong', { text: ` ${opt}` }),
+    h('span', { text: ` by ${who}` }),
+    dialog ? h('div', { class: 'history-dialog', text: dialog }) : null);
 }

@@ -1,6 +1,11 @@
 // One attached terminal: xterm.js on /pty/<slot>. Shows the slot's screen at its real size,
-// forwards keys (unless read-only), resizes the slot when a writable viewer's pane resizes, and
-// reconnects with backoff, resetting before each fresh `screen` frame so nothing is duplicated.
+// forwards keys (unless read-only), and reconnects with backoff, resetting before each fresh
+// `screen` frame so nothing is duplicated.
+//
+// Viewers never fight over the size: a desktop viewer proposes its pane's size, which the daemon
+// applies only when it is the slot's sole viewer (else it answers with the real size); a phone
+// never proposes one (the terminal scrolls inside its box); "Fit" (fitToPane(true)) always
+// resizes the slot to this pane.
 
 import { Terminal } from '../vendor/xterm/xterm.mjs';
 import { FitAddon } from '../vendor/addon-fit/addon-fit.mjs';
@@ -13,6 +18,8 @@ import { mirrorInlineStyles } from './csp-styles.js';
 const CLOSE_INVALID = 4000;
 const CLOSE_NOT_FOUND = 4001;
 const CLOSE_EXITED = 4003;
+/** A phone-sized viewport (the same width the stylesheet's one-column layout starts at). */
+const PHONE = window.matchMedia('(max-width: 700px)');
 
 const THEME = {
   background: '#11151c',
@@ -50,7 +57,7 @@ export class TerminalView extends EventTarget {
       allowProposedApi: true, // the Unicode 11 width tables are a proposed API
       scrollback: 5000,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, monospace',
-      fontSize: 13,
+      fontSize: PHONE.matches ? 11 : 13,
       theme: THEME,
       cursorBlink: false,
       disableStdin: readOnly,
@@ -179,19 +186,33 @@ export class TerminalView extends EventTarget {
     this.dispatchEvent(new CustomEvent('size', { detail: this.slotSize }));
   }
 
-  /** Writable viewers propose their pane's size to the slot (the daemon echoes `resize`). */
-  fitToPane() {
+  /**
+   * Proposes this pane's size to the slot; the daemon echoes `resize` with the size that holds.
+   * `force`: the explicit "fit to this window", which resizes the slot even with other viewers.
+   */
+  fitToPane(force = false) {
     if (this.readOnly || !this.socket.open || this.status !== 'live') return;
+    if (!force && PHONE.matches) return; // a phone renders the real size, scrolling in its box
     if (this.host.clientWidth < 20 || this.host.clientHeight < 20) return; // hidden tab
     const dims = this.fit.proposeDimensions();
     if (!dims || !Number.isFinite(dims.cols) || !Number.isFinite(dims.rows)) return;
     const cols = Math.max(20, dims.cols);
     const rows = Math.max(5, dims.rows);
     if (this.slotSize && this.slotSize.cols === cols && this.slotSize.rows === rows) return;
-    if (this.lastSentSize && this.lastSentSize.cols === cols && this.lastSentSize.rows === rows) return;
+    if (!force && this.lastSentSize && this.lastSentSize.cols === cols && this.lastSentSize.rows === rows) return;
     this.lastSentSize = { cols, rows };
-    this.term.resize(cols, rows);
-    this.socket.send({ type: 'resize', cols, rows });
+    this.socket.send(force ? { type: 'resize', cols, rows, force: true } : { type: 'resize', cols, rows });
+  }
+
+  /** A key from the on-screen key bar (phones have no Esc, Tab, arrows or Ctrl). */
+  sendKey(name) {
+    const app = this.term.modes.applicationCursorKeysMode;
+    const arrow = (c) => (app ? `\x1bO${c}` : `\x1b[${c}`);
+    const keys = {
+      esc: '\x1b', tab: '\t', up: arrow('A'), down: arrow('B'), right: arrow('C'), left: arrow('D'),
+      ctrlc: '\x03', enter: '\r',
+    };
+    if (keys[name]) this.sendInput(keys[name]);
   }
 
   setStatus(status, text) {

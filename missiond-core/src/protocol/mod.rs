@@ -3,6 +3,7 @@
 //! Server and clients (the CLI, tests, examples) share these types so the two ends cannot drift.
 //! Field names are camelCase on the wire; enum values are snake_case.
 
+pub mod audit;
 pub mod tasks;
 pub mod worktree;
 
@@ -421,8 +422,17 @@ pub enum PtyServerMsg {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PtyClientMsg {
-    Input { data: String },
-    Resize { cols: u16, rows: u16 },
+    Input {
+        data: String,
+    },
+    /// A viewer's size. Applied when this is the slot's only viewer, or with `force` (an
+    /// explicit "fit to this window"); otherwise the viewer is told the slot's real size.
+    Resize {
+        cols: u16,
+        rows: u16,
+        #[serde(default)]
+        force: bool,
+    },
 }
 
 /// Frames of the `/events` stream: every slot's lifecycle and state.

@@ -1,13 +1,17 @@
 //! REST under `/api`: everything the CLI does, JSON in and out.
 
+use super::actor::RequestActor;
+use super::audit_api::{self, record};
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::AppState;
 use crate::config::validate_slot_id;
+use crate::protocol::audit::{AuditAction, AuditEntry};
 use crate::protocol::worktree::WorktreeRemoval;
 use crate::protocol::{
     ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SemanticState,
     SlotInfo, SlotSpec, StateReply,
 };
+use crate::supervisor::now_millis;
 use crate::supervisor::{Slot, SupervisorError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -32,8 +36,11 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<SlotInfo>> {
 
 pub async fn create(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     ApiJson(spec): ApiJson<SlotSpec>,
 ) -> ApiResult<Response> {
+    crate::config::validate_spec(&spec).map_err(ApiError::bad_request)?;
+    record(&state, &audit_api::launch_entry(&spec, actor))?;
     // A worktree slot runs git (worktree add, copies): off the async workers.
     let supervisor = state.supervisor.clone();
     let info = tokio::task::spawn_blocking(move || supervisor.create(spec))
@@ -61,10 +68,15 @@ pub struct RemoveQuery {
 /// 204 for a plain slot; for a worktree slot, 200 with what became of its worktree.
 pub async fn remove(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> ApiResult<Response> {
     slot(&state, &id)?;
+    record(
+        &state,
+        &AuditEntry::new(now_millis(), &id, AuditAction::Remove, actor),
+    )?;
     let removed = state.supervisor.remove(&id, q.worktree).await?;
     Ok(match removed.worktree {
         Some(_) => Json(removed).into_response(),
@@ -102,35 +114,55 @@ pub async fn diff(
 
 pub async fn start(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SlotInfo>> {
     slot(&state, &id)?;
+    record(
+        &state,
+        &AuditEntry::new(now_millis(), &id, AuditAction::Start, actor),
+    )?;
     Ok(Json(state.supervisor.start(&id)?))
 }
 
 pub async fn kill(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SlotInfo>> {
     slot(&state, &id)?;
+    record(
+        &state,
+        &AuditEntry::new(now_millis(), &id, AuditAction::Kill, actor),
+    )?;
     Ok(Json(state.supervisor.kill(&id).await?))
 }
 
 pub async fn restart(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SlotInfo>> {
     slot(&state, &id)?;
+    record(
+        &state,
+        &AuditEntry::new(now_millis(), &id, AuditAction::Restart, actor),
+    )?;
     Ok(Json(state.supervisor.restart(&id).await?))
 }
 
 pub async fn input(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<InputRequest>,
 ) -> ApiResult<StatusCode> {
     let slot = slot(&state, &id)?;
     let run = slot.live_run()?;
+    record(
+        &state,
+        &audit_api::input_entry(&id, req.data.as_bytes(), actor),
+    )?;
     run.write(Bytes::from(req.data.into_bytes())).map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,10 +175,14 @@ pub async fn input(
 
 pub async fn resize(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ResizeRequest>,
 ) -> ApiResult<Json<SlotInfo>> {
     let slot = slot(&state, &id)?;
+    let mut entry = AuditEntry::new(now_millis(), &id, AuditAction::Resize, actor);
+    (entry.cols, entry.rows) = (Some(req.cols), Some(req.rows));
+    record(&state, &entry)?;
     slot.resize(req.cols, req.rows).await?;
     Ok(Json(slot.info()))
 }
@@ -229,10 +265,17 @@ pub async fn wait(
 
 pub async fn prompt(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PromptRequest>,
 ) -> ApiResult<Json<StateReply>> {
     let slot = slot(&state, &id)?;
+    // A slot that is not idle refuses the prompt before any key is sent: nothing to record.
+    if slot.state().state == SemanticState::Idle {
+        let mut entry = AuditEntry::new(now_millis(), &id, AuditAction::Prompt, actor);
+        entry.text = Some(req.text.clone());
+        record(&state, &entry)?;
+    }
     let view = crate::supervisor::interact::prompt(&slot, &req).await?;
     Ok(Json(StateReply {
         state: view.state,
@@ -242,11 +285,17 @@ pub async fn prompt(
 
 pub async fn confirm(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> ApiResult<Json<StateReply>> {
     let answer = req.answer().map_err(ApiError::bad_request)?;
     let slot = slot(&state, &id)?;
+    // Without an option (or Escape) that gives the answer no key is sent (confirm refuses):
+    // nothing to record.
+    if let Some(entry) = audit_api::confirm_entry(&slot, answer, actor) {
+        record(&state, &entry)?;
+    }
     let view = crate::supervisor::interact::confirm(&slot, answer).await?;
     Ok(Json(StateReply {
         state: view.state,

@@ -160,12 +160,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         match accepted {
-            Ok((tcp, _peer)) => {
+            Ok((tcp, peer)) => {
                 // Keystroke echo must not wait on Nagle.
                 let _ = tcp.set_nodelay(true);
                 let connection = registry.register();
                 tokio::spawn(serve_connection(
                     tcp,
+                    peer,
                     app.clone(),
                     connection,
                     stop_rx.clone(),
@@ -188,6 +189,7 @@ pub async fn serve(
 
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     app: Router,
     connection: Connection,
     mut stop: watch::Receiver<bool>,
@@ -195,6 +197,9 @@ async fn serve_connection(
     let registered = Registered(connection.clone());
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(connection.clone());
+        // The peer address, for handlers that record who acted (the audit trail).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let mut app = app.clone();
         async move { app.call(req).await }
     });

@@ -1,8 +1,10 @@
 //! HTTP and WebSocket front of the daemon: REST under `/api`, `/pty/<slot>`, `/events`,
 //! `/tasks`, the static viewer at `/`, and `missiond serve` itself.
 
+pub mod actor;
 pub mod api;
 pub mod assets;
+pub mod audit_api;
 pub mod auth;
 pub mod connections;
 pub mod error;
@@ -33,6 +35,9 @@ pub struct AppState {
     pub read_only_token: String,
     pub listen: SocketAddr,
     pub allowed_origins: Vec<String>,
+    /// Every action on a slot is written here before it is carried out.
+    pub audit: Arc<crate::audit::AuditLog>,
+    pub notifier: crate::notify::Notifier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,8 @@ pub enum ServeError {
     },
     #[error("cannot watch Claude Code's task files: {0}")]
     Tasks(String),
+    #[error("cannot open the audit trail in {0}: {1}")]
+    Audit(PathBuf, std::io::Error),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -106,6 +113,19 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             source,
         })?;
     let local = listener.local_addr()?;
+    let state_dir = crate::config::state_dir()?;
+    let audit = crate::audit::AuditLog::open(&state_dir, config.audit.clone())
+        .map_err(|e| ServeError::Audit(state_dir.clone(), e))?;
+    let notifier = {
+        let lookup = supervisor.clone();
+        crate::notify::Notifier::start(
+            config.notify.clone(),
+            local,
+            supervisor.subscribe(),
+            tasks.subscribe(),
+            move |id| lookup.get(id).ok().map(|s| s.state().state),
+        )
+    };
     let state = Arc::new(AppState {
         supervisor: supervisor.clone(),
         tasks,
@@ -113,9 +133,16 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         read_only_token,
         listen: local,
         allowed_origins: config.server.allowed_origins.clone(),
+        audit: Arc::new(audit),
+        notifier,
     });
     for spec in config.slots.clone() {
         let id = spec.id.clone();
+        let entry = audit_api::launch_entry(&spec, crate::protocol::audit::Actor::config());
+        if let Err(e) = state.audit.append(&entry) {
+            eprintln!("missiond: slot '{id}' not started: the audit trail cannot be written ({e})");
+            continue;
+        }
         if let Err(e) = supervisor.create(spec) {
             let origin = config
                 .source
@@ -186,6 +213,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/slots/{id}/tasks", get(slot_tasks))
         .route("/slots/{id}/diff", get(api::diff))
         .route("/tasks", get(all_tasks))
+        .route("/audit", get(audit_api::list))
+        .route("/notify/test", post(audit_api::notify_test))
         .fallback(api::not_found);
     let sockets = Router::new()
         .route("/pty", get(pty_ws::invalid_url))

@@ -1,15 +1,21 @@
 //! `/pty/<slot>`: one viewer of one slot's terminal.
 //!
 //! The viewer gets the screen, then live output coalesced into frames, state changes, resizes
-//! and the exit. It may type and resize unless it is read-only. A viewer that falls behind
+//! and the exit. It may type and resize unless it is read-only; its resize applies only while
+//! it is the slot's only viewer, or with `force` (viewers never fight over the size). Input
+//! and applied resizes are written to the audit trail before they reach the program. A viewer that falls behind
 //! the slot's fan-out ring loses its backlog and gets a fresh screen instead; one that stops
 //! reading for `[server] stuck_viewer_secs` is closed. Nothing a viewer does can slow the program.
 
+use super::actor::RequestActor;
+use super::audit_api::{input_entry, record};
 use super::auth::Access;
 use super::AppState;
 use crate::config::validate_slot_id;
+use crate::protocol::audit::{Actor, AuditAction, AuditEntry};
 use crate::protocol::{PtyClientMsg, PtyServerMsg};
 use crate::supervisor::fanout::{FanoutReceiver, RecvError, TryRecvError};
+use crate::supervisor::now_millis;
 use crate::supervisor::run::json_escape;
 use crate::supervisor::run::Chunk;
 use crate::supervisor::{Run, Snapshot, ViewerMsg};
@@ -53,6 +59,7 @@ pub async fn attach(
     Path(path): Path<String>,
     Query(query): Query<PtyQuery>,
     Extension(access): Extension<Access>,
+    RequestActor(actor): RequestActor,
 ) -> Response {
     // Allow transport frames a little above the limit so an oversized message is answered
     // with a clean 1009 close rather than a protocol error.
@@ -98,6 +105,8 @@ pub async fn attach(
         let viewer = Viewer {
             run,
             slot,
+            state: state.clone(),
+            actor,
             read_only,
             binary,
             stuck_timeout: stuck,
@@ -128,6 +137,9 @@ fn truncate(s: &str, max: usize) -> String {
 struct Viewer {
     run: Arc<Run>,
     slot: Arc<crate::supervisor::Slot>,
+    /// For the audit trail.
+    state: Arc<AppState>,
+    actor: Actor,
     read_only: bool,
     /// Output goes out as binary frames of raw bytes (`?binary=1`).
     binary: bool,
@@ -319,9 +331,29 @@ impl Viewer {
                 Ok(value) if value.is_object() => {
                     match serde_json::from_value::<PtyClientMsg>(value) {
                         Ok(PtyClientMsg::Input { data }) => self.input(data.as_bytes(), sink).await,
-                        Ok(PtyClientMsg::Resize { cols, rows }) => {
+                        Ok(PtyClientMsg::Resize { cols, rows, force }) => {
                             if self.read_only {
                                 return None;
+                            }
+                            // Viewers never fight over the size: with others watching, only an
+                            // explicit fit resizes the program; this viewer renders the real size.
+                            if !force && self.run.viewer_count() > 1 {
+                                let info = self.slot.info();
+                                let real = PtyServerMsg::Resize {
+                                    cols: info.cols,
+                                    rows: info.rows,
+                                };
+                                return send(sink, &real).await.err();
+                            }
+                            let mut entry = AuditEntry::new(
+                                now_millis(),
+                                self.slot.id(),
+                                AuditAction::Resize,
+                                self.actor.clone(),
+                            );
+                            (entry.cols, entry.rows) = (Some(cols), Some(rows));
+                            if let Err(e) = record(&self.state, &entry) {
+                                return error_reply(sink, &e.message).await;
                             }
                             if let Err(e) = self.slot.resize(cols, rows).await {
                                 return error_reply(sink, &e.to_string()).await;
@@ -345,6 +377,10 @@ impl Viewer {
     async fn input(&self, data: &[u8], sink: &mut Sink) -> Option<End> {
         if self.read_only || data.is_empty() {
             return None;
+        }
+        let entry = input_entry(self.slot.id(), data, self.actor.clone());
+        if let Err(e) = record(&self.state, &entry) {
+            return error_reply(sink, &e.message).await;
         }
         match self.run.write_from_viewer(data) {
             Ok(()) => None,

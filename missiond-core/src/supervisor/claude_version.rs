@@ -10,8 +10,11 @@ use std::time::{Duration, SystemTime};
 /// `--version` of a native binary answers in well under a second; a wrapper may be slower.
 const ASK_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Answers by binary: path, modification time and size identify one build.
-static KNOWN: Mutex<Option<HashMap<(PathBuf, SystemTime, u64), String>>> = Mutex::new(None);
+/// One build of a binary: its path, modification time and size.
+type Build = (PathBuf, SystemTime, u64);
+
+/// The answers so far, by build.
+static KNOWN: Mutex<Option<HashMap<Build, String>>> = Mutex::new(None);
 
 /// The release of the Claude Code at `command` (a path, or a name looked up in `PATH`, the
 /// slot's own `PATH` first), or `None` when it cannot be told.
