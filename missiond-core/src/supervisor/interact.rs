@@ -325,33 +325,35 @@ async fn select(
     loop {
         let view = rx.borrow_and_update().clone();
         let now = Instant::now();
-        if !episode.shows(&view) {
-            // One odd frame (a redraw in progress) is not yet another dialog.
+        let shown = view
+            .detail
+            .dialog
+            .as_ref()
+            .filter(|_| episode.shows(&view));
+        let current = shown.and_then(|d| d.options.iter().position(|o| o.selected));
+        let wanted = shown.and_then(|d| d.options.iter().position(|o| o.n == n));
+        let (Some(shown), Some(current), Some(wanted)) = (shown, current, wanted) else {
+            // One odd frame (a redraw in progress, the marker between two rows) is not yet
+            // another dialog.
             let since = *away_since.get_or_insert(now);
             if now >= since + DIALOG_SETTLES {
+                let why = if episode.shows(&view) {
+                    "the dialog shows no selected option to move from".to_string()
+                } else {
+                    format!(
+                        "the dialog changed before option {n} was selected (the slot is now {})",
+                        view.state.as_str()
+                    )
+                };
                 return Err(SupervisorError::Conflict(format!(
-                    "slot '{}': the dialog changed before option {n} was selected (the slot is \
-                     now {}); nothing was submitted",
-                    slot.id(),
-                    view.state.as_str()
+                    "slot '{}': {why}; nothing was submitted",
+                    slot.id()
                 )));
             }
             let _ = tokio::time::timeout(DIALOG_SETTLES, rx.changed()).await;
             continue;
-        }
+        };
         away_since = None;
-        let Some(shown) = view.detail.dialog else {
-            continue;
-        };
-        let current = shown.options.iter().position(|o| o.selected);
-        let wanted = shown.options.iter().position(|o| o.n == n);
-        let (Some(current), Some(wanted)) = (current, wanted) else {
-            return Err(SupervisorError::Conflict(format!(
-                "slot '{}': the dialog shows no selected option to move from; nothing was \
-                 submitted (answer it in its terminal)",
-                slot.id()
-            )));
-        };
         if current == wanted {
             return Ok(());
         }
