@@ -368,66 +368,62 @@ impl Classifier {
         }
     }
 
+    /// In the same state, another dialog (or a moved selection) or another error is still
+    /// reported; anything else is not.
+    fn same_state_news(&mut self, t: &Target) -> Option<Transition> {
+        let detail = match self.state {
+            SemanticState::Confirming => {
+                let dialog = self.target_dialog(t);
+                let redrawing = dialog.is_some_and(|d| d.options.is_empty())
+                    && self
+                        .detail
+                        .dialog
+                        .as_ref()
+                        .is_some_and(|d| !d.options.is_empty());
+                // A dialog that lost its options for one frame is being redrawn: not a change.
+                if redrawing || dialog == self.detail.dialog.as_ref() {
+                    return None;
+                }
+                StateDetail {
+                    dialog: dialog.cloned(),
+                    ..StateDetail::default()
+                }
+            }
+            SemanticState::Error => {
+                let error = self.target_error(t).cloned();
+                // The countdown to the next retry ticks every second: that alone is no news.
+                let without_countdown = |e: &ErrorDetail| ErrorDetail {
+                    retry_in_secs: None,
+                    ..e.clone()
+                };
+                if error.as_ref().map(without_countdown)
+                    == self.detail.error.as_ref().map(without_countdown)
+                {
+                    return None;
+                }
+                StateDetail {
+                    error,
+                    ..StateDetail::default()
+                }
+            }
+            _ => return None,
+        };
+        self.detail = StateDetail {
+            reason: Some(self.reason_text(t.reason)),
+            ..detail
+        };
+        Some(Transition {
+            state: self.state,
+            prev: self.state,
+            detail: self.detail.clone(),
+        })
+    }
+
     fn apply(&mut self, t: Target, now: Instant) -> Option<Transition> {
         let cur = self.state;
         if t.state == cur {
             self.idle_since = None;
-            if cur == SemanticState::Error {
-                // Same state, another error or another attempt: report it (not the countdown).
-                let error = self.target_error(&t).cloned();
-                let seconds_apart = |a: &ErrorDetail, b: &ErrorDetail| {
-                    ErrorDetail {
-                        retry_in_secs: None,
-                        ..a.clone()
-                    } == ErrorDetail {
-                        retry_in_secs: None,
-                        ..b.clone()
-                    }
-                };
-                let unchanged = match (&error, &self.detail.error) {
-                    (Some(a), Some(b)) => seconds_apart(a, b),
-                    (a, b) => a == b,
-                };
-                if unchanged {
-                    return None;
-                }
-                self.detail = StateDetail {
-                    error,
-                    reason: Some(self.reason_text(t.reason)),
-                    ..StateDetail::default()
-                };
-                return Some(Transition {
-                    state: cur,
-                    prev: cur,
-                    detail: self.detail.clone(),
-                });
-            }
-            if cur != SemanticState::Confirming {
-                return None;
-            }
-            let dialog = self.target_dialog(&t);
-            let redrawing = dialog.is_some_and(|d| d.options.is_empty())
-                && self
-                    .detail
-                    .dialog
-                    .as_ref()
-                    .is_some_and(|d| !d.options.is_empty());
-            // A dialog that lost its options for one frame is being redrawn: not a change.
-            if redrawing || dialog == self.detail.dialog.as_ref() {
-                return None;
-            }
-            // Same state, different dialog (a new one, or the selection moved): report it.
-            let dialog = dialog.cloned();
-            self.detail = StateDetail {
-                dialog,
-                reason: Some(self.reason_text(t.reason)),
-                ..StateDetail::default()
-            };
-            return Some(Transition {
-                state: cur,
-                prev: cur,
-                detail: self.detail.clone(),
-            });
+            return self.same_state_news(&t);
         }
         // A title/session/activity "busy" says nothing about the kind: keep the screen's.
         if cur.is_busy() && t.state.is_busy() && t.source != Source::Screen {

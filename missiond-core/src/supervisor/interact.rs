@@ -325,11 +325,7 @@ async fn select(
     loop {
         let view = rx.borrow_and_update().clone();
         let now = Instant::now();
-        let shown = view
-            .detail
-            .dialog
-            .as_ref()
-            .filter(|_| episode.shows(&view));
+        let shown = view.detail.dialog.as_ref().filter(|_| episode.shows(&view));
         let current = shown.and_then(|d| d.options.iter().position(|o| o.selected));
         let wanted = shown.and_then(|d| d.options.iter().position(|o| o.n == n));
         let (Some(shown), Some(current), Some(wanted)) = (shown, current, wanted) else {
