@@ -40,28 +40,15 @@ fn request(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = client
-            .request(method, format!("{}{path}", daemon.url))
-            .bearer_auth(&daemon.token);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap_or_default())
-    })
+    let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+    support::daemon::http_with_headers(
+        &daemon.url,
+        method,
+        path,
+        Some(&daemon.token),
+        headers,
+        body,
+    )
 }
 
 fn audit(daemon: &Daemon, args: &[&str]) -> Vec<AuditEntry> {

@@ -289,6 +289,18 @@ pub fn http(
     token: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
 ) -> (u16, String) {
+    http_with_headers(base, method, path, token, &[], body)
+}
+
+/// [`http`] with extra request headers (`X-Missiond-Client`, `User-Agent`, `Origin` …).
+pub fn http_with_headers(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -299,6 +311,9 @@ pub fn http(
         let mut req = client.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             req = req.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if let Some((content_type, bytes)) = body {
             req = req.header("content-type", content_type).body(bytes);
