@@ -10,6 +10,7 @@ mod audit_cmd;
 mod client;
 mod output;
 mod serve;
+mod shell_docs;
 mod slots;
 mod tasks_cmd;
 mod terminal;
@@ -36,7 +37,7 @@ access token via MISSIOND_TOKEN or the token file the daemon created (see `missi
 /// Supervisor for AI coding agents (Claude Code or any terminal program) in pseudo-terminals.
 #[derive(Debug, Parser)]
 #[command(name = "missiond", version = missiond_core::VERSION, after_help = ROOT_AFTER_HELP)]
-struct Cli {
+pub struct Cli {
     #[command(flatten)]
     conn: ConnArgs,
     #[command(subcommand)]
@@ -219,6 +220,19 @@ Examples:
   missiond notify test --slot agent1"
     )]
     Notify(audit_cmd::NotifyVerb),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  missiond completions bash > ~/.local/share/bash-completion/completions/missiond
+  missiond completions zsh > ~/.zfunc/_missiond        (with fpath+=~/.zfunc before compinit)
+  missiond completions fish > ~/.config/fish/completions/missiond.fish")]
+    Completions(shell_docs::CompletionsArgs),
+    /// Print the manual page missiond(1), or write one page per verb with --dir.
+    #[command(after_help = "\
+Examples:
+  missiond man | man -l -
+  missiond man --dir ~/.local/share/man/man1          then: man missiond-launch")]
+    Man(shell_docs::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -424,6 +438,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.verb {
         Verb::Serve(args) => serve::run(args).await,
         Verb::Token => slots::token(&conn),
+        Verb::Completions(a) => shell_docs::completions(a),
+        Verb::Man(a) => shell_docs::man(a),
         verb => {
             let client = Client::new(&conn)?;
             match verb {
@@ -448,13 +464,15 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Attach(a) => attach::run(&client, a).await,
                 Verb::Audit(a) => audit_cmd::audit(&client, &conn, a).await,
                 Verb::Notify(v) => audit_cmd::notify(&client, &conn, v).await,
-                Verb::Serve(_) | Verb::Token => unreachable_verb(),
+                Verb::Serve(_) | Verb::Token | Verb::Completions(_) | Verb::Man(_) => {
+                    unreachable_verb()
+                }
             }
         }
     }
 }
 
-/// Serve and Token are dispatched before a client is built; this arm only satisfies the match.
+/// Serve, Token, Completions and Man are dispatched before a client is built; this arm only satisfies the match.
 fn unreachable_verb() -> Result<ExitCode, Failure> {
     Err(Failure::new("internal error: verb dispatched twice"))
 }

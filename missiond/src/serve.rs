@@ -52,11 +52,66 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Logs go to stderr (stdout carries the "listening on" lines); RUST_LOG picks the detail.
+///
+/// On a terminal they are coloured and timed. Under systemd (stderr is the journal's stream,
+/// `JOURNAL_STREAM`) each line starts with its syslog priority (`<4>` for a warning), the form
+/// the journal reads levels from, and carries no time or colours of its own: the journal adds
+/// the time, and `journalctl -p warning` then works. Elsewhere without a terminal (a pipe, a
+/// file) lines are timed and plain.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::io::stderr().is_terminal() {
+        builder.try_init()
+    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder
+            .with_ansi(false)
+            .event_format(JournalFormat::new())
+            .try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
+/// A log line as the journal wants it on a service's stderr: `<priority>target: message`.
+struct JournalFormat {
+    inner: tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, ()>,
+}
+
+impl JournalFormat {
+    fn new() -> Self {
+        JournalFormat {
+            inner: tracing_subscriber::fmt::format()
+                .without_time()
+                .with_level(false)
+                .with_ansi(false),
+        }
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        // sd-daemon(3): 3 err, 4 warning, 6 info, 7 debug.
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.inner.format_event(ctx, writer, event)
+    }
 }
