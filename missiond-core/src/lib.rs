@@ -12,10 +12,12 @@
 //! - [`server`]: HTTP, WebSocket routes, auth.
 //! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
+//! - [`metrics`]: counters and the `/metrics` scrape.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 
 pub mod audit;
 pub mod config;
+pub mod metrics;
 pub mod notify;
 pub mod protocol;
 pub mod pty;

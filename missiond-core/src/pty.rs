@@ -350,6 +350,34 @@ pub struct ProcStat {
     pub session: u32,
 }
 
+/// CPU time and resident memory of a process, from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcUsage {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+pub fn proc_usage(pid: u32) -> Option<ProcUsage> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, counted from `state` (field 3 of proc(5)).
+    let fields: Vec<&str> = text[text.rfind(')')? + 2..]
+        .split_ascii_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let (utime, stime, rss_pages) = (ticks(11)?, ticks(12)?, ticks(21)?);
+    // SAFETY: sysconf only reads configuration values.
+    let (hz, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    Some(ProcUsage {
+        cpu_seconds: (utime + stime) as f64 / hz.max(1) as f64,
+        rss_bytes: rss_pages * page.max(1) as u64,
+    })
+}
+
 pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: parse after the last ')'.
@@ -482,12 +510,16 @@ fn read_pump(mut reader: std::fs::File, stop: &std::os::fd::OwnedFd, events: &dy
         match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
             Ok(n) => {
+                crate::metrics::add(&crate::metrics::COUNTERS.pty_bytes_read, n as u64);
                 let mut filled = carry + n;
                 // A program writing line by line hands over a line per read; take whatever
                 // else is already waiting, so a flood travels as few large chunks.
                 while filled < buf.len() && readable_now(&reader) {
                     match reader.read(&mut buf[filled..]) {
-                        Ok(n) if n > 0 => filled += n,
+                        Ok(n) if n > 0 => {
+                            crate::metrics::add(&crate::metrics::COUNTERS.pty_bytes_read, n as u64);
+                            filled += n
+                        }
                         _ => break,
                     }
                 }

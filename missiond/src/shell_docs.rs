@@ -34,11 +34,13 @@ pub fn man(args: ManArgs) -> Result<ExitCode, Failure> {
     let cmd = crate::Cli::command();
     match args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Failure::new(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
             clap_mangen::generate_to(cmd, &dir).map_err(|e| {
-                Failure::new(format!("cannot write manual pages into {}: {e}", dir.display()))
+                Failure::new(format!(
+                    "cannot write manual pages into {}: {e}",
+                    dir.display()
+                ))
             })?;
             eprintln!(
                 "wrote the manual pages into {} (read one with: man -l {}/missiond.1)",

@@ -10,8 +10,26 @@ use support::daemon::{isolate, BIN, STEP};
 
 /// Every verb a user types, as listed by `missiond --help`.
 const VERBS: &[&str] = &[
-    "serve", "ls", "launch", "kill", "restart", "start", "rm", "diff", "send", "screen", "resize",
-    "token", "prompt", "confirm", "wait", "tasks", "attach", "audit", "notify", "completions",
+    "serve",
+    "ls",
+    "launch",
+    "kill",
+    "restart",
+    "start",
+    "rm",
+    "diff",
+    "send",
+    "screen",
+    "resize",
+    "token",
+    "prompt",
+    "confirm",
+    "wait",
+    "tasks",
+    "attach",
+    "audit",
+    "notify",
+    "completions",
     "man",
 ];
 
@@ -57,11 +75,18 @@ _missiond missiond --w x; echo "options: ${{COMPREPLY[*]}}""#,
 #[test]
 fn zsh_and_fish_completions_name_every_verb() {
     let zsh = run(&["completions", "zsh"]);
-    assert!(zsh.starts_with("#compdef missiond"), "{}", &zsh[..zsh.len().min(200)]);
+    assert!(
+        zsh.starts_with("#compdef missiond"),
+        "{}",
+        &zsh[..zsh.len().min(200)]
+    );
     let fish = run(&["completions", "fish"]);
     for verb in VERBS {
         assert!(zsh.contains(&format!("'{verb}:")), "zsh lacks {verb}");
-        assert!(fish.contains(&format!("-a \"{verb}\"")), "fish lacks {verb}");
+        assert!(
+            fish.contains(&format!("-a \"{verb}\"")),
+            "fish lacks {verb}"
+        );
     }
     let bad = Command::new(BIN)
         .args(["completions", "tcsh"])
@@ -74,9 +99,15 @@ fn zsh_and_fish_completions_name_every_verb() {
 #[test]
 fn manual_pages_cover_every_verb() {
     let page = run(&["man"]);
-    assert!(page.starts_with(".ie") || page.contains(".TH missiond 1"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH missiond 1"),
+        "{page}"
+    );
     for verb in VERBS {
-        assert!(page.contains(&format!("missiond\\-{verb}(1)")) || page.contains(verb), "{verb}");
+        assert!(
+            page.contains(&format!("missiond\\-{verb}(1)")) || page.contains(verb),
+            "{verb}"
+        );
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("man1");
@@ -92,7 +123,10 @@ fn manual_pages_cover_every_verb() {
         assert!(text.contains(".TH missiond-"), "{path:?} is not a man page");
     }
     let launch = std::fs::read_to_string(out.join("missiond-launch.1")).expect("launch page");
-    assert!(launch.contains("worktree"), "the launch page lacks its options");
+    assert!(
+        launch.contains("worktree"),
+        "the launch page lacks its options"
+    );
     // Hidden plumbing (the orphan guard) gets no page.
     let names: Vec<String> = std::fs::read_dir(&out)
         .expect("list pages")
@@ -111,7 +145,10 @@ fn serve_log(journal: bool) -> String {
     let config = dir.path().join("missiond.toml");
     std::fs::write(
         &config,
-        format!("[semantic]\nrules_dir = {:?}\n", rules.display().to_string()),
+        format!(
+            "[semantic]\nrules_dir = {:?}\n",
+            rules.display().to_string()
+        ),
     )
     .expect("config");
     let log = dir.path().join("stderr.log");
@@ -152,7 +189,10 @@ fn under_systemd_log_lines_carry_the_journal_priority_and_no_time_or_colour() {
         .find(|l| l.contains("shell.toml"))
         .unwrap_or_else(|| panic!("no warning about the rule file:\n{journal}"));
     assert!(warning.starts_with("<4>"), "{warning}");
-    assert!(!journal.contains('\x1b'), "colour codes in the journal:\n{journal}");
+    assert!(
+        !journal.contains('\x1b'),
+        "colour codes in the journal:\n{journal}"
+    );
     for line in journal.lines().filter(|l| !l.starts_with("missiond: ")) {
         assert!(
             line.starts_with('<') && line.as_bytes().get(2) == Some(&b'>'),

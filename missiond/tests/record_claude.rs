@@ -87,7 +87,7 @@ impl Recorder {
         });
         let text = serde_json::to_string_pretty(&json).expect("json");
         std::fs::write(stem.with_extension("json"), text + "\n").expect("write json");
-        eprintln!("recorded {}", PathBuf::from(stem).display());
+        eprintln!("recorded {}", stem.display());
     }
 }
 

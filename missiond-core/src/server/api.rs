@@ -270,13 +270,18 @@ pub async fn prompt(
     ApiJson(req): ApiJson<PromptRequest>,
 ) -> ApiResult<Json<StateReply>> {
     let slot = slot(&state, &id)?;
-    // A slot that is not idle refuses the prompt before any key is sent: nothing to record.
-    if slot.state().state == SemanticState::Idle {
+    // A slot that takes no prompt (not idle, not after a failed turn) refuses it before any
+    // key is sent: nothing to record.
+    if matches!(
+        slot.state().state,
+        SemanticState::Idle | SemanticState::Error
+    ) {
         let mut entry = AuditEntry::new(now_millis(), &id, AuditAction::Prompt, actor);
         entry.text = Some(req.text.clone());
         record(&state, &entry)?;
     }
     let view = crate::supervisor::interact::prompt(&slot, &req).await?;
+    crate::metrics::add(&crate::metrics::COUNTERS.prompts_submitted, 1);
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,
@@ -297,6 +302,7 @@ pub async fn confirm(
         record(&state, &entry)?;
     }
     let view = crate::supervisor::interact::confirm(&slot, answer).await?;
+    crate::metrics::add(&crate::metrics::COUNTERS.dialogs_answered, 1);
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,

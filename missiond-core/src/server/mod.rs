@@ -226,14 +226,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             auth::check_origin,
         ));
-    let protected =
-        Router::new()
-            .nest("/api", api)
-            .merge(sockets)
-            .layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_token,
-            ));
+    let protected = Router::new()
+        .nest("/api", api)
+        .route("/metrics", get(metrics))
+        .merge(sockets)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/health", get(health))
         .merge(protected)
@@ -249,6 +249,20 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok", "version": crate::VERSION}))
+}
+
+/// `GET /metrics`: the Prometheus text format (docs/API.md lists every series).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> impl axum::response::IntoResponse {
+    let body = crate::metrics::render(&state.supervisor.list(), &state.tasks.overview());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 async fn all_tasks(

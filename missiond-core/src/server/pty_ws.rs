@@ -506,6 +506,12 @@ async fn send(sink: &mut Sink, msg: &PtyServerMsg) -> Result<(), End> {
 }
 
 async fn send_message(sink: &mut Sink, msg: Message) -> Result<(), End> {
+    let len = match &msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    };
+    crate::metrics::add(&crate::metrics::COUNTERS.viewer_bytes_sent, len as u64);
     match tokio::time::timeout(sink.stuck, sink.inner.send(msg)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Closed),

@@ -4,6 +4,7 @@
 //! the ring gets a fresh snapshot instead of the events it missed.
 
 use super::AppState;
+use crate::metrics::COUNTERS;
 use crate::protocol::tasks::{TaskEvent, TasksClientMsg};
 use crate::protocol::SlotEvent;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -11,6 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -31,7 +33,10 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
     let snapshot = SlotEvent::Slots {
         slots: state.supervisor.list(),
     };
-    if send(&mut sink, &snapshot, stuck).await.is_err() {
+    if send(&mut sink, &snapshot, stuck, &COUNTERS.events_sent)
+        .await
+        .is_err()
+    {
         return;
     }
     loop {
@@ -46,7 +51,7 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
                     Err(RecvError::Lagged(_)) => SlotEvent::Slots { slots: state.supervisor.list() },
                     Err(RecvError::Closed) => return,
                 };
-                if send(&mut sink, &event, stuck).await.is_err() {
+                if send(&mut sink, &event, stuck, &COUNTERS.events_sent).await.is_err() {
                     return;
                 }
             }
@@ -66,9 +71,14 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
     let hub = state.tasks.clone();
     // Atomically, so a change cannot land in both the overview and the stream.
     let (overview, mut rx) = hub.subscribe_with_overview();
-    if send(&mut sink, &TaskEvent::CcTasksOverview(overview), stuck)
-        .await
-        .is_err()
+    if send(
+        &mut sink,
+        &TaskEvent::CcTasksOverview(overview),
+        stuck,
+        &COUNTERS.task_events_sent,
+    )
+    .await
+    .is_err()
     {
         return;
     }
@@ -81,7 +91,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
                         Err(e) => Ok(serde_json::json!({"type": "error", "message": format!("unknown or malformed message: {e}")})),
                     };
                     if let Ok(reply) = reply {
-                        if send(&mut sink, &reply, stuck).await.is_err() {
+                        if send(&mut sink, &reply, stuck, &COUNTERS.task_events_sent).await.is_err() {
                             return;
                         }
                     }
@@ -95,7 +105,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
                     Err(RecvError::Lagged(_)) => TaskEvent::CcTasksOverview(hub.overview()),
                     Err(RecvError::Closed) => return,
                 };
-                if send(&mut sink, &event, stuck).await.is_err() {
+                if send(&mut sink, &event, stuck, &COUNTERS.task_events_sent).await.is_err() {
                     return;
                 }
             }
@@ -105,11 +115,19 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-/// Sends `msg`; a client that takes nothing for `stuck` is given up on.
-async fn send(sink: &mut Sink, msg: &impl Serialize, stuck: Duration) -> Result<(), ()> {
+/// Sends `msg` and counts it; a client that takes nothing for `stuck` is given up on.
+async fn send(
+    sink: &mut Sink,
+    msg: &impl Serialize,
+    stuck: Duration,
+    counter: &AtomicU64,
+) -> Result<(), ()> {
     let text = serde_json::to_string(msg).map_err(|_| ())?;
     match tokio::time::timeout(stuck, sink.send(Message::Text(text.into()))).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            crate::metrics::add(counter, 1);
+            Ok(())
+        }
         _ => Err(()),
     }
 }
