@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: slot and server settings, token and state directory.
 //! - [`pty`]: spawn a program in a pseudo-terminal, read pump, write, resize, signals, exit.
+//! - [`procfs`]: `/proc/<pid>/stat`: alive, parent, session, CPU and memory.
 //! - [`screen`]: the vt100 emulator of a slot, snapshots, answers to terminal queries.
 //! - [`semantic`]: reads a screen into states (idle, thinking, confirming, ...), rules as data.
 //! - [`tasks`]: Claude Code task files: watcher, model, diff.
@@ -19,6 +20,7 @@ pub mod audit;
 pub mod config;
 pub mod metrics;
 pub mod notify;
+pub mod procfs;
 pub mod protocol;
 pub mod pty;
 pub mod screen;

@@ -161,18 +161,18 @@ pub fn render(slots: &[SlotInfo], tasks: &TasksOverview) -> String {
             ("{active=\"true\"}".into(), tasks.active_sessions as f64),
         ],
     );
-    if let Some(usage) = crate::pty::proc_usage(std::process::id()) {
+    if let Some(me) = crate::procfs::stat(std::process::id()) {
         family(
             "process_cpu_seconds_total",
             "counter",
             "CPU time of the daemon (user and system), in seconds.",
-            &[(String::new(), usage.cpu_seconds)],
+            &[(String::new(), me.cpu_seconds())],
         );
         family(
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory of the daemon, in bytes.",
-            &[(String::new(), usage.rss_bytes as f64)],
+            &[(String::new(), me.rss_bytes() as f64)],
         );
     }
     out

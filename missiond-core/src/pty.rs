@@ -337,61 +337,9 @@ pub fn session_members(sid: u32) -> Vec<u32> {
     };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(
-            |pid| matches!(proc_stat(*pid), Some(stat) if stat.session == sid && stat.state != 'Z'),
+            |pid| matches!(crate::procfs::stat(*pid), Some(stat) if stat.session == sid && stat.state != 'Z'),
         )
         .collect()
-}
-
-/// The fields of `/proc/<pid>/stat` missiond needs.
-#[derive(Debug, Clone, Copy)]
-pub struct ProcStat {
-    pub state: char,
-    pub ppid: u32,
-    pub session: u32,
-}
-
-/// CPU time and resident memory of a process, from `/proc/<pid>/stat`.
-#[derive(Debug, Clone, Copy)]
-pub struct ProcUsage {
-    pub cpu_seconds: f64,
-    pub rss_bytes: u64,
-}
-
-pub fn proc_usage(pid: u32) -> Option<ProcUsage> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, counted from `state` (field 3 of proc(5)).
-    let fields: Vec<&str> = text[text.rfind(')')? + 2..]
-        .split_ascii_whitespace()
-        .collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    let (utime, stime, rss_pages) = (ticks(11)?, ticks(12)?, ticks(21)?);
-    // SAFETY: sysconf only reads configuration values.
-    let (hz, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_CLK_TCK),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    Some(ProcUsage {
-        cpu_seconds: (utime + stime) as f64 / hz.max(1) as f64,
-        rss_bytes: rss_pages * page.max(1) as u64,
-    })
-}
-
-pub fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: parse after the last ')'.
-    let rest = &text[text.rfind(')')? + 2..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let _pgrp = fields.next()?;
-    let session = fields.next()?.parse().ok()?;
-    Some(ProcStat {
-        state,
-        ppid,
-        session,
-    })
 }
 
 fn pty_size(cols: u16, rows: u16) -> PtySize {

@@ -609,9 +609,7 @@ fn weak_random(buf: &mut [u8]) {
 }
 
 fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()) != Some('Z'))
-        .unwrap_or(false)
+    missiond_core::procfs::stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
 fn proc_status_kib(pid: u32, key: &str) -> u64 {
@@ -626,21 +624,7 @@ fn proc_status_kib(pid: u32, key: &str) -> u64 {
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(close) = text.rfind(')') else {
-        return 0;
-    };
-    // Fields after the command: state(3) ... utime(14) stime(15), counted from 1.
-    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    get(14) + get(15)
+    missiond_core::procfs::stat(pid).map_or(0, |s| s.cpu_ticks())
 }
 
 /// CPU time of the calling thread, in seconds.

@@ -296,7 +296,7 @@ impl Supervisor {
             if let Some((_, id)) = runs.iter().find(|(p, _)| *p == current) {
                 return Some(id.clone());
             }
-            current = crate::pty::proc_stat(current)?.ppid;
+            current = crate::procfs::stat(current)?.ppid;
             if current <= 1 {
                 return None;
             }

@@ -7,8 +7,8 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat_state(&stat).is_some_and(|s| s != 'Z' && s != 'X'),
+    match crate::procfs::read(pid) {
+        Ok(stat) => stat.is_alive(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(_) => kill_probe(pid),
     }
@@ -23,19 +23,8 @@ fn kill_probe(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// `/proc/<pid>/stat` is `pid (comm) S ppid ...`; comm may contain spaces and parentheses.
-fn stat_fields(stat: &str) -> Option<Vec<&str>> {
-    let close = stat.rfind(')')?;
-    Some(stat.get(close + 1..)?.split_whitespace().collect())
-}
-
-fn stat_state(stat: &str) -> Option<char> {
-    stat_fields(stat)?.first()?.chars().next()
-}
-
 fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_fields(&stat)?.get(1)?.parse().ok()
+    crate::procfs::stat(pid).map(|s| s.ppid)
 }
 
 /// The slot of `pid` or of its nearest ancestor a slot owns: a slot's command may be a wrapper
@@ -63,7 +52,6 @@ mod tests {
     fn own_pid_is_alive_and_parsed() {
         assert!(pid_alive(std::process::id()));
         assert!(!pid_alive(0));
-        assert_eq!(stat_state("12 (a b) c) S 1 2"), Some('S'));
         let parent = parent_pid(std::process::id());
         assert!(parent.is_some_and(|p| p > 0));
     }

@@ -350,13 +350,7 @@ pub fn vm_rss_kib(pid: u32) -> u64 {
 
 /// `(state, ppid)` of a process from /proc/<pid>/stat, or None if it does not exist.
 pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain anything: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    missiond_core::procfs::stat(pid).map(|s| (s.state, s.ppid))
 }
 
 /// A process is alive when it exists and is not a zombie.
