@@ -81,6 +81,14 @@ pub struct ClaudeConfig {
     /// Claude Code's directory (`tasks/`, `todos/`, `sessions/`).
     #[serde(default = "default_claude_dir")]
     pub config_dir: PathBuf,
+    /// Add hooks and a status-line command to `claude-code` slots (docs/CLAUDE-INTEGRATION.md);
+    /// a slot's own `hooks` wins.
+    #[serde(default = "default_hooks")]
+    pub hooks: bool,
+}
+
+fn default_hooks() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -136,6 +144,7 @@ impl Default for ServerConfig {
 impl Default for ClaudeConfig {
     fn default() -> Self {
         ClaudeConfig {
+            hooks: true,
             config_dir: default_claude_dir(),
         }
     }

@@ -13,8 +13,10 @@
 //! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
+//! - [`claude_args`]: what missiond adds to Claude Code's command line (session id, hooks).
 
 pub mod audit;
+pub mod claude_args;
 pub mod config;
 pub mod notify;
 pub mod protocol;

@@ -42,8 +42,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         config.server.listen = listen;
     }
     // The daemon starts this same executable as its orphan guard (see `supervisor::guard`).
+    // ... and as Claude Code's hooks and status line (`missiond hook`, `missiond statusline`).
     let options = ServeOptions {
         guard_exe: std::env::current_exe().ok(),
+        hook_exe: std::env::current_exe().ok(),
     };
     missiond_core::server::serve(config, options)
         .await
