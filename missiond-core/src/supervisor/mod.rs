@@ -338,6 +338,13 @@ impl crate::tasks::SlotResolver for Supervisor {
     fn slot_for_pid(&self, pid: u32) -> Option<String> {
         Supervisor::slot_for_pid(self, pid)
     }
+
+    fn slot_for_session(&self, session_id: &str) -> Option<String> {
+        self.all()
+            .iter()
+            .find(|s| s.session_id().as_deref() == Some(session_id))
+            .map(|s| s.id().to_string())
+    }
 }
 
 /// Runs `work` as a task of its own and waits for it: dropping the returned future (a client
