@@ -876,7 +876,12 @@ fn api_retries_are_an_error_until_the_turn_recovers(release: &str) {
     });
     rig.wait_screen("the recovered answer", |s| s.contains("Recovered."));
     rig.wait_state("idle");
-    let states = rig.states();
+    // `wait` answers from the slot's state; its `/events` frame may still be on the way.
+    let states = poll(STEP, || {
+        let states = rig.states();
+        (states.last().map(String::as_str) == Some("idle")).then_some(states)
+    })
+    .unwrap_or_else(|| rig.states());
     assert_eq!(
         states.last().map(String::as_str),
         Some("idle"),
