@@ -450,6 +450,20 @@ mod tests {
     }
 
     #[test]
+    fn hooks_are_on_unless_the_daemon_or_a_slot_says_otherwise() {
+        let cfg = Config::parse("[[slots]]\nid = \"a\"\n", Path::new("c.toml")).unwrap();
+        assert!(cfg.claude.hooks);
+        assert_eq!(cfg.slots[0].hooks, None);
+        let cfg = Config::parse(
+            "[claude]\nhooks = false\n\n[[slots]]\nid = \"a\"\nhooks = true\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(!cfg.claude.hooks);
+        assert_eq!(cfg.slots[0].hooks, Some(true));
+    }
+
+    #[test]
     fn slots_parse_and_bad_ids_are_refused() {
         let cfg = Config::parse(
             "[[slots]]\nid = \"a\"\ncommand = \"bash\"\nrestart = \"on-failure\"\n",

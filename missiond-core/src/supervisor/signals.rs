@@ -139,6 +139,8 @@ struct Heard {
     last_statusline: Option<u64>,
     usage: Option<Usage>,
     usage_sent: Option<Instant>,
+    /// A change arrived within a second of the last event: it goes out when the second is over.
+    usage_pending: bool,
     drift_seen: Option<Drift>,
     /// Releases already warned about in the log (once per slot and release).
     drift_warned: Vec<String>,
@@ -149,6 +151,15 @@ struct Heard {
 pub struct SlotSignals {
     secret: String,
     heard: Mutex<Heard>,
+}
+
+/// When to send a `usage` event for new status-line figures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsageEvent {
+    Now(Usage),
+    /// Then send what [`SlotSignals::take_due_usage`] gives.
+    After(Duration),
+    None,
 }
 
 /// What `doctor` reports of a slot's signals.
@@ -189,6 +200,7 @@ impl SlotSignals {
         heard.hooks_on = launch.hooks;
         heard.usage = None;
         heard.usage_sent = None;
+        heard.usage_pending = false;
     }
 
     pub fn session_id(&self) -> Option<String> {
@@ -210,9 +222,10 @@ impl SlotSignals {
         }
     }
 
-    /// New figures from the status line; returns them when a `usage` event is due (at most
-    /// one a second, and only when something changed).
-    pub fn usage_heard(&self, usage: Usage) -> Option<Usage> {
+    /// New figures from the status line. Says when to send a `usage` event: now, later (a
+    /// change within a second of the last event is sent when the second is over, see
+    /// [`SlotSignals::take_due_usage`]), or not at all (nothing changed).
+    pub fn usage_heard(&self, usage: Usage) -> UsageEvent {
         let mut heard = lock(&self.heard);
         heard.statusline_count += 1;
         heard.last_statusline = Some(usage.updated_at);
@@ -224,12 +237,34 @@ impl SlotSignals {
                 || u.context_used_percent != usage.context_used_percent
         });
         heard.usage = Some(usage.clone());
-        let due = heard.usage_sent.is_none_or(|t| t.elapsed() >= USAGE_EVERY);
-        if changed && due {
-            heard.usage_sent = Some(Instant::now());
-            return Some(usage);
+        if !changed {
+            return UsageEvent::None;
         }
-        None
+        let wait = heard
+            .usage_sent
+            .map(|t| USAGE_EVERY.saturating_sub(t.elapsed()))
+            .unwrap_or_default();
+        if wait.is_zero() {
+            heard.usage_sent = Some(Instant::now());
+            heard.usage_pending = false;
+            return UsageEvent::Now(usage);
+        }
+        if heard.usage_pending {
+            return UsageEvent::None;
+        }
+        heard.usage_pending = true;
+        UsageEvent::After(wait)
+    }
+
+    /// The latest figures, when a change is still waiting for its event.
+    pub fn take_due_usage(&self) -> Option<Usage> {
+        let mut heard = lock(&self.heard);
+        if !heard.usage_pending {
+            return None;
+        }
+        heard.usage_pending = false;
+        heard.usage_sent = Some(Instant::now());
+        heard.usage.clone()
     }
 
     /// Drift was reported; true the first time for this release (to warn in the log once).
@@ -306,10 +341,13 @@ mod tests {
             updated_at: 1,
             ..Usage::default()
         };
-        assert!(s.usage_heard(u(0.1)).is_some());
-        assert!(s.usage_heard(u(0.2)).is_none(), "within a second");
-        assert_eq!(s.usage().and_then(|u| u.cost_usd), Some(0.2));
-        assert_eq!(s.stats().statusline_count, 2);
+        assert_eq!(s.usage_heard(u(0.1)), UsageEvent::Now(u(0.1)));
+        assert_eq!(s.usage_heard(u(0.1)), UsageEvent::None, "no change");
+        assert!(matches!(s.usage_heard(u(0.2)), UsageEvent::After(d) if d <= USAGE_EVERY));
+        assert_eq!(s.usage_heard(u(0.3)), UsageEvent::None, "already pending");
+        assert_eq!(s.take_due_usage().and_then(|u| u.cost_usd), Some(0.3));
+        assert_eq!(s.take_due_usage(), None);
+        assert_eq!(s.stats().statusline_count, 4);
     }
 }
 

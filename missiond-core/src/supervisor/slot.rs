@@ -194,12 +194,29 @@ impl Slot {
 
     /// Claude Code's status line ran: new usage figures, sent on `/events` at most once a second.
     pub fn statusline(&self, usage: crate::protocol::signals::Usage) {
-        if let Some(usage) = self.own_signals.usage_heard(usage) {
-            let _ = self.events.send(SlotEvent::Usage {
-                slot_id: self.config.id.clone(),
-                usage,
-            });
+        use super::signals::UsageEvent;
+        match self.own_signals.usage_heard(usage) {
+            UsageEvent::Now(usage) => self.send_usage(usage),
+            UsageEvent::After(wait) => {
+                let me = self.me.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    if let Some(slot) = me.upgrade() {
+                        if let Some(usage) = slot.own_signals.take_due_usage() {
+                            slot.send_usage(usage);
+                        }
+                    }
+                });
+            }
+            UsageEvent::None => {}
         }
+    }
+
+    fn send_usage(&self, usage: crate::protocol::signals::Usage) {
+        let _ = self.events.send(SlotEvent::Usage {
+            slot_id: self.config.id.clone(),
+            usage,
+        });
     }
 
     /// The slot's worktree and its live stats, when it runs in one.
