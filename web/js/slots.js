@@ -57,9 +57,10 @@ export class SlotStore extends EventTarget {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
         const wasConfirming = slot.state === 'confirming';
+        // The same state again brings news in its detail (another dialog, tool or a drift).
+        if (slot.state !== msg.state) slot.stateSince = Date.now();
         slot.state = msg.state;
         slot.stateDetail = msg.detail || {};
-        slot.stateSince = Date.now();
         if (msg.state === 'confirming' && !wasConfirming) this.emit('confirming', msg.slotId);
         this.emit('change', msg.slotId);
         return;
