@@ -272,10 +272,10 @@ pub struct StateDetail {
     pub reason: Option<String>,
     /// While `tool_running`: the tool Claude Code's PreToolUse hook named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<signals::ToolDetail>,
+    pub tool: Option<Box<signals::ToolDetail>>,
     /// The screen and Claude Code's hooks disagree: the rules may be wrong for this release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<signals::Drift>,
+    pub drift: Option<Box<signals::Drift>>,
 }
 
 /// A slot as clients see it (REST, `/events`, CLI `ls`).

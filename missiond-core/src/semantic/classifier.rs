@@ -89,7 +89,7 @@ pub struct Classifier {
     /// What Claude Code's hooks said (the second witness).
     hooks: HookWitness,
     /// The screen and the hooks disagree (see [`super::hooks`]).
-    drift: Option<Drift>,
+    drift: Option<Box<Drift>>,
 }
 
 impl Classifier {
@@ -177,14 +177,14 @@ impl Classifier {
         }
         let drift = self.hooks.compare(self.state, now).map(|(since, screen, hooks)| {
             let ago = now.saturating_duration_since(since).as_millis() as u64;
-            Drift {
+            Box::new(Drift {
                 screen: screen.as_str().to_string(),
                 hooks: hooks.to_string(),
                 since: crate::supervisor::now_millis().saturating_sub(ago),
                 claude_version: None,
-            }
+            })
         });
-        let same = |a: &Option<Drift>, b: &Option<Drift>| match (a, b) {
+        let same = |a: &Option<Box<Drift>>, b: &Option<Box<Drift>>| match (a, b) {
             (Some(a), Some(b)) => a.screen == b.screen && a.hooks == b.hooks,
             (None, None) => true,
             _ => false,
@@ -487,11 +487,11 @@ impl Classifier {
             }
             SemanticState::ToolRunning => {
                 let tool = self.hooks.tool();
-                if tool.is_none() || tool == self.detail.tool.as_ref() {
+                if tool.is_none() || tool == self.detail.tool.as_deref() {
                     return None;
                 }
                 StateDetail {
-                    tool: tool.cloned(),
+                    tool: tool.cloned().map(Box::new),
                     ..StateDetail::default()
                 }
             }
@@ -535,7 +535,7 @@ impl Classifier {
         let dialog = self.target_dialog(&t).cloned();
         let error = self.target_error(&t).cloned();
         let tool = match t.state {
-            SemanticState::ToolRunning => self.hooks.tool().cloned(),
+            SemanticState::ToolRunning => self.hooks.tool().cloned().map(Box::new),
             _ => None,
         };
         self.detail = StateDetail {

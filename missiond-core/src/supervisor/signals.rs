@@ -77,16 +77,15 @@ pub struct Launch {
 
 /// Adds `--session-id` (a program named `claude`, or any `claude-code` slot with hooks asked
 /// for explicitly) and, with hooks on, `--settings` plus the environment the hooks read.
-pub fn launch(
-    slot_id: &str,
-    command: &str,
-    args: &[String],
-    env: &BTreeMap<String, String>,
-    cwd: &std::path::Path,
-    hooks_wanted: Option<bool>,
-    signals: &Signals,
-    secret: &str,
-) -> Launch {
+pub fn launch(config: &super::SlotConfig, signals: &Signals, secret: &str) -> Launch {
+    let (slot_id, command, args, env, cwd, hooks_wanted) = (
+        config.id.as_str(),
+        config.command.as_str(),
+        &config.args,
+        &config.env,
+        &config.cwd,
+        config.hooks,
+    );
     let is_claude = crate::protocol::Profile::for_command(command)
         == crate::protocol::Profile::ClaudeCode
         || hooks_wanted == Some(true);
@@ -314,21 +313,31 @@ mod tests {
 
     #[test]
     fn claude_gets_a_session_id_and_hooks_a_shell_nothing() {
-        let env = BTreeMap::new();
-        let cwd = std::path::Path::new("/");
+        let config = |command: &str, hooks: Option<bool>| super::super::SlotConfig {
+            id: "a".into(),
+            command: command.into(),
+            args: Vec::new(),
+            cwd: PathBuf::from("/"),
+            env: BTreeMap::new(),
+            profile: crate::protocol::Profile::ClaudeCode,
+            restart: crate::protocol::RestartPolicy::Never,
+            scrollback: 0,
+            worktree: None,
+            hooks,
+        };
         let s = signals(Some("/bin/missiond"));
-        let l = launch("a", "/x/claude", &[], &env, cwd, None, &s, "sec");
+        let l = launch(&config("/x/claude", None), &s, "sec");
         assert!(l.hooks);
         assert_eq!(l.args[0], "--settings");
         assert_eq!(l.args[2], "--session-id");
         assert_eq!(l.args.get(3), l.session_id.as_ref());
         assert_eq!(l.env[claude_args::ENV_HOOK_ADDR], "127.0.0.1:9120");
         assert_eq!(l.env[claude_args::ENV_HOOK_SECRET], "sec");
-        let off = launch("a", "claude", &[], &env, cwd, Some(false), &s, "sec");
+        let off = launch(&config("claude", Some(false)), &s, "sec");
         assert!(!off.hooks && off.session_id.is_some() && off.args.len() == 2);
-        let shell = launch("a", "bash", &[], &env, cwd, None, &s, "sec");
+        let shell = launch(&config("bash", None), &s, "sec");
         assert_eq!((shell.args.len(), shell.session_id, shell.hooks), (0, None, false));
-        let no_exe = launch("a", "claude", &[], &env, cwd, None, &signals(None), "sec");
+        let no_exe = launch(&config("claude", None), &signals(None), "sec");
         assert!(!no_exe.hooks);
     }
 

@@ -259,16 +259,9 @@ impl Slot {
         }
         // A worktree's setup command runs first, in the slot's own terminal.
         let launch = match self.config.profile {
-            Profile::ClaudeCode => super::signals::launch(
-                &self.config.id,
-                &self.config.command,
-                &self.config.args,
-                &self.config.env,
-                &self.config.cwd,
-                self.config.hooks,
-                &self.signals,
-                self.own_signals.secret(),
-            ),
+            Profile::ClaudeCode => {
+                super::signals::launch(&self.config, &self.signals, self.own_signals.secret())
+            }
             Profile::Shell => super::signals::Launch {
                 args: self.config.args.clone(),
                 env: self.config.env.clone(),

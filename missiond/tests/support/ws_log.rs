@@ -1,6 +1,5 @@
 //! A daemon WebSocket (`/events`, `/tasks`) recorded on its own thread, for tests that look
 //! through every frame (the same reader as tests/claude_e2e.rs).
-#![allow(dead_code)]
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
