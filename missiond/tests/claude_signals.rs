@@ -243,6 +243,55 @@ fn signals_agree_over_a_whole_flow(release: &str) {
     assert!(ok, "doctor failed: {report:?}");
 }
 
+/// Turns that end without a closing hook are no drift: a refused permission (no PostToolUse)
+/// and a tool interrupted with Escape (no PostToolUse, no Stop).
+fn refusals_and_interrupts_are_no_drift(release: &str) {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let refused = format!("touch {}", outside.path().join("refused.txt").display());
+    let rig = Rig::start(
+        release,
+        vec![
+            Turn::bash(&refused, "Touch a file"),
+            // A read-only command runs without asking; it is interrupted.
+            Turn::bash("sleep 20; echo slept", "Nap a long while"),
+        ],
+        None,
+    );
+    rig.wait_info("the idle state", |i| i.state.as_str() == "idle");
+    rig.cli_ok(&["prompt", SLOT, "touch it", "--wait", "--timeout", STEP_SECS]);
+    rig.cli_ok(&["wait", SLOT, "--state", "confirming", "--timeout", STEP_SECS]);
+    rig.cli_ok(&["confirm", SLOT, "--no"]);
+    rig.cli_ok(&["wait", SLOT, "--state", "idle", "--timeout", STEP_SECS]);
+
+    rig.cli_ok(&["prompt", SLOT, "nap"]);
+    let napping = poll(STEP, || {
+        rig.events.frames().into_iter().find(|f| {
+            f["type"] == "slot_state" && f["slotId"] == SLOT && f["detail"]["tool"]["summary"] == "sleep 20; echo slept"
+        })
+    });
+    assert!(napping.is_some(), "the nap never ran\n{}", rig.context());
+    let stale = rig.events.frames().into_iter().filter(|f| {
+        f["detail"]["tool"]["summary"].as_str().is_some_and(|s| s.starts_with("touch"))
+    });
+    assert_eq!(stale.count(), 1, "the refused tool showed again\n{}", rig.context());
+    rig.cli_ok(&["send", SLOT, "\x1b"]);
+    rig.cli_ok(&["wait", SLOT, "--state", "idle", "--timeout", STEP_SECS]);
+
+    // Past the time a disagreement needs to become drift, none was reported.
+    let settled = std::time::Instant::now() + missiond_core::semantic::hooks::DRIFT_AFTER * 2;
+    let drift = poll(STEP, || {
+        let info = rig.info();
+        if info.state_detail.drift.is_some() {
+            return Some(Some(info));
+        }
+        (std::time::Instant::now() >= settled).then_some(None)
+    })
+    .flatten();
+    assert_eq!(drift, None, "{}", rig.context());
+    assert_eq!(rig.drift_frames(), Vec::<Value>::new(), "{}", rig.context());
+    assert_eq!(rig.info().state.as_str(), "idle");
+}
+
 /// A rule file whose `title-idle` rule says `thinking`: the screen calls an idle Claude Code
 /// busy, the hooks say the turn stopped, and the slot reports drift (slot info, `/events`,
 /// the log once, `missiond doctor`).
@@ -318,6 +367,10 @@ macro_rules! matrix {
             #[test]
             fn a_broken_rule_is_reported_as_drift() {
                 super::a_broken_rule_is_reported_as_drift($version);
+            }
+            #[test]
+            fn refusals_and_interrupts_are_no_drift() {
+                super::refusals_and_interrupts_are_no_drift($version);
             }
             #[test]
             fn hooks_off_adds_no_settings() {

@@ -172,6 +172,11 @@ impl HookWitness {
                 *dialog_seen = true;
             }
         }
+        if screen == SemanticState::Idle && matches!(self.claim, Some(Claim::Tool(_, true))) {
+            // Idle after the tool's dialog: refused (no hook says so) or done. The tool is over,
+            // so the next prompt does not show it again before its own hooks arrive.
+            self.claim = Some(Claim::Idle);
+        }
         let hooks = match &self.claim {
             _ if self.permission_asked => Some("confirming"),
             Some(Claim::Idle) if screen.is_busy() => Some("idle"),
@@ -266,9 +271,10 @@ mod tests {
         w.hear(&HookSignal::PermissionPrompt);
         assert_eq!(w.compare(SemanticState::Thinking, t0), None);
         assert_eq!(w.compare(SemanticState::Confirming, t0), None);
-        // Refused: the screen is idle, and no hook says the tool ran.
+        // Refused: the screen is idle, and no hook says the tool ran; the tool is over.
         let later = t0 + DRIFT_AFTER * 2;
         assert_eq!(w.compare(SemanticState::Idle, later), None);
+        assert_eq!(w.tool(), None);
         assert_eq!(w.compare(SemanticState::Idle, later + DRIFT_AFTER), None);
     }
 
