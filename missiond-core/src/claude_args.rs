@@ -193,7 +193,10 @@ mod tests {
             assert_eq!(with_session_id(&args), (args.clone(), None), "{picked:?}");
         }
         let args = strings(&["--session-id", "0000-1"]);
-        assert_eq!(with_session_id(&args), (args.clone(), Some("0000-1".into())));
+        assert_eq!(
+            with_session_id(&args),
+            (args.clone(), Some("0000-1".into()))
+        );
         let args = strings(&["--session-id=0000-2"]);
         assert_eq!(with_session_id(&args).1.as_deref(), Some("0000-2"));
         // After `--` it is a prompt, not an option.
@@ -212,7 +215,10 @@ mod tests {
                 "'/opt/my bin/missiond' hook"
             );
         }
-        assert_eq!(json["statusLine"]["command"], "'/opt/my bin/missiond' statusline");
+        assert_eq!(
+            json["statusLine"]["command"],
+            "'/opt/my bin/missiond' statusline"
+        );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("/usr/bin/missiond"), "/usr/bin/missiond");
     }
@@ -235,6 +241,9 @@ mod tests {
             r#"{"statusLine":{"type":"command","command":"echo project"}}"#,
         )
         .unwrap();
-        assert_eq!(user_statusline(&claude, &cwd).as_deref(), Some("echo project"));
+        assert_eq!(
+            user_statusline(&claude, &cwd).as_deref(),
+            Some("echo project")
+        );
     }
 }

@@ -90,7 +90,9 @@ fn cut_strings(value: Value) -> Value {
             Value::String(s.chars().take(MAX_STRING).collect())
         }
         Value::Array(items) => Value::Array(items.into_iter().take(20).map(cut_strings).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, cut_strings(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, cut_strings(v))).collect())
+        }
         other => other,
     }
 }

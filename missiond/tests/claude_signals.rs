@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -119,7 +118,12 @@ impl Rig {
         let screen = self.daemon.cli(&["screen", SLOT]).stdout;
         format!(
             "slot: {:?}\nscreen:\n{}\ndaemon log:\n{}",
-            self.daemon.http("GET", &format!("/api/slots/{SLOT}"), Some(&self.daemon.token), None),
+            self.daemon.http(
+                "GET",
+                &format!("/api/slots/{SLOT}"),
+                Some(&self.daemon.token),
+                None
+            ),
             String::from_utf8_lossy(&screen),
             self.daemon.log()
         )
@@ -128,7 +132,10 @@ impl Rig {
     fn doctor(&self) -> (bool, DoctorReport) {
         let out = self.daemon.cli(&["--json", "doctor"]);
         let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("doctor printed no report ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "doctor printed no report ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         });
         (out.status.success(), report)
     }
@@ -150,7 +157,10 @@ impl Rig {
 fn signals_agree_over_a_whole_flow(release: &str) {
     // A command that writes outside the project asks for permission.
     let outside = tempfile::tempdir().expect("temp dir");
-    let command = format!("sleep 4; touch {}", outside.path().join("slept.txt").display());
+    let command = format!(
+        "sleep 4; touch {}",
+        outside.path().join("slept.txt").display()
+    );
     let rig = Rig::start(
         release,
         vec![
@@ -162,19 +172,38 @@ fn signals_agree_over_a_whole_flow(release: &str) {
     );
     let ready = rig.wait_info("the idle state", |i| i.state.as_str() == "idle");
     let session_id = ready.session_id.clone().expect("a session id in slot info");
-    assert_eq!(ready.args, rig.env.args, "slot info shows the user's args, not ours");
+    assert_eq!(
+        ready.args, rig.env.args,
+        "slot info shows the user's args, not ours"
+    );
 
     // Claude Code runs under that id: its session file says so.
     let pid = ready.pid.expect("a pid");
     let file = poll(STEP, || rig.env.session_file(pid)).expect("sessions/<pid>.json");
     assert_eq!(file["sessionId"], session_id.as_str(), "{file}");
 
-    rig.cli_ok(&["prompt", SLOT, "make a task, then nap", "--wait", "--timeout", STEP_SECS]);
+    rig.cli_ok(&[
+        "prompt",
+        SLOT,
+        "make a task, then nap",
+        "--wait",
+        "--timeout",
+        STEP_SECS,
+    ]);
     let reply: Value = serde_json::from_str(&rig.cli_ok(&[
-        "--json", "wait", SLOT, "--state", "confirming", "--timeout", STEP_SECS,
+        "--json",
+        "wait",
+        SLOT,
+        "--state",
+        "confirming",
+        "--timeout",
+        STEP_SECS,
     ]))
     .expect("wait reply");
-    assert_eq!(reply["stateDetail"]["dialog"]["kind"], "permission", "{reply}");
+    assert_eq!(
+        reply["stateDetail"]["dialog"]["kind"], "permission",
+        "{reply}"
+    );
     rig.cli_ok(&["confirm", SLOT, "--yes"]);
     let running = rig.events.wait_for("tool_running with tool Bash", |f| {
         f["type"] == "slot_state"
@@ -215,7 +244,10 @@ fn signals_agree_over_a_whole_flow(release: &str) {
     assert!(usage.cost_usd.is_some(), "{usage:?}");
     assert!(usage.input_tokens.is_some_and(|t| t > 0), "{usage:?}");
     assert!(
-        rig.events.frames().iter().any(|f| f["type"] == "usage" && f["slotId"] == SLOT),
+        rig.events
+            .frames()
+            .iter()
+            .any(|f| f["type"] == "usage" && f["slotId"] == SLOT),
         "no usage message on /events"
     );
     let table = rig.cli_ok(&["ls"]);
@@ -223,9 +255,15 @@ fn signals_agree_over_a_whole_flow(release: &str) {
 
     // The user's own hook and status line ran beside missiond's.
     let hook_log = poll(STEP, || {
-        std::fs::read_to_string(&rig.user_hook_log).ok().filter(|t| t.contains("stopped"))
+        std::fs::read_to_string(&rig.user_hook_log)
+            .ok()
+            .filter(|t| t.contains("stopped"))
     });
-    assert!(hook_log.is_some(), "the user's Stop hook never ran\n{}", rig.context());
+    assert!(
+        hook_log.is_some(),
+        "the user's Stop hook never ran\n{}",
+        rig.context()
+    );
     rig.wait_info("the user's status line on screen", |_| {
         rig.daemon.screen(SLOT).text.contains("USER-STATUS-LINE")
     });
@@ -259,21 +297,37 @@ fn refusals_and_interrupts_are_no_drift(release: &str) {
     );
     rig.wait_info("the idle state", |i| i.state.as_str() == "idle");
     rig.cli_ok(&["prompt", SLOT, "touch it", "--wait", "--timeout", STEP_SECS]);
-    rig.cli_ok(&["wait", SLOT, "--state", "confirming", "--timeout", STEP_SECS]);
+    rig.cli_ok(&[
+        "wait",
+        SLOT,
+        "--state",
+        "confirming",
+        "--timeout",
+        STEP_SECS,
+    ]);
     rig.cli_ok(&["confirm", SLOT, "--no"]);
     rig.cli_ok(&["wait", SLOT, "--state", "idle", "--timeout", STEP_SECS]);
 
     rig.cli_ok(&["prompt", SLOT, "nap"]);
     let napping = poll(STEP, || {
         rig.events.frames().into_iter().find(|f| {
-            f["type"] == "slot_state" && f["slotId"] == SLOT && f["detail"]["tool"]["summary"] == "sleep 20; echo slept"
+            f["type"] == "slot_state"
+                && f["slotId"] == SLOT
+                && f["detail"]["tool"]["summary"] == "sleep 20; echo slept"
         })
     });
     assert!(napping.is_some(), "the nap never ran\n{}", rig.context());
     let stale = rig.events.frames().into_iter().filter(|f| {
-        f["detail"]["tool"]["summary"].as_str().is_some_and(|s| s.starts_with("touch"))
+        f["detail"]["tool"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("touch"))
     });
-    assert_eq!(stale.count(), 1, "the refused tool showed again\n{}", rig.context());
+    assert_eq!(
+        stale.count(),
+        1,
+        "the refused tool showed again\n{}",
+        rig.context()
+    );
     rig.cli_ok(&["send", SLOT, "\x1b"]);
     rig.cli_ok(&["wait", SLOT, "--state", "idle", "--timeout", STEP_SECS]);
 
@@ -296,21 +350,28 @@ fn refusals_and_interrupts_are_no_drift(release: &str) {
 /// busy, the hooks say the turn stopped, and the slot reports drift (slot info, `/events`,
 /// the log once, `missiond doctor`).
 fn a_broken_rule_is_reported_as_drift(release: &str) {
-    let embedded = missiond_core::semantic::embedded_source(
-        missiond_core::protocol::Profile::ClaudeCode,
-    );
+    let embedded =
+        missiond_core::semantic::embedded_source(missiond_core::protocol::Profile::ClaudeCode);
     let broken = break_title_idle(embedded);
     let rig = Rig::start(release, vec![Turn::text("Hello.")], Some(broken));
-    rig.wait_info("the broken rule in force", |i| i.state.as_str() == "thinking");
+    rig.wait_info("the broken rule in force", |i| {
+        i.state.as_str() == "thinking"
+    });
     let info = rig.wait_info("a drift", |i| i.state_detail.drift.is_some());
     let drift = info.state_detail.drift.expect("drift");
-    assert_eq!((drift.screen.as_str(), drift.hooks.as_str()), ("thinking", "idle"));
+    assert_eq!(
+        (drift.screen.as_str(), drift.hooks.as_str()),
+        ("thinking", "idle")
+    );
     assert_eq!(drift.claude_version.as_deref(), Some(release), "{drift:?}");
     assert!(!rig.drift_frames().is_empty(), "no drift on /events");
     let (ok, report) = rig.doctor();
     assert!(!ok, "doctor must fail on drift: {report:?}");
     assert!(
-        report.checks.iter().any(|c| c.name.ends_with("drift") && c.status == CheckStatus::Fail),
+        report
+            .checks
+            .iter()
+            .any(|c| c.name.ends_with("drift") && c.status == CheckStatus::Fail),
         "{report:?}"
     );
     let log = rig.daemon.log();
@@ -319,7 +380,9 @@ fn a_broken_rule_is_reported_as_drift(release: &str) {
 
 /// The embedded rules with `title-idle` saying `thinking`.
 fn break_title_idle(rules: &str) -> String {
-    let at = rules.find("name = \"title-idle\"").expect("a title-idle rule");
+    let at = rules
+        .find("name = \"title-idle\"")
+        .expect("a title-idle rule");
     let (head, tail) = rules.split_at(at);
     let tail = tail.replacen("state = \"idle\"", "state = \"thinking\"", 1);
     format!("{head}{tail}")
@@ -349,12 +412,18 @@ fn hooks_off_adds_no_settings(release: &str) {
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", info.pid.expect("pid")))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default();
-    assert!(cmdline.contains("--session-id") && !cmdline.contains("--settings"), "{cmdline}");
+    assert!(
+        cmdline.contains("--session-id") && !cmdline.contains("--settings"),
+        "{cmdline}"
+    );
     let out = daemon.cli(&["--json", "doctor"]);
     let report: DoctorReport = serde_json::from_slice(&out.stdout).expect("report");
-    let hooks = report.checks.iter().find(|c| c.name.ends_with("hooks")).expect("hooks check");
+    let hooks = report
+        .checks
+        .iter()
+        .find(|c| c.name.ends_with("hooks"))
+        .expect("hooks check");
     assert!(hooks.detail.starts_with("off"), "{report:?}");
-    let _ = Path::new(&cwd);
 }
 
 macro_rules! matrix {

@@ -57,9 +57,17 @@ impl Rig {
         assert_eq!(status, 201, "{body}");
         let env_file = dir.path().join("env");
         let text = poll(Duration::from_secs(30), || {
-            std::fs::read_to_string(&env_file).ok().filter(|t| t.contains("MISSIOND_HOOK"))
+            std::fs::read_to_string(&env_file)
+                .ok()
+                .filter(|t| t.contains("MISSIOND_HOOK"))
         })
-        .unwrap_or_else(|| panic!("the fake recorded no environment; slot: {:?}\nlog: {}", daemon.slots(), daemon.log()));
+        .unwrap_or_else(|| {
+            panic!(
+                "the fake recorded no environment; slot: {:?}\nlog: {}",
+                daemon.slots(),
+                daemon.log()
+            )
+        });
         let env = text
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -124,17 +132,28 @@ fn the_program_gets_a_session_id_settings_and_the_hook_environment() {
     let hook = settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
         .as_str()
         .expect("a PreToolUse hook");
-    assert!(hook.ends_with(" hook") && hook.contains("missiond"), "{hook}");
+    assert!(
+        hook.ends_with(" hook") && hook.contains("missiond"),
+        "{hook}"
+    );
     assert!(settings["statusLine"]["command"]
         .as_str()
         .is_some_and(|c| c.ends_with(" statusline")));
     assert_eq!(args[2], "--session-id");
     let info = rig.daemon.slot(SLOT);
     assert_eq!(info.session_id.as_deref(), Some(args[3]));
-    assert_eq!(info.args, Vec::<String>::new(), "slot info keeps the user's args");
+    assert_eq!(
+        info.args,
+        Vec::<String>::new(),
+        "slot info keeps the user's args"
+    );
     assert_eq!(rig.env["MISSIOND_HOOK_SLOT"], SLOT);
     let addr = &rig.env["MISSIOND_HOOK_ADDR"];
-    assert!(rig.daemon.url.ends_with(addr.as_str()), "{addr} vs {}", rig.daemon.url);
+    assert!(
+        rig.daemon.url.ends_with(addr.as_str()),
+        "{addr} vs {}",
+        rig.daemon.url
+    );
     assert!(rig.secret().len() >= 32);
 }
 
@@ -149,10 +168,21 @@ fn the_endpoint_takes_only_the_slots_secret_and_well_formed_json() {
     assert_eq!(status, 401);
     // The access token is no hook secret either.
     let token = rig.daemon.token.clone();
-    assert_eq!(rig.post(&path, Some(&token), event.clone().into_bytes()).0, 401);
-    let (status, body) = rig.post("/hooks/nobody/hook", Some(rig.secret()), event.clone().into_bytes());
+    assert_eq!(
+        rig.post(&path, Some(&token), event.clone().into_bytes()).0,
+        401
+    );
+    let (status, body) = rig.post(
+        "/hooks/nobody/hook",
+        Some(rig.secret()),
+        event.clone().into_bytes(),
+    );
     assert_eq!(status, 404, "{body}");
-    let (status, _) = rig.post(&format!("/hooks/{SLOT}/other"), Some(rig.secret()), event.clone().into_bytes());
+    let (status, _) = rig.post(
+        &format!("/hooks/{SLOT}/other"),
+        Some(rig.secret()),
+        event.clone().into_bytes(),
+    );
     assert_eq!(status, 404);
     let (status, body) = rig.post(&path, Some(rig.secret()), b"{not json".to_vec());
     assert_eq!(status, 400);
@@ -160,9 +190,15 @@ fn the_endpoint_takes_only_the_slots_secret_and_well_formed_json() {
     let (status, body) = rig.post(&path, Some(rig.secret()), b"[1,2]".to_vec());
     assert_eq!(status, 400, "{body}");
     let huge = format!("{{\"x\":\"{}\"}}", "y".repeat(400 * 1024));
-    assert_eq!(rig.post(&path, Some(rig.secret()), huge.into_bytes()).0, 413);
+    assert_eq!(
+        rig.post(&path, Some(rig.secret()), huge.into_bytes()).0,
+        413
+    );
     // Nothing above counted as a hook; the good one does.
-    assert_eq!(rig.post(&path, Some(rig.secret()), event.into_bytes()).0, 204);
+    assert_eq!(
+        rig.post(&path, Some(rig.secret()), event.into_bytes()).0,
+        204
+    );
     let report = rig.doctor();
     let hooks = report
         .checks
@@ -190,7 +226,10 @@ fn missiond_hook_forwards_silently_and_names_the_tool() {
     assert_eq!(info.session_id.as_deref(), Some("abc-session"));
     let report = rig.doctor();
     assert!(
-        report.checks.iter().any(|c| c.detail.contains("PreToolUse")),
+        report
+            .checks
+            .iter()
+            .any(|c| c.detail.contains("PreToolUse")),
         "{report:?}"
     );
     // Garbage on stdin: still silent, still 0.
@@ -228,12 +267,18 @@ fn missiond_statusline_reports_usage_and_prints_the_users_line() {
         "total_output_tokens": 50, "used_percentage": 25.0}});
     let (out, _) = rig.run("statusline", &rig.env, &input.to_string());
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "X · $0.50 · 25% context");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "X · $0.50 · 25% context"
+    );
     let info = rig.daemon.wait_slot(SLOT, "usage", |i| i.usage.is_some());
     let usage = info.usage.expect("usage");
     assert_eq!(usage.model.as_deref(), Some("claude-x"));
     assert_eq!(usage.cost_usd, Some(0.5));
-    assert_eq!((usage.input_tokens, usage.output_tokens), (Some(1000), Some(50)));
+    assert_eq!(
+        (usage.input_tokens, usage.output_tokens),
+        (Some(1000), Some(50))
+    );
     let table = rig.daemon.cli_ok(&["ls"]);
     assert!(table.contains("$0.50") && table.contains("25%"), "{table}");
     // The user's own status line gets the same input and has the last word on screen.

@@ -175,15 +175,18 @@ impl Classifier {
         if !self.hooks.heard() || self.state == SemanticState::Starting {
             return t;
         }
-        let drift = self.hooks.compare(self.state, now).map(|(since, screen, hooks)| {
-            let ago = now.saturating_duration_since(since).as_millis() as u64;
-            Box::new(Drift {
-                screen: screen.as_str().to_string(),
-                hooks: hooks.to_string(),
-                since: crate::supervisor::now_millis().saturating_sub(ago),
-                claude_version: None,
-            })
-        });
+        let drift = self
+            .hooks
+            .compare(self.state, now)
+            .map(|(since, screen, hooks)| {
+                let ago = now.saturating_duration_since(since).as_millis() as u64;
+                Box::new(Drift {
+                    screen: screen.as_str().to_string(),
+                    hooks: hooks.to_string(),
+                    since: crate::supervisor::now_millis().saturating_sub(ago),
+                    claude_version: None,
+                })
+            });
         let same = |a: &Option<Box<Drift>>, b: &Option<Box<Drift>>| match (a, b) {
             (Some(a), Some(b)) => a.screen == b.screen && a.hooks == b.hooks,
             (None, None) => true,

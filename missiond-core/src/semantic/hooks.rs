@@ -187,9 +187,7 @@ impl HookWitness {
             self.disagreement = None;
             return None;
         };
-        let (since, _, _) = *self
-            .disagreement
-            .get_or_insert((now, screen, hooks));
+        let (since, _, _) = *self.disagreement.get_or_insert((now, screen, hooks));
         if self
             .disagreement
             .is_some_and(|(_, s, h)| s != screen || h != hooks)
@@ -237,10 +235,16 @@ mod tests {
         })) else {
             panic!("not a tool")
         };
-        assert_eq!(t.summary.map(|s| s.chars().count()), Some(SUMMARY_CHARS + 1));
+        assert_eq!(
+            t.summary.map(|s| s.chars().count()),
+            Some(SUMMARY_CHARS + 1)
+        );
         let asked = json!({"hook_event_name": "Notification",
             "notification_type": "permission_prompt", "message": "Claude needs your permission to use Bash"});
-        assert_eq!(HookSignal::from_payload(&asked), HookSignal::PermissionPrompt);
+        assert_eq!(
+            HookSignal::from_payload(&asked),
+            HookSignal::PermissionPrompt
+        );
     }
 
     #[test]

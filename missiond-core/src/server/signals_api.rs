@@ -109,7 +109,11 @@ pub fn report(state: &AppState) -> DoctorReport {
         ));
     }
     let now = crate::supervisor::now_millis();
-    for slot in sup.list().into_iter().filter(|s| s.profile == Profile::ClaudeCode) {
+    for slot in sup
+        .list()
+        .into_iter()
+        .filter(|s| s.profile == Profile::ClaudeCode)
+    {
         let Ok(handle) = sup.get(&slot.id) else {
             continue;
         };
@@ -117,7 +121,11 @@ pub fn report(state: &AppState) -> DoctorReport {
         let name = |what: &str| format!("slot {}: {what}", slot.id);
         checks.push(match &slot.claude_version {
             Some(v) => check(name("release"), CheckStatus::Ok, format!("Claude Code {v}")),
-            None => check(name("release"), CheckStatus::Warn, "not known (`--version` gave no answer)"),
+            None => check(
+                name("release"),
+                CheckStatus::Warn,
+                "not known (`--version` gave no answer)",
+            ),
         });
         let running = slot.status == SlotStatus::Running;
         let age = slot.started_at.map(|t| now.saturating_sub(t)).unwrap_or(0);
@@ -175,7 +183,11 @@ pub fn report(state: &AppState) -> DoctorReport {
 fn token_checks() -> Vec<DoctorCheck> {
     use std::os::unix::fs::PermissionsExt;
     let Ok(dir) = crate::config::state_dir() else {
-        return vec![check("token files", CheckStatus::Warn, "no state directory")];
+        return vec![check(
+            "token files",
+            CheckStatus::Warn,
+            "no state directory",
+        )];
     };
     ["token", "token-ro"]
         .iter()

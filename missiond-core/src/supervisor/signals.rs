@@ -336,7 +336,10 @@ mod tests {
         let off = launch(&config("claude", Some(false)), &s, "sec");
         assert!(!off.hooks && off.session_id.is_some() && off.args.len() == 2);
         let shell = launch(&config("bash", None), &s, "sec");
-        assert_eq!((shell.args.len(), shell.session_id, shell.hooks), (0, None, false));
+        assert_eq!(
+            (shell.args.len(), shell.session_id, shell.hooks),
+            (0, None, false)
+        );
         let no_exe = launch(&config("claude", None), &signals(None), "sec");
         assert!(!no_exe.hooks);
     }
@@ -407,7 +410,10 @@ fn fill_from_transcript(usage: &mut Usage, path: &std::path::Path) {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let Some(message) = entry.get("message").filter(|_| entry["type"] == "assistant") else {
+        let Some(message) = entry
+            .get("message")
+            .filter(|_| entry["type"] == "assistant")
+        else {
             continue;
         };
         let tokens = |k: &str| message["usage"][k].as_u64().unwrap_or(0);
@@ -452,7 +458,11 @@ mod usage_tests {
                 "usage": {"input_tokens": i, "output_tokens": o}}})
             .to_string()
         };
-        std::fs::write(&path, format!("{}\nnot json\n{}\n", line(100, 20), line(5, 1))).unwrap();
+        std::fs::write(
+            &path,
+            format!("{}\nnot json\n{}\n", line(100, 20), line(5, 1)),
+        )
+        .unwrap();
         let u = usage_from_statusline(&json!({"transcript_path": path, "cost": {}}));
         assert_eq!((u.input_tokens, u.output_tokens), (Some(105), Some(21)));
         assert_eq!(u.model.as_deref(), Some("m1"));
