@@ -81,6 +81,14 @@ pub struct ClaudeConfig {
     /// Claude Code's directory (`tasks/`, `todos/`, `sessions/`).
     #[serde(default = "default_claude_dir")]
     pub config_dir: PathBuf,
+    /// Add hooks and a status-line command to `claude-code` slots (docs/CLAUDE-INTEGRATION.md);
+    /// a slot's own `hooks` wins.
+    #[serde(default = "default_hooks")]
+    pub hooks: bool,
+}
+
+fn default_hooks() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -136,6 +144,7 @@ impl Default for ServerConfig {
 impl Default for ClaudeConfig {
     fn default() -> Self {
         ClaudeConfig {
+            hooks: true,
             config_dir: default_claude_dir(),
         }
     }
@@ -438,6 +447,20 @@ mod tests {
         assert!(err.contains("x.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn hooks_are_on_unless_the_daemon_or_a_slot_says_otherwise() {
+        let cfg = Config::parse("[[slots]]\nid = \"a\"\n", Path::new("c.toml")).unwrap();
+        assert!(cfg.claude.hooks);
+        assert_eq!(cfg.slots[0].hooks, None);
+        let cfg = Config::parse(
+            "[claude]\nhooks = false\n\n[[slots]]\nid = \"a\"\nhooks = true\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(!cfg.claude.hooks);
+        assert_eq!(cfg.slots[0].hooks, Some(true));
     }
 
     #[test]

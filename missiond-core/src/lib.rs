@@ -15,8 +15,10 @@
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
 //! - [`metrics`]: counters and the `/metrics` scrape.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
+//! - [`claude_args`]: what missiond adds to Claude Code's command line (session id, hooks).
 
 pub mod audit;
+pub mod claude_args;
 pub mod config;
 pub mod metrics;
 pub mod notify;

@@ -18,6 +18,8 @@ pub struct Counters {
     pub task_events_sent: AtomicU64,
     pub dialogs_answered: AtomicU64,
     pub prompts_submitted: AtomicU64,
+    pub hook_events: AtomicU64,
+    pub statusline_updates: AtomicU64,
 }
 
 pub static COUNTERS: Counters = Counters {
@@ -27,6 +29,8 @@ pub static COUNTERS: Counters = Counters {
     task_events_sent: AtomicU64::new(0),
     dialogs_answered: AtomicU64::new(0),
     prompts_submitted: AtomicU64::new(0),
+    hook_events: AtomicU64::new(0),
+    statusline_updates: AtomicU64::new(0),
 };
 
 /// Adds `n` to a counter.
@@ -137,6 +141,28 @@ pub fn render(slots: &[SlotInfo], tasks: &TasksOverview) -> String {
         "counter",
         "Prompts typed and submitted through prompt.",
         &count(&COUNTERS.prompts_submitted),
+    );
+    family(
+        "missiond_hook_events_total",
+        "counter",
+        "Claude Code hook events heard (the second witness of a slot's state).",
+        &count(&COUNTERS.hook_events),
+    );
+    family(
+        "missiond_statusline_updates_total",
+        "counter",
+        "Status-line reports heard (cost, tokens, context).",
+        &count(&COUNTERS.statusline_updates),
+    );
+    let drifting = slots
+        .iter()
+        .filter(|s| s.state_detail.drift.is_some())
+        .count();
+    family(
+        "missiond_slots_drifting",
+        "gauge",
+        "Slots whose screen and hooks disagree now (states may be wrong for their release).",
+        &[(String::new(), drifting as f64)],
     );
     let t = &tasks.tasks_by_status;
     family(

@@ -8,6 +8,8 @@
 mod attach;
 mod audit_cmd;
 mod client;
+mod doctor_cmd;
+mod hook_cmd;
 mod output;
 mod serve;
 mod shell_docs;
@@ -220,6 +222,9 @@ Examples:
   missiond notify test --slot agent1"
     )]
     Notify(audit_cmd::NotifyVerb),
+    /// The daemon's view of its setup: Claude Code releases, hooks, status line, drift, rules.
+    #[command(after_help = doctor_cmd::AFTER_HELP)]
+    Doctor,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
 Examples:
@@ -263,6 +268,9 @@ pub struct LaunchArgs {
     /// Create the slot without starting it (`missiond start ID` starts it).
     #[arg(long)]
     pub no_start: bool,
+    /// Add no hooks or status line to Claude Code: the screen alone tells its state.
+    #[arg(long)]
+    pub no_hooks: bool,
     #[command(flatten)]
     pub worktree: worktree_cmd::WorktreeArgs,
     /// The command and its arguments, after `--` (default: claude).
@@ -401,6 +409,14 @@ fn main() -> ExitCode {
         missiond_core::supervisor::guard::run_guard();
         return ExitCode::SUCCESS;
     }
+    // Claude Code's hooks and status line run this executable: hidden, no runtime, exit 0.
+    match std::env::args_os().nth(1) {
+        Some(a) if a == missiond_core::claude_args::HOOK_SUBCOMMAND => return hook_cmd::hook(),
+        Some(a) if a == missiond_core::claude_args::STATUSLINE_SUBCOMMAND => {
+            return hook_cmd::statusline()
+        }
+        _ => {}
+    }
     let cli = Cli::parse();
     if !matches!(cli.verb, Verb::Serve(_)) {
         // A client writing into `| head` should end quietly like any Unix tool, not panic.
@@ -464,6 +480,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Attach(a) => attach::run(&client, a).await,
                 Verb::Audit(a) => audit_cmd::audit(&client, &conn, a).await,
                 Verb::Notify(v) => audit_cmd::notify(&client, &conn, v).await,
+                Verb::Doctor => doctor_cmd::run(&client, &conn).await,
                 Verb::Serve(_) | Verb::Token | Verb::Completions(_) | Verb::Man(_) => {
                     unreachable_verb()
                 }

@@ -62,7 +62,8 @@ pub fn print_json<T: Serialize>(value: &T) {
 /// The `ls` table.
 pub fn slots_table(slots: &[SlotInfo]) -> String {
     let mut table = Table::new(&[
-        "ID", "STATUS", "STATE", "PID", "SIZE", "RESTARTS", "SINCE", "WORKTREE", "COMMAND",
+        "ID", "STATUS", "STATE", "PID", "SIZE", "RESTARTS", "SINCE", "COST", "CONTEXT", "WORKTREE",
+        "COMMAND",
     ]);
     let now = now_ms();
     for s in slots {
@@ -79,11 +80,29 @@ pub fn slots_table(slots: &[SlotInfo]) -> String {
             } else {
                 ago(now, s.state_since)
             },
+            cost_text(s),
+            context_text(s),
             worktree_text(s),
             command_line(&s.command, &s.args),
         ]);
     }
     table.render()
+}
+
+/// `$0.42` from Claude Code's status line, or `-`.
+pub fn cost_text(s: &SlotInfo) -> String {
+    match s.usage.as_ref().and_then(|u| u.cost_usd) {
+        Some(cost) => format!("${cost:.2}"),
+        None => "-".into(),
+    }
+}
+
+/// `12%` of the context window in use, or `-`.
+pub fn context_text(s: &SlotInfo) -> String {
+    match s.usage.as_ref().and_then(|u| u.context_used_percent) {
+        Some(used) => format!("{used:.0}%"),
+        None => "-".into(),
+    }
 }
 
 /// `missiond/a1 +12 -3` (and `2↑ 1↓` when the branch is ahead or behind its base), or `-`.

@@ -11,7 +11,8 @@ use missiond_core::server::ServeOptions;
 
 pub const AFTER_HELP: &str = "\
 The config file is TOML (see examples/missiond.toml): [server] listen, [claude] config_dir and
-[[slots]] to create at start. Without --config, ~/.config/missiond/config.toml is read when it
+[[slots]] to create at start. `claude` slots get --session-id and hooks reporting to this daemon
+on loopback (docs/CLAUDE-INTEGRATION.md); [claude] hooks = false turns the hooks off. Without --config, ~/.config/missiond/config.toml is read when it
 exists, else built-in defaults apply (listen on 127.0.0.1:9120, no slots).
 
 Every route but /health and the viewer needs the access token: MISSIOND_TOKEN, else the token
@@ -42,8 +43,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         config.server.listen = listen;
     }
     // The daemon starts this same executable as its orphan guard (see `supervisor::guard`).
+    // ... and as Claude Code's hooks and status line (`missiond hook`, `missiond statusline`).
     let options = ServeOptions {
         guard_exe: std::env::current_exe().ok(),
+        hook_exe: std::env::current_exe().ok(),
     };
     missiond_core::server::serve(config, options)
         .await

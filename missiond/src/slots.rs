@@ -70,6 +70,9 @@ pub async fn launch(
         spec.restart = restart;
     }
     spec.autostart = !args.no_start;
+    if args.no_hooks {
+        spec.hooks = Some(false);
+    }
     spec.worktree = args.worktree.spec();
     let info: SlotInfo = client.post("/api/slots", Some(&spec)).await?;
     if conn.json {

@@ -53,3 +53,9 @@ export function toast(message, kind = 'info') {
   host.append(el);
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
+
+/** `$0.42`; below a cent, `$0.004` so a first turn does not read as free. */
+export function formatCost(usd) {
+  if (usd > 0 && usd < 0.01) return `$${usd.toFixed(3)}`;
+  return `$${usd.toFixed(2)}`;
+}

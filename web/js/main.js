@@ -1,7 +1,7 @@
 // Entry point: takes the token, checks it, then wires the live streams (/events, /tasks) to the
 // slot list, the terminals, the dialog panels and the tasks panel.
 
-import { h } from './dom.js';
+import { h, formatCost } from './dom.js';
 import { takeToken, saveToken, forgetToken } from './auth.js';
 import { Api, socketUrl } from './api.js';
 import { ReconnectingSocket } from './socket.js';
@@ -92,6 +92,8 @@ function startApp(token, api, initialSlots) {
     renderAttention();
     const count = store.list().length;
     $('slot-count').textContent = count ? String(count) : '';
+    const withUsage = store.list().some((s) => s.usage && s.usage.costUsd != null);
+    $('slot-cost').textContent = withUsage ? `total ${formatCost(store.totalCost())}` : '';
     $('slot-empty').hidden = count > 0;
     showNeedsYou(store.needingYou().length, $('needs-you'));
   }

@@ -1,7 +1,7 @@
 // The sidebar: one row per slot (id, command, state badge, time in state, actions), kept in
 // place between updates so keyboard focus survives the live stream.
 
-import { h, formatDuration, toast } from './dom.js';
+import { h, formatDuration, formatCost, toast } from './dom.js';
 import { badgeFor, exitText } from './states.js';
 
 export class SlotList {
@@ -60,6 +60,10 @@ class SlotRow {
     this.since = h('span', { class: 'since' });
     this.cmd = h('span', { class: 'cmd' });
     this.exit = h('span', { class: 'exit-info' });
+    // Claude Code's own figures: cost and context (status line), and drift between the screen
+    // and its hooks (the rules may be wrong for that release).
+    this.usage = h('span', { class: 'slot-usage' });
+    this.drift = h('span', { class: 'slot-drift', role: 'status' });
     this.open = h('button', {
       type: 'button',
       class: 'slot-open',
@@ -68,6 +72,8 @@ class SlotRow {
     },
     h('span', { class: 'slot-line' }, h('span', { class: 'slot-id', text: id }), this.badge),
     h('span', { class: 'slot-line sub' }, this.cmd, this.since),
+    this.usage,
+    this.drift,
     this.exit);
     const { api } = list;
     this.startBtn = actionButton('Start', `Start ${id}`, () => list.act(`start ${id}`, () => api.start(id)));
@@ -146,6 +152,21 @@ class SlotRow {
     this.since.title = `in this state since ${new Date(slot.stateSince).toLocaleTimeString()}`;
     this.cmd.textContent = [slot.command, ...slot.args].join(' ');
     this.cmd.title = slot.cwd ? `in ${slot.cwd}` : '';
+    const u = slot.usage;
+    const parts = [];
+    if (u && u.costUsd != null) parts.push(formatCost(u.costUsd));
+    if (u && u.contextUsedPercent != null) parts.push(`${Math.round(u.contextUsedPercent)}% context`);
+    if (u && u.model) parts.push(u.model);
+    this.usage.textContent = parts.join(' · ');
+    this.usage.hidden = parts.length === 0;
+    const tool = slot.stateDetail?.tool;
+    this.badge.title = tool ? `${badge.title}: ${tool.name}${tool.summary ? ` (${tool.summary})` : ''}` : badge.title;
+    const drift = slot.stateDetail?.drift;
+    this.drift.hidden = !drift;
+    this.drift.textContent = drift
+      ? `⚠ states may be wrong for Claude Code ${drift.claudeVersion || '(unknown release)'}: update the rules`
+      : '';
+    this.drift.title = drift ? `the screen says ${drift.screen}, Claude Code's hooks say ${drift.hooks}` : '';
     const exited = slot.status === 'exited';
     this.exit.textContent = exited ? exitText(slot) : '';
     this.exit.hidden = !exited;

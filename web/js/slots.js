@@ -21,6 +21,11 @@ export class SlotStore extends EventTarget {
     return this.list().filter((s) => s.state === 'confirming');
   }
 
+  /** What every slot has cost so far, in US dollars (slots without figures count nothing). */
+  totalCost() {
+    return this.list().reduce((sum, s) => sum + (s.usage?.costUsd || 0), 0);
+  }
+
   /** A full snapshot: the first frame of every /events connection, e.g. after a daemon restart. */
   replaceAll(slots) {
     const before = this.slots;
@@ -52,9 +57,10 @@ export class SlotStore extends EventTarget {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
         const wasConfirming = slot.state === 'confirming';
+        // The same state again brings news in its detail (another dialog, tool or a drift).
+        if (slot.state !== msg.state) slot.stateSince = Date.now();
         slot.state = msg.state;
         slot.stateDetail = msg.detail || {};
-        slot.stateSince = Date.now();
         if (msg.state === 'confirming' && !wasConfirming) this.emit('confirming', msg.slotId);
         this.emit('change', msg.slotId);
         return;
@@ -86,6 +92,14 @@ export class SlotStore extends EventTarget {
         if (!old) return;
         this.slots.set(msg.slot.id, { ...normalise(msg.slot), stateSince: old.stateSince });
         this.emit('change', msg.slot.id);
+        return;
+      }
+      case 'usage': {
+        // Cost and context figures from Claude Code's status line (at most one a second).
+        const slot = this.slots.get(msg.slotId);
+        if (!slot) return;
+        slot.usage = msg.usage || null;
+        this.emit('change', msg.slotId);
         return;
       }
       case 'slot_removed':

@@ -4,6 +4,7 @@
 //! Field names are camelCase on the wire; enum values are snake_case.
 
 pub mod audit;
+pub mod signals;
 pub mod tasks;
 pub mod worktree;
 
@@ -78,6 +79,10 @@ pub struct SlotSpec {
     /// Run in a git worktree of its own (see [`worktree::WorktreeSpec`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<worktree::WorktreeSpec>,
+    /// Claude Code's hooks and status line as a second witness (docs/CLAUDE-INTEGRATION.md);
+    /// `None` follows the daemon's `[claude] hooks` (default on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<bool>,
 }
 
 fn default_command() -> String {
@@ -104,6 +109,7 @@ impl SlotSpec {
             restart: RestartPolicy::Never,
             scrollback: None,
             worktree: None,
+            hooks: None,
         }
     }
 }
@@ -264,6 +270,12 @@ pub struct StateDetail {
     /// Name of the rule (or signal) that decided the state, for people debugging rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// While `tool_running`: the tool Claude Code's PreToolUse hook named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<Box<signals::ToolDetail>>,
+    /// The screen and Claude Code's hooks disagree: the rules may be wrong for this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Box<signals::Drift>>,
 }
 
 /// A slot as clients see it (REST, `/events`, CLI `ls`).
@@ -298,6 +310,13 @@ pub struct SlotInfo {
     /// The slot's own git worktree and how its work differs from the base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<worktree::WorktreeInfo>,
+    /// The Claude Code session of the current (or last) run: the `--session-id` missiond gave
+    /// it, or the one its hooks reported; `null` when unknown.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Model, cost and context figures from Claude Code's status line; `null` until it ran.
+    #[serde(default)]
+    pub usage: Option<signals::Usage>,
 }
 
 /// Error body of every failed REST call: `{"error": {"code", "message"}}`.
@@ -470,5 +489,11 @@ pub enum SlotEvent {
     /// Something in the slot's info changed other than its state (e.g. its worktree stats).
     SlotUpdated {
         slot: SlotInfo,
+    },
+    /// New cost and context figures of a slot (at most one a second per slot).
+    #[serde(rename_all = "camelCase")]
+    Usage {
+        slot_id: String,
+        usage: signals::Usage,
     },
 }

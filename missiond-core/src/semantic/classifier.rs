@@ -8,8 +8,10 @@
 //! nothing runs on a timer while the state is stable.
 
 use super::dialog::parse_dialog;
+use super::hooks::{HookSignal, HookWitness};
 use super::regions::RegionCache;
 use super::rules::{Region, Rules};
+use crate::protocol::signals::Drift;
 use crate::protocol::{Dialog, DialogKind, ErrorDetail, SemanticState, StateDetail};
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +32,8 @@ enum Source {
     Title,
     Session,
     Activity,
+    /// Claude Code's hooks: they name the busy kind (a tool), never end `starting` or a dialog.
+    Hooks,
 }
 
 /// Why a candidate says what it says; turned into text only when the state changes.
@@ -82,6 +86,10 @@ pub struct Classifier {
     /// The state before the current dialog, returned to when the dialog vanishes with no other signal.
     before_confirming: SemanticState,
     cache: RegionCache,
+    /// What Claude Code's hooks said (the second witness).
+    hooks: HookWitness,
+    /// The screen and the hooks disagree (see [`super::hooks`]).
+    drift: Option<Box<Drift>>,
 }
 
 impl Classifier {
@@ -99,6 +107,8 @@ impl Classifier {
             idle_since: None,
             before_confirming: SemanticState::Starting,
             cache: RegionCache::default(),
+            hooks: HookWitness::default(),
+            drift: None,
         }
     }
 
@@ -117,7 +127,8 @@ impl Classifier {
             self.quiet_at = Some(now + a.quiet);
         }
         self.evaluate(screen, title);
-        self.decide(now)
+        let t = self.decide(now);
+        self.witness(t, now)
     }
 
     /// Claude Code's `sessions/<pid>.json` status changed.
@@ -126,7 +137,21 @@ impl Classifier {
             return None;
         }
         self.session_busy = Some(busy);
-        self.decide(now)
+        if !busy {
+            self.hooks.session_idle();
+        }
+        let t = self.decide(now);
+        self.witness(t, now)
+    }
+
+    /// One of Claude Code's hooks ran (see [`super::hooks`]).
+    pub fn on_hook(&mut self, signal: &HookSignal, now: Instant) -> Option<Transition> {
+        if self.state == SemanticState::Exited {
+            return None;
+        }
+        self.hooks.hear(signal);
+        let t = self.decide(now);
+        self.witness(t, now)
     }
 
     /// Called when `now >= next_deadline()` (debounce expiry, shell quiet period).
@@ -140,7 +165,49 @@ impl Classifier {
             return None;
         }
         self.evaluate(screen, title);
-        self.decide(now)
+        let t = self.decide(now);
+        self.witness(t, now)
+    }
+
+    /// Compares the state with the hooks after a decision; a drift that begins or ends is
+    /// news even in the same state.
+    fn witness(&mut self, t: Option<Transition>, now: Instant) -> Option<Transition> {
+        if !self.hooks.heard() || self.state == SemanticState::Starting {
+            return t;
+        }
+        let drift = self
+            .hooks
+            .compare(self.state, now)
+            .map(|(since, screen, hooks)| {
+                let ago = now.saturating_duration_since(since).as_millis() as u64;
+                Box::new(Drift {
+                    screen: screen.as_str().to_string(),
+                    hooks: hooks.to_string(),
+                    since: crate::supervisor::now_millis().saturating_sub(ago),
+                    claude_version: None,
+                })
+            });
+        let same = |a: &Option<Box<Drift>>, b: &Option<Box<Drift>>| match (a, b) {
+            (Some(a), Some(b)) => a.screen == b.screen && a.hooks == b.hooks,
+            (None, None) => true,
+            _ => false,
+        };
+        if same(&drift, &self.drift) {
+            return t;
+        }
+        self.drift = drift;
+        self.detail.drift = self.drift.clone();
+        match t {
+            Some(mut t) => {
+                t.detail.drift = self.drift.clone();
+                Some(t)
+            }
+            None => Some(Transition {
+                state: self.state,
+                prev: self.state,
+                detail: self.detail.clone(),
+            }),
+        }
     }
 
     /// The process ended: `exited`, immediately and for good.
@@ -156,6 +223,7 @@ impl Classifier {
         };
         self.idle_since = None;
         self.quiet_at = None;
+        self.drift = None;
         Some(Transition {
             state: self.state,
             prev,
@@ -169,10 +237,11 @@ impl Classifier {
             return None;
         }
         let debounce = self.idle_since.map(|t| t + self.rules.idle_hold);
-        match (debounce, self.quiet_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let drift = self
+            .hooks
+            .deadline()
+            .filter(|_| self.drift.is_none() && self.hooks.heard());
+        [debounce, self.quiet_at, drift].into_iter().flatten().min()
     }
 
     pub fn state(&self) -> SemanticState {
@@ -320,6 +389,19 @@ impl Classifier {
         }
 
         let target = match best {
+            // A busy screen while a hook says a tool runs: the hook names the kind.
+            Some((_, t))
+                if t.state.is_busy()
+                    && t.state != SemanticState::ToolRunning
+                    && self.hooks.tool().is_some() =>
+            {
+                Target {
+                    state: SemanticState::ToolRunning,
+                    reason: Reason::Named("hook-pre-tool-use"),
+                    source: Source::Hooks,
+                    dialog_of: None,
+                }
+            }
             Some((_, t)) => t,
             // A dialog vanished and nothing says what came after: back to what came before it.
             None if self.state == SemanticState::Confirming => Target {
@@ -406,10 +488,21 @@ impl Classifier {
                     ..StateDetail::default()
                 }
             }
+            SemanticState::ToolRunning => {
+                let tool = self.hooks.tool();
+                if tool.is_none() || tool == self.detail.tool.as_deref() {
+                    return None;
+                }
+                StateDetail {
+                    tool: tool.cloned().map(Box::new),
+                    ..StateDetail::default()
+                }
+            }
             _ => return None,
         };
         self.detail = StateDetail {
             reason: Some(self.reason_text(t.reason)),
+            drift: self.drift.clone(),
             ..detail
         };
         Some(Transition {
@@ -426,7 +519,8 @@ impl Classifier {
             return self.same_state_news(&t);
         }
         // A title/session/activity "busy" says nothing about the kind: keep the screen's.
-        if cur.is_busy() && t.state.is_busy() && t.source != Source::Screen {
+        if cur.is_busy() && t.state.is_busy() && !matches!(t.source, Source::Screen | Source::Hooks)
+        {
             self.idle_since = None;
             return None;
         }
@@ -443,10 +537,16 @@ impl Classifier {
         self.state = t.state;
         let dialog = self.target_dialog(&t).cloned();
         let error = self.target_error(&t).cloned();
+        let tool = match t.state {
+            SemanticState::ToolRunning => self.hooks.tool().cloned().map(Box::new),
+            _ => None,
+        };
         self.detail = StateDetail {
             dialog,
             error,
             reason: Some(self.reason_text(t.reason)),
+            tool,
+            drift: self.drift.clone(),
         };
         Some(Transition {
             state: t.state,

@@ -14,6 +14,7 @@
 
 pub mod classifier;
 pub mod dialog;
+pub mod hooks;
 mod regions;
 pub mod rules;
 

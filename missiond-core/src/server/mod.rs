@@ -9,6 +9,7 @@ pub mod auth;
 pub mod connections;
 pub mod error;
 pub mod pty_ws;
+pub mod signals_api;
 pub mod streams;
 
 use crate::config::{Config, ConfigError, TokenSource};
@@ -64,6 +65,8 @@ pub enum ServeError {
 pub struct ServeOptions {
     /// The missiond executable, started as the orphan guard (see `supervisor::guard`).
     pub guard_exe: Option<PathBuf>,
+    /// The missiond executable Claude Code runs as its hooks and status line (`missiond hook`).
+    pub hook_exe: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM, then ends every slot.
@@ -96,6 +99,11 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         max_viewers: config.server.max_viewers,
         stuck_viewer: config.server.stuck_viewer(),
         worktree_root: config.server.worktree_root(),
+        signals: crate::supervisor::signals::SignalSettings {
+            exe: options.hook_exe.clone(),
+            hooks: config.claude.hooks,
+            claude_dir: config.claude.config_dir.clone(),
+        },
     };
     let supervisor = Supervisor::new(settings, rules, guard);
     let tasks = TaskHub::start(
@@ -113,6 +121,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             source,
         })?;
     let local = listener.local_addr()?;
+    supervisor.set_listen_addr(local);
     let state_dir = crate::config::state_dir()?;
     let audit = crate::audit::AuditLog::open(&state_dir, config.audit.clone())
         .map_err(|e| ServeError::Audit(state_dir.clone(), e))?;
@@ -215,6 +224,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tasks", get(all_tasks))
         .route("/audit", get(audit_api::list))
         .route("/notify/test", post(audit_api::notify_test))
+        .route("/doctor", get(signals_api::doctor))
         .fallback(api::not_found);
     let sockets = Router::new()
         .route("/pty", get(pty_ws::invalid_url))
@@ -234,8 +244,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    // Claude Code's hooks present the slot's own secret, not the token (signals_api).
+    let hooks = Router::new()
+        .route("/hooks/{id}/{kind}", post(signals_api::hook))
+        .layer(DefaultBodyLimit::max(signals_api::MAX_HOOK_BODY));
     Router::new()
         .route("/health", get(health))
+        .merge(hooks)
         .merge(protected)
         .fallback(assets::static_file)
         .layer(DefaultBodyLimit::max(MAX_BODY))

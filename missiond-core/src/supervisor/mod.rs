@@ -5,6 +5,7 @@ pub mod fanout;
 pub mod guard;
 pub mod interact;
 pub mod run;
+pub mod signals;
 pub mod slot;
 
 pub use guard::OrphanGuard;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub stuck_viewer: Duration,
     /// Where worktree slots get their worktrees (see [`crate::worktree`]).
     pub worktree_root: PathBuf,
+    /// Claude Code's own signals: hooks, status line (see [`signals`]).
+    pub signals: signals::SignalSettings,
 }
 
 #[derive(Clone)]
@@ -76,6 +79,7 @@ struct Shared {
     rules: RuleBook,
     settings: Settings,
     guard: Option<Arc<OrphanGuard>>,
+    signals: Arc<signals::Signals>,
 }
 
 impl Supervisor {
@@ -86,6 +90,7 @@ impl Supervisor {
                 slots: Mutex::new(BTreeMap::new()),
                 events,
                 rules,
+                signals: Arc::new(signals::Signals::new(settings.signals.clone())),
                 settings,
                 guard: guard.map(Arc::new),
             }),
@@ -94,6 +99,20 @@ impl Supervisor {
 
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
+    }
+
+    /// The daemon is listening at `addr`: hooks of slots started from now on reach it there.
+    pub fn set_listen_addr(&self, addr: std::net::SocketAddr) {
+        self.shared.signals.set_addr(addr);
+    }
+
+    /// Where the rules of `profile` in force came from (embedded or a file).
+    pub fn rules_origin(&self, profile: Profile) -> String {
+        self.shared.rules.rules(profile).origin.clone()
+    }
+
+    pub fn signals(&self) -> &signals::Signals {
+        &self.shared.signals
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<SlotEvent> {
@@ -141,6 +160,7 @@ impl Supervisor {
             self.shared.guard.clone(),
             tracker,
             self.shared.settings.kill_grace,
+            self.shared.signals.clone(),
         );
         self.announce_worktree_changes(&slot);
         {
@@ -318,6 +338,13 @@ impl crate::tasks::SlotResolver for Supervisor {
     fn slot_for_pid(&self, pid: u32) -> Option<String> {
         Supervisor::slot_for_pid(self, pid)
     }
+
+    fn slot_for_session(&self, session_id: &str) -> Option<String> {
+        self.all()
+            .iter()
+            .find(|s| s.session_id().as_deref() == Some(session_id))
+            .map(|s| s.id().to_string())
+    }
 }
 
 /// Runs `work` as a task of its own and waits for it: dropping the returned future (a client
@@ -400,6 +427,7 @@ fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, Superviso
         restart: spec.restart,
         scrollback: spec.scrollback.unwrap_or(DEFAULT_SCROLLBACK),
         worktree,
+        hooks: spec.hooks,
     })
 }
 

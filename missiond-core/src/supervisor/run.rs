@@ -113,6 +113,7 @@ enum ParserMsg {
     Inspect(InspectJob),
     Resize { cols: u16, rows: u16 },
     SessionBusy(bool),
+    Hook(crate::semantic::hooks::HookSignal),
     Exited(ExitInfo),
 }
 
@@ -257,6 +258,11 @@ impl Run {
 
     pub fn session_busy(&self, busy: bool) {
         let _ = self.parser.try_send(ParserMsg::SessionBusy(busy));
+    }
+
+    /// One of Claude Code's hooks ran in this run (the classifier's second witness).
+    pub fn hook(&self, signal: crate::semantic::hooks::HookSignal) {
+        let _ = self.parser.try_send(ParserMsg::Hook(signal));
     }
 
     /// Runs `f` on the parser thread with the screen as of every byte read so far. The screen
@@ -463,6 +469,11 @@ impl Pipeline {
             }
             ParserMsg::SessionBusy(busy) => {
                 let t = self.classifier.on_session_status(busy, Instant::now());
+                self.publish(t);
+                0
+            }
+            ParserMsg::Hook(signal) => {
+                let t = self.classifier.on_hook(&signal, Instant::now());
                 self.publish(t);
                 0
             }

@@ -1,6 +1,7 @@
 //! A slot: a named place where a program runs, outlives its runs, and keeps its state.
 
 use super::run::{lock, Run, RunObserver, StateView};
+use super::signals::{SignalStats, Signals, SlotSignals};
 use super::{now_millis, SupervisorError};
 use crate::protocol::{
     Profile, RestartPolicy, SemanticState, SlotEvent, SlotInfo, SlotStatus, StateDetail,
@@ -26,6 +27,8 @@ pub struct SlotConfig {
     pub scrollback: usize,
     /// The slot's own git worktree, when it runs in one (`cwd` is inside it).
     pub worktree: Option<crate::worktree::Checkout>,
+    /// Claude Code's hooks and status line: `None` follows the daemon's default.
+    pub hooks: Option<bool>,
 }
 
 /// Backoff of automatic restarts: 1 s doubling to 60 s, reset after a minute of healthy running.
@@ -63,6 +66,9 @@ pub struct Slot {
     worktree: Option<Arc<Tracker>>,
     /// Between SIGTERM and SIGKILL, for what a program leaves in its session when it exits.
     kill_grace: Duration,
+    /// The daemon's side of Claude Code's own signals, and this slot's.
+    signals: Arc<Signals>,
+    own_signals: SlotSignals,
     me: Weak<Slot>,
 }
 
@@ -82,6 +88,7 @@ impl Slot {
         guard: Option<Arc<super::guard::OrphanGuard>>,
         worktree: Option<Arc<Tracker>>,
         kill_grace: Duration,
+        signals: Arc<Signals>,
     ) -> Arc<Slot> {
         let (state, _) = watch::channel(StateView {
             state: SemanticState::Starting,
@@ -110,6 +117,8 @@ impl Slot {
             claude_version: Mutex::new(None),
             worktree,
             kill_grace,
+            signals,
+            own_signals: SlotSignals::new(),
             me: me.clone(),
         })
     }
@@ -146,7 +155,68 @@ impl Slot {
             viewers: life.run.as_ref().map(|r| r.viewer_count()).unwrap_or(0),
             claude_version: lock(&self.claude_version).clone(),
             worktree: self.worktree.as_ref().map(|t| t.info()),
+            session_id: self.own_signals.session_id(),
+            usage: self.own_signals.usage(),
         }
+    }
+
+    /// The Claude Code session of the current (or last) run, when known: the `--session-id`
+    /// missiond gave it, or the one its hooks named.
+    pub fn session_id(&self) -> Option<String> {
+        self.own_signals.session_id()
+    }
+
+    /// This slot's side of Claude Code's signals (its hook secret, what was heard).
+    pub fn signals(&self) -> &SlotSignals {
+        &self.own_signals
+    }
+
+    pub fn signal_stats(&self) -> SignalStats {
+        self.own_signals.stats()
+    }
+
+    pub fn claude_version(&self) -> Option<String> {
+        lock(&self.claude_version).clone()
+    }
+
+    /// One of Claude Code's hooks ran in this slot: counted, and handed to the classifier.
+    pub fn hook(&self, payload: &serde_json::Value) {
+        let event = payload
+            .get("hook_event_name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let session = payload.get("session_id").and_then(|v| v.as_str());
+        self.own_signals.hook_heard(event, session);
+        if let Some(run) = self.run() {
+            run.hook(crate::semantic::hooks::HookSignal::from_payload(payload));
+        }
+    }
+
+    /// Claude Code's status line ran: new usage figures, sent on `/events` at most once a second.
+    pub fn statusline(&self, usage: crate::protocol::signals::Usage) {
+        use super::signals::UsageEvent;
+        match self.own_signals.usage_heard(usage) {
+            UsageEvent::Now(usage) => self.send_usage(usage),
+            UsageEvent::After(wait) => {
+                let me = self.me.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    if let Some(slot) = me.upgrade() {
+                        if let Some(usage) = slot.own_signals.take_due_usage() {
+                            slot.send_usage(usage);
+                        }
+                    }
+                });
+            }
+            UsageEvent::None => {}
+        }
+    }
+
+    fn send_usage(&self, usage: crate::protocol::signals::Usage) {
+        let _ = self.events.send(SlotEvent::Usage {
+            slot_id: self.config.id.clone(),
+            usage,
+        });
     }
 
     /// The slot's worktree and its live stats, when it runs in one.
@@ -188,23 +258,35 @@ impl Slot {
             return Ok(());
         }
         // A worktree's setup command runs first, in the slot's own terminal.
+        let launch = match self.config.profile {
+            Profile::ClaudeCode => {
+                super::signals::launch(&self.config, &self.signals, self.own_signals.secret())
+            }
+            Profile::Shell => super::signals::Launch {
+                args: self.config.args.clone(),
+                env: self.config.env.clone(),
+                session_id: None,
+                hooks: false,
+            },
+        };
         let (command, args) = self
             .config
             .worktree
             .as_ref()
-            .and_then(|c| crate::worktree::with_setup(c, &self.config.command, &self.config.args))
-            .unwrap_or_else(|| (self.config.command.clone(), self.config.args.clone()));
+            .and_then(|c| crate::worktree::with_setup(c, &self.config.command, &launch.args))
+            .unwrap_or_else(|| (self.config.command.clone(), launch.args.clone()));
         let req = SpawnRequest {
             command,
             args,
             cwd: self.config.cwd.clone(),
-            env: self.config.env.clone(),
+            env: launch.env.clone(),
             cols: life.cols,
             rows: life.rows,
         };
         let observer: Arc<dyn RunObserver> = Arc::new(Observer(self.me.clone()));
         let run = Run::start(&req, self.config.scrollback, self.rules.clone(), observer)
             .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
+        self.own_signals.started(&launch);
         if automatic {
             life.restarts += 1;
         }
@@ -302,9 +384,9 @@ impl Slot {
     }
 
     fn set_state(&self, state: SemanticState, detail: StateDetail) {
-        let (prev, prev_since) = {
+        let (prev, prev_since, detail_changed) = {
             let view = self.state.borrow();
-            (view.state, view.since)
+            (view.state, view.since, view.detail != detail)
         };
         // A new dialog or error detail in the same state keeps `since`: the state did not change
         // (an answer tells a redrawn dialog from a new one by it).
@@ -324,7 +406,10 @@ impl Slot {
             detail: detail.clone(),
             since,
         });
-        if prev != state || matches!(state, SemanticState::Confirming | SemanticState::Error) {
+        if prev != state
+            || matches!(state, SemanticState::Confirming | SemanticState::Error)
+            || detail_changed
+        {
             let _ = self.events.send(SlotEvent::SlotState {
                 slot_id: self.config.id.clone(),
                 state,
@@ -396,7 +481,20 @@ struct Observer(Weak<Slot>);
 impl RunObserver for Observer {
     fn state_changed(&self, t: &Transition) {
         if let Some(slot) = self.0.upgrade() {
-            slot.set_state(t.state, t.detail.clone());
+            let mut detail = t.detail.clone();
+            if let Some(drift) = &mut detail.drift {
+                drift.claude_version = slot.claude_version();
+                if slot.own_signals.drift_seen(drift) {
+                    tracing::warn!(
+                        slot = %slot.config.id,
+                        release = drift.claude_version.as_deref().unwrap_or("unknown"),
+                        screen = %drift.screen,
+                        hooks = %drift.hooks,
+                        "the screen and Claude Code's hooks disagree: the state rules may be wrong for this release (update the rules, docs/RULES.md)"
+                    );
+                }
+            }
+            slot.set_state(t.state, detail);
         }
     }
 

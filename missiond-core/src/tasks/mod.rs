@@ -53,6 +53,12 @@ use tokio::sync::broadcast;
 /// levels), so a slot whose command wraps `claude` in a shell still matches.
 pub trait SlotResolver: Send + Sync + 'static {
     fn slot_for_pid(&self, pid: u32) -> Option<String>;
+
+    /// The slot whose Claude Code runs the session `session_id`, when a slot knows its session
+    /// (asked first: no guessing from process trees when the id is known).
+    fn slot_for_session(&self, _session_id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A resolver for hubs that supervise nothing.

@@ -200,6 +200,7 @@ pub(crate) struct Outcome {
 
 /// Who owns a list, as far as the session files tell.
 struct Link {
+    session_id: String,
     pid: Option<u32>,
     cwd: Option<String>,
 }
@@ -777,19 +778,25 @@ impl Model {
         }
         match best {
             Some((pid, f, _)) => Link {
+                session_id: session_id.to_string(),
                 pid: Some(pid),
                 cwd: f.cwd.clone(),
             },
             None => Link {
+                session_id: session_id.to_string(),
                 pid: None,
                 cwd: None,
             },
         }
     }
 
+    /// The slot that runs the session: by its id when a slot knows it (missiond gave it
+    /// `--session-id`, or its hooks named it), else through the session file's process.
     fn slot_of(&self, link: &Link) -> Option<String> {
-        link.pid
-            .and_then(|pid| procs::slot_for(self.slots.as_ref(), pid))
+        self.slots.slot_for_session(&link.session_id).or_else(|| {
+            link.pid
+                .and_then(|pid| procs::slot_for(self.slots.as_ref(), pid))
+        })
     }
 
     /// [`Model::link`], with the transcript's cwd when no session file gives one.
