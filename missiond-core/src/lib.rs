@@ -13,12 +13,14 @@
 //! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
+//! - [`registry`]: slots created at run time, persisted so they outlive the daemon.
 
 pub mod audit;
 pub mod config;
 pub mod notify;
 pub mod protocol;
 pub mod pty;
+pub mod registry;
 pub mod screen;
 pub mod semantic;
 pub mod server;

@@ -80,7 +80,18 @@ Examples:
   missiond launch build --restart on-failure --env RUST_LOG=debug -- cargo watch -x test
   missiond launch reader --profile claude-code -- ./my-claude-wrapper
   missiond launch a1 --worktree --cwd ~/src/app      claude in its own worktree of ~/src/app
-  missiond launch a2 --worktree --base main --setup 'npm ci' --cwd ~/src/app")]
+  missiond launch a2 --worktree --base main --setup 'npm ci' --cwd ~/src/app
+
+The slot stays listed until `missiond rm`, across daemon restarts too: it is recorded in
+$XDG_STATE_HOME/missiond/slots.json and `missiond serve` brings it back (see README,
+\"Restarts, crashes and reboots\"). What survives what:
+                  program          conversation   screen and scrollback
+  daemon stop     started again    resumed        kept, in the scrollback
+  daemon crash    started again    resumed        as saved when output last paused
+  reboot          started again    resumed        as for a crash (a stop if SIGTERM came first)
+  upgrade         not built yet: stop, install the new binary, serve (= daemon stop)
+Claude Code resumes with --resume <its session>; other programs start again with their
+command, cwd and env; a slot that had exited stays exited.")]
     Launch(LaunchArgs),
     /// Stop a slot's program: SIGTERM to its process group, SIGKILL after the grace period.
     #[command(after_help = "\

@@ -114,6 +114,8 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         })?;
     let local = listener.local_addr()?;
     let state_dir = crate::config::state_dir()?;
+    let config_ids = config.slots.iter().map(|s| s.id.clone()).collect();
+    let recorded = supervisor.open_registry(&state_dir, &config_ids);
     let audit = crate::audit::AuditLog::open(&state_dir, config.audit.clone())
         .map_err(|e| ServeError::Audit(state_dir.clone(), e))?;
     let notifier = {
@@ -143,7 +145,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             eprintln!("missiond: slot '{id}' not started: the audit trail cannot be written ({e})");
             continue;
         }
-        if let Err(e) = supervisor.create(spec) {
+        if let Err(e) = supervisor.create_unrecorded(spec) {
             let origin = config
                 .source
                 .as_ref()
@@ -152,6 +154,8 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             eprintln!("missiond: slot '{id}' from {origin}: {e}");
         }
     }
+    // Slots of the registry come back while the daemon already answers.
+    supervisor.restore_in_background(recorded);
     println!("missiond listening on http://{local}");
     println!("viewer: http://{local}/#token={token}");
     println!("stop with Ctrl-C; `missiond --help` lists what the CLI can do");
@@ -170,7 +174,10 @@ fn spawn_session_status_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
-                Ok(status) => supervisor.session_status(status.pid, status.busy),
+                Ok(status) => {
+                    supervisor.note_session(status.pid, &status.session_id);
+                    supervisor.session_status(status.pid, status.busy);
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             }

@@ -32,6 +32,8 @@ const CLASSIFY_EVERY: usize = 256 * 1024;
 const COMPACT_WHEN_QUIET: Duration = Duration::from_secs(1);
 /// Compacting at least this many lines also hands the memory they held back to the system.
 const RELEASE_AFTER_LINES: usize = 256;
+/// The line between what an earlier run showed and the new run (a restored slot).
+const EARLIER_RUN_NOTE: &str = "[missiond] above: the slot's screen before the daemon restarted";
 /// A viewer's cursor-position report is dropped this long after the program asked for one.
 const QUERY_WINDOW_MS: u64 = 2000;
 
@@ -120,6 +122,9 @@ enum ParserMsg {
 pub trait RunObserver: Send + Sync + 'static {
     fn state_changed(&self, transition: &Transition);
     fn exited(&self, exit: &ExitInfo);
+    /// The output paused (a second of quiet) or the program exited: a moment to keep the
+    /// screen (see [`crate::registry`]). On the parser thread; leave the screen as found.
+    fn screen_settled(&self, _screen: &mut Screen) {}
 }
 
 /// A running (or finished) program and its pipeline.
@@ -149,6 +154,20 @@ impl Run {
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
     ) -> Result<Arc<Run>, PtyError> {
+        Run::start_after(req, scrollback, rules, observer, &[])
+    }
+
+    /// [`Run::start`] with the lines an earlier run showed (see [`Screen::restore_lines`])
+    /// in the scrollback before the program's first byte.
+    pub fn start_after(
+        req: &SpawnRequest,
+        scrollback: usize,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+        earlier: &[u8],
+    ) -> Result<Arc<Run>, PtyError> {
+        let mut screen = Screen::new(req.cols, req.rows, scrollback);
+        screen.restore_lines(earlier, EARLIER_RUN_NOTE);
         let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
         let output = FanoutSender::new();
         let (exit_tx, exit_rx) = watch::channel(None);
@@ -166,7 +185,7 @@ impl Run {
         });
         let process = PtyProcess::spawn(req, events)?;
         let pipeline = Pipeline {
-            screen: Screen::new(req.cols, req.rows, scrollback),
+            screen,
             classifier: Classifier::new(rules),
             input: process.input(),
             output: output.clone(),
@@ -412,6 +431,7 @@ impl Pipeline {
                 if self.compact_at.is_some_and(|at| at <= now) {
                     self.compact_at = None;
                     self.compact_scrollback();
+                    self.observer.screen_settled(&mut self.screen);
                 }
                 if self.classifier.next_deadline().is_some_and(|at| at <= now) {
                     let t = self
@@ -469,6 +489,7 @@ impl Pipeline {
             ParserMsg::Exited(exit) => {
                 let t = self.classifier.on_exit();
                 self.publish(t);
+                self.observer.screen_settled(&mut self.screen);
                 self.observer.exited(&exit);
                 self.output.send(ViewerMsg::Exit(exit.clone()));
                 let _ = self.exit.send(Some(exit));

@@ -3,13 +3,15 @@
 use super::run::{lock, Run, RunObserver, StateView};
 use super::{now_millis, SupervisorError};
 use crate::protocol::{
-    Profile, RestartPolicy, SemanticState, SlotEvent, SlotInfo, SlotStatus, StateDetail,
+    Profile, Restored, RestartPolicy, SemanticState, SlotEvent, SlotInfo, SlotSpec, SlotStatus,
+    StateDetail,
 };
+use crate::registry::Record;
 use crate::pty::{ExitInfo, SpawnRequest};
 use crate::semantic::{Rules, Transition};
 use crate::worktree::Tracker;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
@@ -51,6 +53,29 @@ struct Lifecycle {
     generation: u64,
 }
 
+/// Where a slot created at run time reports its changes: the registry (see
+/// [`crate::registry`]), through the supervisor.
+pub(crate) trait Recorder: Send + Sync {
+    /// Something recorded of a slot changed: write the registry.
+    fn slot_changed(&self);
+    /// The slot's screen as lines, to keep for a restored run's scrollback.
+    fn save_screen(&self, id: &str, lines: &[u8]);
+}
+
+/// A recorded slot's spec as asked and its recorder.
+struct Recording {
+    spec: SlotSpec,
+    recorder: Arc<dyn Recorder>,
+}
+
+/// What a slot keeps across daemons: its conversation, and how it came back.
+#[derive(Debug, Default)]
+struct Carried {
+    /// The Claude Code session the slot's program talks in, for `--resume` after a restart.
+    session_id: Option<String>,
+    restored: Option<Restored>,
+}
+
 pub struct Slot {
     pub config: SlotConfig,
     life: Mutex<Lifecycle>,
@@ -63,6 +88,9 @@ pub struct Slot {
     worktree: Option<Arc<Tracker>>,
     /// Between SIGTERM and SIGKILL, for what a program leaves in its session when it exits.
     kill_grace: Duration,
+    carried: Mutex<Carried>,
+    /// Set for slots created at run time: they are in the registry.
+    recording: OnceLock<Recording>,
     me: Weak<Slot>,
 }
 
@@ -110,6 +138,8 @@ impl Slot {
             claude_version: Mutex::new(None),
             worktree,
             kill_grace,
+            carried: Mutex::new(Carried::default()),
+            recording: OnceLock::new(),
             me: me.clone(),
         })
     }
@@ -146,7 +176,63 @@ impl Slot {
             viewers: life.run.as_ref().map(|r| r.viewer_count()).unwrap_or(0),
             claude_version: lock(&self.claude_version).clone(),
             worktree: self.worktree.as_ref().map(|t| t.info()),
+            restored: lock(&self.carried).restored,
         }
+    }
+
+    /// Puts the slot in the registry: from now on its changes are written there.
+    pub(crate) fn record_with(&self, spec: SlotSpec, recorder: Arc<dyn Recorder>) {
+        let _ = self.recording.set(Recording { spec, recorder });
+    }
+
+    /// The slot as the registry keeps it; `None` for a slot from the config file.
+    pub fn record(&self) -> Option<Record> {
+        let recording = self.recording.get()?;
+        let (cols, rows, running) = {
+            let life = lock(&self.life);
+            (life.cols, life.rows, life.status != SlotStatus::Exited)
+        };
+        Some(Record {
+            spec: recording.spec.clone(),
+            cols,
+            rows,
+            running,
+            session_id: self.session_id(),
+            worktree: self.config.worktree.clone(),
+        })
+    }
+
+    fn recorded_change(&self) {
+        if let Some(recording) = self.recording.get() {
+            recording.recorder.slot_changed();
+        }
+    }
+
+    /// The Claude Code session the slot's program talks in, when known.
+    pub fn session_id(&self) -> Option<String> {
+        lock(&self.carried).session_id.clone()
+    }
+
+    /// Notes the slot's Claude Code session (and records it when it is news).
+    pub fn set_session_id(&self, session_id: Option<String>) {
+        let changed = {
+            let mut carried = lock(&self.carried);
+            let changed = carried.session_id != session_id;
+            carried.session_id = session_id;
+            changed
+        };
+        if changed {
+            self.recorded_change();
+        }
+    }
+
+    pub(crate) fn set_restored(&self, restored: Restored) {
+        lock(&self.carried).restored = Some(restored);
+    }
+
+    /// Whether the user still wants the program running (no kill since its start).
+    pub(crate) fn wanted(&self) -> bool {
+        lock(&self.life).wanted
     }
 
     /// The slot's worktree and its live stats, when it runs in one.
@@ -183,6 +269,25 @@ impl Slot {
 
     /// Starts the program unless it is running. `automatic` marks a restart by policy.
     pub fn start(&self, automatic: bool) -> Result<(), SupervisorError> {
+        self.launch(automatic, &self.config.args, &[])
+    }
+
+    /// Starts the program of a restored slot, with `args` instead of the configured ones (a
+    /// `--resume`) and `earlier` (the last run's lines) in its scrollback.
+    pub(crate) fn start_restored(
+        &self,
+        args: &[String],
+        earlier: &[u8],
+    ) -> Result<(), SupervisorError> {
+        self.launch(false, args, earlier)
+    }
+
+    fn launch(
+        &self,
+        automatic: bool,
+        program_args: &[String],
+        earlier: &[u8],
+    ) -> Result<(), SupervisorError> {
         let mut life = lock(&self.life);
         if matches!(life.status, SlotStatus::Starting | SlotStatus::Running) {
             return Ok(());
@@ -192,8 +297,8 @@ impl Slot {
             .config
             .worktree
             .as_ref()
-            .and_then(|c| crate::worktree::with_setup(c, &self.config.command, &self.config.args))
-            .unwrap_or_else(|| (self.config.command.clone(), self.config.args.clone()));
+            .and_then(|c| crate::worktree::with_setup(c, &self.config.command, program_args))
+            .unwrap_or_else(|| (self.config.command.clone(), program_args.to_vec()));
         let req = SpawnRequest {
             command,
             args,
@@ -203,8 +308,14 @@ impl Slot {
             rows: life.rows,
         };
         let observer: Arc<dyn RunObserver> = Arc::new(Observer(self.me.clone()));
-        let run = Run::start(&req, self.config.scrollback, self.rules.clone(), observer)
-            .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
+        let run = Run::start_after(
+            &req,
+            self.config.scrollback,
+            self.rules.clone(),
+            observer,
+            earlier,
+        )
+        .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
         if automatic {
             life.restarts += 1;
         }
@@ -229,6 +340,7 @@ impl Slot {
         if self.config.profile == Profile::ClaudeCode {
             self.spawn_version_query();
         }
+        self.recorded_change();
         Ok(())
     }
 
@@ -293,6 +405,7 @@ impl Slot {
             life.rows = rows;
             life.run.clone()
         };
+        self.recorded_change();
         if let Some(run) = run {
             run.resize(cols, rows)
                 .await
@@ -394,6 +507,15 @@ impl Slot {
 struct Observer(Weak<Slot>);
 
 impl RunObserver for Observer {
+    fn screen_settled(&self, screen: &mut crate::screen::Screen) {
+        let Some(slot) = self.0.upgrade() else { return };
+        if let Some(recording) = slot.recording.get() {
+            recording
+                .recorder
+                .save_screen(&slot.config.id, &screen.lines_ansi());
+        }
+    }
+
     fn state_changed(&self, t: &Transition) {
         if let Some(slot) = self.0.upgrade() {
             slot.set_state(t.state, t.detail.clone());
@@ -410,6 +532,7 @@ impl RunObserver for Observer {
         if let Some(tracker) = &slot.worktree {
             tracker.refresh();
         }
+        slot.recorded_change();
         let _ = slot.events.send(SlotEvent::SlotExited {
             slot_id: slot.config.id.clone(),
             code: exit.code,
