@@ -200,3 +200,80 @@ fn a_config_slot_wins_over_a_recorded_one_of_the_same_id() {
     d.cli_ok(&["rm", "dup"]);
     assert!(recorded_ids(&d).is_empty(), "rm forgets the record too");
 }
+
+/// A stand-in `claude` (profile claude-code by its name) that prints its arguments, fails at
+/// once when asked to resume the conversation `gone`, and otherwise keeps running.
+fn fake_claude(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let path = bin.join("claude");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         if [ \"$1\" = --version ]; then echo '9.9.9 (Claude Code)'; exit 0; fi\n\
+         echo \"args: $*\"\n\
+         case \" $* \" in *' --resume gone '*) echo 'No conversation found'; exit 1;; esac\n\
+         exec cat\n",
+    )
+    .expect("write the fake claude");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn claude_code_resumes_its_conversation_or_starts_afresh_when_it_cannot() {
+    let mut d = Daemon::start();
+    d.stop();
+    let claude = fake_claude(d.dir());
+    let record = |id: &str, session: &str| {
+        serde_json::json!({
+            "spec": {
+                "id": id,
+                "command": claude.display().to_string(),
+                "args": ["--model", "m", "--session-id", "old", "--continue"],
+                "cwd": d.dir().display().to_string(),
+            },
+            "cols": 100,
+            "rows": 30,
+            "running": true,
+            "sessionId": session,
+        })
+    };
+    let file = serde_json::json!({
+        "version": 1,
+        "slots": [record("kept", "sess-1"), record("lost", "gone")],
+    });
+    std::fs::create_dir_all(registry_path(&d).parent().expect("dir")).expect("state dir");
+    std::fs::write(registry_path(&d), file.to_string()).expect("write the registry");
+    d.start_again();
+
+    let kept = wait_listed(&d, "kept", "running", |s| s.status == SlotStatus::Running);
+    assert_eq!(kept.restored, Some(Restored::Resumed), "{kept:?}");
+    d.wait_screen("kept", "the resume arguments", |t| {
+        t.contains("args: --model m --resume sess-1")
+    });
+
+    // The conversation `gone` cannot be resumed: Claude Code fails and is started afresh,
+    // with the slot's own arguments.
+    let lost = wait_listed(&d, "lost", "started afresh", |s| {
+        s.restored == Some(Restored::Restarted) && s.status == SlotStatus::Running
+    });
+    assert!(lost.pid.is_some());
+    d.wait_screen("lost", "the fresh start", |t| {
+        t.contains("args: --model m --session-id old --continue")
+    });
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(registry_path(&d)).expect("registry"))
+            .expect("json");
+    let lost_record = file["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|s| s["spec"]["id"] == "lost")
+        .expect("lost is recorded");
+    assert!(
+        lost_record.get("sessionId").is_none(),
+        "the conversation that could not be resumed is forgotten: {lost_record}"
+    );
+}
