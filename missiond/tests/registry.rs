@@ -32,6 +32,26 @@ fn recorded_ids(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
+/// The registry's record of slot `id`.
+fn record_of(d: &Daemon, id: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(registry_path(d)).ok()?;
+    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
+    file["slots"]
+        .as_array()?
+        .iter()
+        .find(|s| s["spec"]["id"] == id)
+        .cloned()
+}
+
+/// Waits until the registry records slot `id` as not running (an exit is recorded a moment
+/// after it happened).
+fn wait_recorded_exited(d: &Daemon, id: &str) {
+    let done = poll(STEP, || {
+        record_of(d, id).filter(|r| r["running"] == false)
+    });
+    assert!(done.is_some(), "{id} never recorded as exited: {:?}", record_of(d, id));
+}
+
 /// Creates a slot through REST.
 fn create(d: &Daemon, body: serde_json::Value) -> SlotInfo {
     let (status, text) = d.http(
@@ -94,6 +114,7 @@ fn a_shell_slot_comes_back_after_sigterm_and_after_sigkill() {
         serde_json::json!({"id": "done", "command": "sh", "args": ["-c", "echo finished; exit 3"]}),
     );
     d.wait_slot("done", "exited", |s| s.status == SlotStatus::Exited);
+    wait_recorded_exited(&d, "done");
     d.cli_ok(&["resize", "sh1", "100x30"]);
     d.cli_ok(&["send", "sh1", "--enter", "echo marker-$((40+2))"]);
     d.wait_screen("sh1", "the echo", |t| t.contains("marker-42"));
@@ -276,4 +297,28 @@ fn claude_code_resumes_its_conversation_or_starts_afresh_when_it_cannot() {
         lost_record.get("sessionId").is_none(),
         "the conversation that could not be resumed is forgotten: {lost_record}"
     );
+}
+
+/// When a machine shuts down, its programs and the daemon get SIGTERM together: a program
+/// ended that way comes back, while one the user killed stays exited.
+#[test]
+fn programs_ended_with_the_daemon_come_back_and_killed_ones_stay_exited() {
+    let mut d = Daemon::start();
+    let cat = |id: &str| serde_json::json!({"id": id, "command": "sh", "args": ["-c", "exec cat"]});
+    let ended = create(&d, cat("ended"));
+    create(&d, cat("killed"));
+    d.cli_ok(&["kill", "killed"]);
+    wait_recorded_exited(&d, "killed");
+    // SAFETY: signalling a process this test started (through the daemon).
+    unsafe {
+        libc::kill(ended.pid.expect("pid") as i32, libc::SIGTERM);
+    }
+    d.stop();
+    d.start_again();
+    let back = wait_listed(&d, "ended", "running again", |s| {
+        s.status == SlotStatus::Running
+    });
+    assert_eq!(back.restored, Some(Restored::Restarted));
+    wait_listed(&d, "killed", "listed", |_| true);
+    assert_eq!(d.slot("killed").status, SlotStatus::Exited);
 }

@@ -161,7 +161,14 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     println!("stop with Ctrl-C; `missiond --help` lists what the CLI can do");
     let app = router(state);
     let max_unauthenticated = connections::max_unauthenticated(fd_limit);
-    connections::serve(listener, app, max_unauthenticated, shutdown_signal()).await;
+    let stopping = {
+        let supervisor = supervisor.clone();
+        async move {
+            shutdown_signal().await;
+            supervisor.keep_for_restart().await;
+        }
+    };
+    connections::serve(listener, app, max_unauthenticated, stopping).await;
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
     Ok(())

@@ -341,17 +341,7 @@ impl Supervisor {
     /// slot's last screen, then stops recording: these kills are not the slots' fate, and
     /// the next daemon restores them.
     pub async fn shutdown(&self) {
-        if let Some(registry) = self.shared.registry.get().cloned() {
-            for slot in self.all() {
-                let Some(run) = slot.run().filter(|_| slot.record().is_some()) else {
-                    continue;
-                };
-                if let Some(lines) = run.inspect(|screen, _| screen.lines_ansi()).await {
-                    registry.save_screen(slot.id(), &lines);
-                }
-            }
-            registry.freeze();
-        }
+        self.keep_for_restart().await;
         let grace = self.shared.settings.kill_grace;
         let kills = self.all().into_iter().map(|slot| async move {
             if let Err(e) = slot.kill(grace).await {

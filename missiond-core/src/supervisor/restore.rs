@@ -12,6 +12,8 @@ use std::time::Duration;
 /// A resumed Claude Code that exits with a failure this soon could not resume (an unknown
 /// or unreadable conversation): it is started afresh.
 const RESUME_GRACE: Duration = Duration::from_secs(10);
+/// How long the exit of a program is held before it is recorded (see [`Recorder::slot_exited`]).
+const EXIT_SETTLE: Duration = Duration::from_secs(3);
 
 /// Claude Code's arguments to carry on conversation `session_id`: any `--session-id X`,
 /// `--resume [X]` / `-r [X]` and `--continue` / `-c` are dropped (they would pick another
@@ -50,6 +52,22 @@ impl Recorder for RegistryLink {
         }
     }
 
+    fn slot_exited(&self) {
+        let link = Weak::clone(&self.0);
+        let spawned = std::thread::Builder::new()
+            .name("registry-exit".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                std::thread::sleep(EXIT_SETTLE);
+                if let Some(shared) = link.upgrade() {
+                    shared.persist();
+                }
+            });
+        if spawned.is_err() {
+            self.slot_changed();
+        }
+    }
+
     fn save_screen(&self, id: &str, lines: &[u8]) {
         if let Some(registry) = self.0.upgrade().and_then(|s| s.registry.get().cloned()) {
             registry.save_screen(id, lines);
@@ -80,6 +98,27 @@ impl Supervisor {
 
     pub fn registry(&self) -> Option<&Arc<Registry>> {
         self.shared.registry.get()
+    }
+
+    /// The daemon is stopping: keeps each recorded slot's last screen, then stops recording
+    /// (the kills that follow, and programs the system ends with the daemon, are not the
+    /// slots' fate: the next daemon restores them). Called as soon as the stop signal comes.
+    pub async fn keep_for_restart(&self) {
+        let Some(registry) = self.shared.registry.get().cloned() else {
+            return;
+        };
+        if registry.is_frozen() {
+            return;
+        }
+        for slot in self.all() {
+            let Some(run) = slot.run().filter(|_| slot.record().is_some()) else {
+                continue;
+            };
+            if let Some(lines) = run.inspect(|screen, _| screen.lines_ansi()).await {
+                registry.save_screen(slot.id(), &lines);
+            }
+        }
+        registry.freeze();
     }
 
     /// Opens the registry in `state_dir`, attaches it, and returns the records to restore.

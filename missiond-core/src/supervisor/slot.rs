@@ -58,6 +58,10 @@ struct Lifecycle {
 pub(crate) trait Recorder: Send + Sync {
     /// Something recorded of a slot changed: write the registry.
     fn slot_changed(&self);
+    /// The slot's program ended by itself (or by a signal from outside). Recorded a moment
+    /// later, unless the daemon is stopping by then: when a machine shuts down, its programs
+    /// and the daemon get SIGTERM together, and those slots must come back after the reboot.
+    fn slot_exited(&self);
     /// The slot's screen as lines, to keep for a restored run's scrollback.
     fn save_screen(&self, id: &str, lines: &[u8]);
 }
@@ -532,7 +536,14 @@ impl RunObserver for Observer {
         if let Some(tracker) = &slot.worktree {
             tracker.refresh();
         }
-        slot.recorded_change();
+        if let Some(recording) = slot.recording.get() {
+            if slot.wanted() {
+                recording.recorder.slot_exited();
+            } else {
+                // Killed by the user: it stays exited, whatever happens next.
+                recording.recorder.slot_changed();
+            }
+        }
         let _ = slot.events.send(SlotEvent::SlotExited {
             slot_id: slot.config.id.clone(),
             code: exit.code,
