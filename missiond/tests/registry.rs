@@ -130,6 +130,20 @@ fn a_shell_slot_comes_back_after_sigterm_and_after_sigkill() {
     assert_eq!(second.restored, Some(Restored::Restarted));
     assert_ne!(second.pid, first.pid);
     assert_eq!((second.cols, second.rows), (100, 30), "the size is kept");
+    // Restarting a program is in the audit trail, by the daemon itself.
+    let audit: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["--json", "audit", "--slot", "sh1"])).expect("audit");
+    let launches: Vec<&serde_json::Value> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "launch")
+        .collect();
+    assert_eq!(launches.len(), 2, "{audit}");
+    assert!(
+        launches.iter().any(|e| e["actor"]["client"] == "config"),
+        "{audit}"
+    );
     let done = d.slot("done");
     assert_eq!(done.status, SlotStatus::Exited, "an exited slot stays exited");
     assert_eq!(done.restored, None);

@@ -154,7 +154,24 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             eprintln!("missiond: slot '{id}' from {origin}: {e}");
         }
     }
-    // Slots of the registry come back while the daemon already answers.
+    // Slots of the registry come back while the daemon already answers. Starting a program
+    // is an action on a slot: in the audit trail first, by the daemon itself.
+    let recorded = recorded
+        .into_iter()
+        .filter(|record| {
+            if !record.running {
+                return true;
+            }
+            let entry =
+                audit_api::launch_entry(&record.spec, crate::protocol::audit::Actor::config());
+            let written = state.audit.append(&entry);
+            if let Err(e) = &written {
+                let id = &record.spec.id;
+                eprintln!("missiond: slot '{id}' not restored: the audit trail cannot be written ({e})");
+            }
+            written.is_ok()
+        })
+        .collect();
     supervisor.restore_in_background(recorded);
     println!("missiond listening on http://{local}");
     println!("viewer: http://{local}/#token={token}");
