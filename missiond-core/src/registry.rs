@@ -216,8 +216,10 @@ impl Registry {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new one, never a mix:
-/// a temporary file beside it, fsync, rename over, fsync of the directory.
+/// a temporary file beside it, fsync, rename over, fsync of the directory. Readable by the
+/// owner only (mode 0600): slots' environments and screens may hold secrets.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("a file path without a directory"))?;
@@ -232,6 +234,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -274,6 +277,9 @@ mod tests {
         let ids: Vec<_> = loaded.records.iter().map(|r| r.spec.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "held"]);
         assert!(loaded.warnings.is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(registry.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "slots' environments may hold secrets");
     }
 
     #[test]
