@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Address to listen on, overriding the config's [server] listen (e.g. 127.0.0.1:9120).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Set by `missiond upgrade` only: the previous image's handover file.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub handover: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -44,6 +47,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     // The daemon starts this same executable as its orphan guard (see `supervisor::guard`).
     let options = ServeOptions {
         guard_exe: std::env::current_exe().ok(),
+        handover: args.handover,
     };
     missiond_core::server::serve(config, options)
         .await

@@ -10,6 +10,7 @@ pub mod connections;
 pub mod error;
 pub mod pty_ws;
 pub mod streams;
+pub mod upgrade_api;
 
 use crate::config::{Config, ConfigError, TokenSource};
 use crate::semantic::RuleBook;
@@ -38,6 +39,11 @@ pub struct AppState {
     /// Every action on a slot is written here before it is carried out.
     pub audit: Arc<crate::audit::AuditLog>,
     pub notifier: crate::notify::Notifier,
+    /// The listening socket, kept open across an upgrade's `execve`.
+    pub listener_fd: std::os::fd::RawFd,
+    /// The config file the daemon was started with, for the new image of an upgrade.
+    pub config_path: Option<PathBuf>,
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +70,9 @@ pub enum ServeError {
 pub struct ServeOptions {
     /// The missiond executable, started as the orphan guard (see `supervisor::guard`).
     pub guard_exe: Option<PathBuf>,
+    /// Started by an upgrade: the handover file of the image before (see
+    /// `supervisor::handover`).
+    pub handover: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM, then ends every slot.
@@ -79,8 +88,18 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         tracing::warn!("{warning}");
         eprintln!("missiond: {warning} (using the built-in rules instead)");
     }
-    let guard = match &options.guard_exe {
-        Some(exe) => match OrphanGuard::spawn(exe) {
+    let handover = match &options.handover {
+        Some(path) => Some(read_handover(path)?),
+        None => None,
+    };
+    let handed_guard = handover.as_ref().and_then(|h| h.guard.as_ref());
+    let guard = match (&options.guard_exe, handed_guard) {
+        // SAFETY: the previous image kept the guard's pipe open across execve for us.
+        (_, Some(g)) => Some(OrphanGuard::adopt(
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(g.fd) },
+            g.pid,
+        )),
+        (Some(exe), None) => match OrphanGuard::spawn(exe) {
             Ok(guard) => Some(guard),
             Err(e) => {
                 tracing::warn!(
@@ -89,7 +108,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
                 None
             }
         },
-        None => None,
+        (None, None) => None,
     };
     let settings = Settings {
         kill_grace: config.server.kill_grace(),
@@ -106,16 +125,31 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     spawn_session_status_bridge(&tasks, &supervisor);
 
     let fd_limit = connections::raise_fd_limit();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = match &handover {
+        Some(h) => handed_listener(h.listener_fd)?,
+        None => tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen,
+                source,
+            })?,
+    };
+    let listener_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let local = listener.local_addr()?;
     let state_dir = crate::config::state_dir()?;
     let config_ids = config.slots.iter().map(|s| s.id.clone()).collect();
-    let recorded = supervisor.open_registry(&state_dir, &config_ids);
+    let mut recorded = supervisor.open_registry(&state_dir, &config_ids);
+    let handed_slots = handover.map(|h| h.slots).unwrap_or_default();
+    let handed_ids: std::collections::BTreeSet<String> =
+        handed_slots.iter().map(|s| s.spec.id.clone()).collect();
+    recorded.retain(|r| !handed_ids.contains(&r.spec.id));
+    if !handed_slots.is_empty() {
+        // Before any request is served: the slots are there when the first answer comes.
+        let taking = supervisor.clone();
+        tokio::task::spawn_blocking(move || taking.take_over(handed_slots))
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+    }
     let audit = crate::audit::AuditLog::open(&state_dir, config.audit.clone())
         .map_err(|e| ServeError::Audit(state_dir.clone(), e))?;
     let notifier = {
@@ -137,9 +171,15 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         allowed_origins: config.server.allowed_origins.clone(),
         audit: Arc::new(audit),
         notifier,
+        listener_fd,
+        config_path: config.source.clone(),
+        state_dir: state_dir.clone(),
     });
     for spec in config.slots.clone() {
         let id = spec.id.clone();
+        if handed_ids.contains(&id) {
+            continue;
+        }
         let entry = audit_api::launch_entry(&spec, crate::protocol::audit::Actor::config());
         if let Err(e) = state.audit.append(&entry) {
             eprintln!("missiond: slot '{id}' not started: the audit trail cannot be written ({e})");
@@ -189,6 +229,32 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
     Ok(())
+}
+
+/// Reads and removes the handover file an upgrade's previous image wrote.
+fn read_handover(path: &std::path::Path) -> Result<crate::supervisor::handover::Handover, ServeError> {
+    let bytes = std::fs::read(path)?;
+    let _ = std::fs::remove_file(path);
+    let handover: crate::supervisor::handover::Handover = serde_json::from_slice(&bytes)
+        .map_err(|e| ServeError::Io(std::io::Error::other(format!("handover file {}: {e}", path.display()))))?;
+    if handover.version != crate::supervisor::handover::HANDOVER_VERSION {
+        return Err(ServeError::Io(std::io::Error::other(format!(
+            "handover file {} has version {}",
+            path.display(),
+            handover.version
+        ))));
+    }
+    Ok(handover)
+}
+
+/// The listening socket the previous image kept open across `execve`: no connection is
+/// refused during an upgrade (they wait in its backlog).
+fn handed_listener(fd: std::os::fd::RawFd) -> Result<tokio::net::TcpListener, ServeError> {
+    crate::pty::set_cloexec(fd, true)?;
+    // SAFETY: the previous image kept this descriptor open for us; nothing else owns it.
+    let std_listener = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std_listener.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(std_listener)?)
 }
 
 /// Claude Code's session files say busy/idle; that is a signal for the slot's classifier.
@@ -246,6 +312,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tasks", get(all_tasks))
         .route("/audit", get(audit_api::list))
         .route("/notify/test", post(audit_api::notify_test))
+        .route("/daemon/upgrade", post(upgrade_api::upgrade))
         .fallback(api::not_found);
     let sockets = Router::new()
         .route("/pty", get(pty_ws::invalid_url))

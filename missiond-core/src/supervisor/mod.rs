@@ -3,6 +3,7 @@
 mod claude_version;
 pub mod fanout;
 pub mod guard;
+pub mod handover;
 pub mod interact;
 pub mod restore;
 pub mod run;

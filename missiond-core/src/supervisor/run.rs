@@ -168,6 +168,38 @@ impl Run {
     ) -> Result<Arc<Run>, PtyError> {
         let mut screen = Screen::new(req.cols, req.rows, scrollback);
         screen.restore_lines(earlier, EARLIER_RUN_NOTE);
+        Run::assemble(screen, rules, observer, |events| PtyProcess::spawn(req, events))
+    }
+
+    /// Carries on the run of program `pid` after an upgrade: `master` is its terminal, kept
+    /// open across `execve`; `screen` the ANSI snapshot (scrollback and screen) the previous
+    /// image took once it had stopped reading, so the first byte read here follows it.
+    pub fn adopt(
+        pid: u32,
+        master: std::os::fd::OwnedFd,
+        (cols, rows): (u16, u16),
+        screen_ansi: &[u8],
+        scrollback: usize,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<Arc<Run>, PtyError> {
+        let mut screen = Screen::new(cols, rows, scrollback);
+        // Replies to queries in a replayed screen were owed long ago, by the previous image.
+        let _ = screen.process(screen_ansi);
+        // The slot keeps the state the previous image read; the classifier reads on from the
+        // program's next output.
+        Run::assemble(screen, rules, observer, |events| {
+            PtyProcess::adopt(pid, master, events)
+        })
+    }
+
+    /// Wires a process (started or adopted by `open`) to a parser thread over `screen`.
+    fn assemble(
+        screen: Screen,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+        open: impl FnOnce(Arc<dyn PtyEvents>) -> Result<PtyProcess, PtyError>,
+    ) -> Result<Arc<Run>, PtyError> {
         let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
         let output = FanoutSender::new();
         let (exit_tx, exit_rx) = watch::channel(None);
@@ -183,7 +215,7 @@ impl Run {
             last_query: last_query.clone(),
             epoch,
         });
-        let process = PtyProcess::spawn(req, events)?;
+        let process = open(events)?;
         let pipeline = Pipeline {
             screen,
             classifier: Classifier::new(rules),
@@ -213,6 +245,20 @@ impl Run {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// See [`PtyProcess::pause_reading`]; with [`Run::snapshot`] after it, the screen of
+    /// every byte read.
+    pub fn pause_reading(&self, timeout: Duration) -> bool {
+        self.process.pause_reading(timeout)
+    }
+
+    pub fn resume_reading(&self) -> Result<(), PtyError> {
+        self.process.resume_reading()
+    }
+
+    pub fn master_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.process.master_fd()
     }
 
     pub fn exit_info(&self) -> Option<ExitInfo> {

@@ -348,6 +348,41 @@ impl Slot {
         Ok(())
     }
 
+    /// Carries on `run`, a program the image before an upgrade started in this slot.
+    pub(crate) fn adopt_run(&self, run: Arc<Run>, started_at: Option<u64>, restarts: u32) {
+        let generation = {
+            let mut life = lock(&self.life);
+            life.generation += 1;
+            life.status = SlotStatus::Running;
+            life.started_at = started_at;
+            life.started = Some(Instant::now());
+            life.exit = None;
+            life.wanted = true;
+            life.restarts = restarts;
+            life.run = Some(run.clone());
+            life.generation
+        };
+        self.spawn_exit_watch(run, generation);
+        if self.config.profile == Profile::ClaudeCode {
+            self.spawn_version_query();
+        }
+    }
+
+    /// The state the image before an upgrade read from this slot's screen.
+    pub(crate) fn carry_state(&self, view: StateView) {
+        self.state.send_replace(view);
+    }
+
+    /// How a run reports back to this slot.
+    pub(crate) fn observer(&self) -> Arc<dyn RunObserver> {
+        Arc::new(Observer(self.me.clone()))
+    }
+
+    /// The spec this slot was recorded with, if it is recorded.
+    pub(crate) fn recorded_spec(&self) -> Option<SlotSpec> {
+        self.recording.get().map(|r| r.spec.clone())
+    }
+
     /// Asks the slot's command which Claude Code release it is (off the caller's path: the
     /// answer takes a process start).
     fn spawn_version_query(&self) {

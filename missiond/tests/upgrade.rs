@@ -1,0 +1,115 @@
+//! `missiond upgrade`: the daemon executes a new binary in its own process while every slot's
+//! program runs on: same pids, same terminals, no output and no key lost, the same screen.
+
+mod support;
+
+use missiond_core::protocol::SlotStatus;
+use support::daemon::{alive, poll, Daemon, BIN, STEP};
+
+fn create(d: &Daemon, body: serde_json::Value) {
+    let (status, text) = d.http(
+        "POST",
+        "/api/slots",
+        Some(&d.token),
+        Some(("application/json", body.to_string().into_bytes())),
+    );
+    assert_eq!(status, 201, "{text}");
+}
+
+fn pids(d: &Daemon) -> Vec<(String, Option<u32>)> {
+    d.slots().into_iter().map(|s| (s.id, s.pid)).collect()
+}
+
+/// The counter's numbers on the screen and in the scrollback, in order.
+fn counted(d: &Daemon) -> Vec<u64> {
+    d.cli_ok(&["screen", "counter", "--scrollback"])
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn programs_keep_running_through_an_upgrade() {
+    let mut d = Daemon::start();
+    create(&d, serde_json::json!({"id": "cat", "command": "cat", "cols": 80, "rows": 24}));
+    create(
+        &d,
+        serde_json::json!({
+            "id": "counter",
+            "command": "sh",
+            "args": ["-c", "i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); echo $i; sleep 0.001; done"],
+            "scrollback": 20000,
+        }),
+    );
+    d.cli_ok(&["send", "cat", "--enter", "typed-before"]);
+    d.wait_screen("cat", "the echo", |t| t.matches("typed-before").count() == 2);
+    d.cli_ok(&["wait", "cat", "--state", "idle", "--timeout", "30"]);
+    let screen_before = d.screen("cat");
+    let cat_before = d.slot("cat");
+    let pids_before = pids(&d);
+    let at_upgrade = *counted(&d).last().expect("the counter counts");
+    let daemon_pid = d.pid;
+
+    d.cli_ok(&["upgrade", "--binary", BIN]);
+
+    assert!(alive(daemon_pid), "execve keeps the daemon's pid");
+    assert_eq!(pids(&d), pids_before, "every program keeps its pid");
+    let screen_after = d.screen("cat");
+    assert_eq!(screen_after.text, screen_before.text, "the same screen");
+    assert_eq!(screen_after.cursor, screen_before.cursor);
+    let cat_after = d.slot("cat");
+    assert_eq!(
+        (cat_after.state, cat_after.state_since),
+        (cat_before.state, cat_before.state_since),
+        "the state is handed over"
+    );
+    // The counter printed on through the handover: no line lost, none twice.
+    let later = poll(STEP, || {
+        let n = counted(&d);
+        (n.last().copied().unwrap_or(0) > at_upgrade + 200).then_some(n)
+    })
+    .expect("the counter counts on after the upgrade");
+    let from = later
+        .iter()
+        .position(|&n| n == at_upgrade)
+        .unwrap_or_else(|| panic!("{at_upgrade} is not in the scrollback any more"));
+    for pair in later[from..].windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "a line was lost or repeated: {pair:?}");
+    }
+    // Keys typed after the upgrade reach the same program, after what was typed before.
+    d.cli_ok(&["send", "cat", "--enter", "typed-after"]);
+    let text = d.wait_screen("cat", "the echo", |t| t.matches("typed-after").count() == 2);
+    assert!(text.find("typed-before") < text.find("typed-after"), "{text}");
+    assert_eq!(d.slot("cat").status, SlotStatus::Running);
+
+    // The orphan guard was handed over too: it still ends the programs of a killed daemon.
+    let cat = d.slot("cat").pid.expect("pid");
+    d.kill_hard();
+    assert!(
+        poll(STEP, || (!alive(cat)).then_some(())).is_some(),
+        "the guard did not end cat after the upgraded daemon died"
+    );
+}
+
+#[test]
+fn a_binary_that_cannot_take_over_leaves_the_daemon_serving() {
+    let d = Daemon::start();
+    create(&d, serde_json::json!({"id": "cat", "command": "cat"}));
+    let before = pids(&d);
+    let script = d.dir().join("not-missiond");
+    std::fs::write(&script, "#!/bin/sh\necho hello\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for (binary, why) in [
+        ("/bin/false".to_string(), "not a missiond that can take over"),
+        (script.display().to_string(), "not a missiond that can take over"),
+    ] {
+        let err = d.cli_err(&["upgrade", "--binary", &binary]);
+        assert!(err.contains(why), "{binary}: {err}");
+    }
+    let err = d.cli_err(&["upgrade", "--binary", "/nonexistent/missiond"]);
+    assert!(err.contains("/nonexistent/missiond"), "{err}");
+    assert_eq!(pids(&d), before);
+    d.cli_ok(&["send", "cat", "--enter", "still-here"]);
+    d.wait_screen("cat", "the echo", |t| t.matches("still-here").count() == 2);
+}
