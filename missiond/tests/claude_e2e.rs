@@ -1039,3 +1039,37 @@ fn a_conversation_resumes_after_the_daemon_is_killed() {
     );
     assert_eq!(last.session_id().as_deref(), Some(session.as_str()));
 }
+
+/// Issue 14: a real Claude Code keeps its pid, its screen and its conversation through
+/// `missiond upgrade`, and answers the next `prompt --wait`.
+#[test]
+fn claude_code_runs_on_through_an_upgrade() {
+    let rig = Rig::start(
+        support::claude_env::CLAUDE_CODE_VERSION,
+        vec![
+            Turn::text("Before the upgrade."),
+            Turn::text("After the upgrade."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+    let reply = rig.prompt_wait("first");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    let screen = rig.wait_screen("the first answer", |s| s.contains("Before the upgrade."));
+    let before = rig.info();
+    let daemon_pid = rig.daemon.pid;
+    rig.cli_ok(&["upgrade", "--binary", support::daemon::BIN]);
+    assert!(support::daemon::alive(daemon_pid));
+    let after = rig.info();
+    assert_eq!(after.pid, before.pid, "Claude Code keeps its pid");
+    assert_eq!(after.state, SemanticState::Idle, "{}", rig.context());
+    assert_eq!(rig.screen_text(), screen, "the same screen");
+    let reply = rig.prompt_wait("second");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the second answer", |s| s.contains("After the upgrade."));
+    let requests = rig.stand_in.wait_for_main_requests(2, STEP);
+    assert_eq!(
+        requests.last().expect("a request").user_texts(),
+        ["first", "second"]
+    );
+}

@@ -41,10 +41,26 @@ fn programs_keep_running_through_an_upgrade() {
             "scrollback": 20000,
         }),
     );
+    let file = d.dir().join("poem.txt");
+    let text: String = (1..=40).map(|i| format!("line {i} of the poem\n")).collect();
+    std::fs::write(&file, text).expect("write file");
+    // Terminal queries off: their late answers would make vim redraw at any moment.
+    let vim = format!(
+        "exec vim -u NONE -i NONE -N -n --cmd 'set t_RB= t_RF= t_RV= t_u7=' -c 'set ruler number' {}",
+        file.display()
+    );
+    create(
+        &d,
+        serde_json::json!({"id": "vim", "command": "sh", "args": ["-c", vim], "cols": 80, "rows": 24, "env": {"TERM": "xterm-256color"}}),
+    );
+    d.wait_screen("vim", "the file and the ruler", |t| {
+        t.contains("line 1 of the poem") && t.contains("1,1")
+    });
     d.cli_ok(&["send", "cat", "--enter", "typed-before"]);
     d.wait_screen("cat", "the echo", |t| t.matches("typed-before").count() == 2);
     d.cli_ok(&["wait", "cat", "--state", "idle", "--timeout", "30"]);
     let screen_before = d.screen("cat");
+    let vim_before = d.screen("vim");
     let cat_before = d.slot("cat");
     let pids_before = pids(&d);
     let at_upgrade = *counted(&d).last().expect("the counter counts");
@@ -57,6 +73,16 @@ fn programs_keep_running_through_an_upgrade() {
     let screen_after = d.screen("cat");
     assert_eq!(screen_after.text, screen_before.text, "the same screen");
     assert_eq!(screen_after.cursor, screen_before.cursor);
+    let vim_after = d.screen("vim");
+    assert_eq!(
+        (vim_after.text, vim_after.cursor),
+        (vim_before.text, vim_before.cursor),
+        "vim's screen is the same"
+    );
+    d.cli_ok(&["send", "vim", "G"]);
+    d.wait_screen("vim", "vim answering a key", |t| {
+        t.contains("line 40 of the poem") && t.contains("40,1")
+    });
     let cat_after = d.slot("cat");
     assert_eq!(
         (cat_after.state, cat_after.state_since),
