@@ -139,3 +139,50 @@ fn a_binary_that_cannot_take_over_leaves_the_daemon_serving() {
     d.cli_ok(&["send", "cat", "--enter", "still-here"]);
     d.wait_screen("cat", "the echo", |t| t.matches("still-here").count() == 2);
 }
+
+/// A viewer's WebSocket closes with 1012 ("service restart") when the daemon upgrades, and
+/// the viewer that connects again gets the slot's screen from the new daemon.
+#[test]
+fn viewers_are_told_to_reconnect_and_find_their_slot_again() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let d = Daemon::start();
+    create(&d, serde_json::json!({"id": "cat", "command": "cat"}));
+    d.cli_ok(&["send", "cat", "--enter", "seen-before"]);
+    d.wait_screen("cat", "the echo", |t| t.contains("seen-before"));
+    let url = format!(
+        "{}/pty/cat?token={}",
+        d.url.replacen("http://", "ws://", 1),
+        d.token
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut ws = runtime
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("connect")
+        .0;
+    let first = runtime.block_on(ws.next()).expect("a frame").expect("a message");
+    assert!(first.to_text().unwrap_or("").contains("\"screen\""), "{first:?}");
+    let code = std::thread::scope(|s| {
+        let upgrading = s.spawn(|| d.cli_ok(&["upgrade", "--binary", BIN]));
+        let code = runtime.block_on(async {
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Close(frame) = msg {
+                    return frame.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        });
+        upgrading.join().expect("upgrade thread");
+        code
+    });
+    assert_eq!(code, Some(1012), "the documented close code");
+    let mut again = runtime
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("reconnect")
+        .0;
+    let screen = runtime.block_on(again.next()).expect("a frame").expect("a message");
+    assert!(screen.to_text().unwrap_or("").contains("seen-before"), "{screen:?}");
+}

@@ -44,6 +44,8 @@ pub struct AppState {
     /// The config file the daemon was started with, for the new image of an upgrade.
     pub config_path: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// Set while an upgrade hands over: viewers close with `CLOSE_RESTARTING` and reconnect.
+    pub upgrading: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +176,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         listener_fd,
         config_path: config.source.clone(),
         state_dir: state_dir.clone(),
+        upgrading: tokio::sync::watch::Sender::new(false),
     });
     for spec in config.slots.clone() {
         let id = spec.id.clone();

@@ -50,6 +50,14 @@ pub async fn upgrade(
         paused.resume();
         return Err(failed(format!("cannot write the handover file {}: {e}", path.display())));
     }
+    // Viewers close with a code that tells them to reconnect (not an abrupt end at execve).
+    state.upgrading.send_replace(true);
+    let closing = tokio::time::timeout(Duration::from_secs(1), async {
+        while state.upgrading.receiver_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let _ = closing.await;
     tracing::info!(binary = %binary.display(), "upgrading: executing the new binary");
     let mut command = std::process::Command::new(&binary);
     command.arg("serve");
@@ -60,6 +68,7 @@ pub async fn upgrade(
     let error = std::os::unix::process::CommandExt::exec(&mut command);
     // Only reached when execve failed: the old image serves on.
     let _ = std::fs::remove_file(&path);
+    state.upgrading.send_replace(false);
     paused.resume();
     Err(failed(format!("cannot execute {}: {error}", binary.display())))
 }
