@@ -102,7 +102,7 @@ $XDG_STATE_HOME/missiond/slots.json and `missiond serve` brings it back (see REA
   daemon stop     started again    resumed        kept, in the scrollback
   daemon crash    started again    resumed        as saved when output last paused
   reboot          started again    resumed        as for a crash (a stop if SIGTERM came first)
-  upgrade         not built yet: stop, install the new binary, serve (= daemon stop)
+  upgrade         runs on (pid)    carries on     the same (`missiond upgrade`)
 Claude Code resumes with --resume <its session>; other programs start again with their
 command, cwd and env; a slot that had exited stays exited.")]
     Launch(LaunchArgs),
