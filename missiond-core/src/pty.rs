@@ -87,6 +87,15 @@ pub struct PtyProcess {
     _stop_reader: std::os::fd::OwnedFd,
     reading: Arc<ReaderControl>,
     events: Arc<dyn PtyEvents>,
+    flushes: Arc<Flushes>,
+}
+
+/// Counts the flush markers (empty chunks) the writer thread has passed: everything queued
+/// before a marker was written to the terminal.
+#[derive(Default)]
+struct Flushes {
+    passed: Mutex<u64>,
+    changed: std::sync::Condvar,
 }
 
 /// The terminal's master side: opened here, or handed over by the daemon this process was
@@ -167,8 +176,10 @@ impl PtyProcess {
         let reading = ReaderControl::new(stop_rx).map_err(|e| spawn_err(e.to_string()))?;
 
         spawn_reader(pid, reader, &reading, &events)?;
+        let flushes = Arc::new(Flushes::default());
+        let flushed = flushes.clone();
         spawn_thread(format!("pty-write-{pid}"), move || {
-            write_pump(writer, input_rx)
+            write_pump(writer, input_rx, &flushed)
         })?;
         let waiter_events = events.clone();
         spawn_thread(format!("pty-wait-{pid}"), move || {
@@ -191,6 +202,7 @@ impl PtyProcess {
             _stop_reader: stop_tx,
             reading,
             events,
+            flushes,
         })
     }
 
@@ -212,8 +224,10 @@ impl PtyProcess {
         let (stop_rx, stop_tx) = stop_pipe().map_err(open_err)?;
         let reading = ReaderControl::new(stop_rx).map_err(open_err)?;
         spawn_reader(pid, reader, &reading, &events)?;
+        let flushes = Arc::new(Flushes::default());
+        let flushed = flushes.clone();
         spawn_thread(format!("pty-write-{pid}"), move || {
-            write_pump(writer, input_rx)
+            write_pump(writer, input_rx, &flushed)
         })?;
         let waiter_events = events.clone();
         spawn_thread(format!("pty-wait-{pid}"), move || {
@@ -226,6 +240,7 @@ impl PtyProcess {
             _stop_reader: stop_tx,
             reading,
             events,
+            flushes,
         })
     }
 
@@ -246,6 +261,26 @@ impl PtyProcess {
             .wait_timeout_while(stopped, timeout, |stopped| !*stopped)
             .unwrap_or_else(|p| p.into_inner());
         *stopped
+    }
+
+    /// Waits until every input queued so far was written to the terminal (for an upgrade:
+    /// no key is left in this process's memory). False after `timeout`.
+    pub fn flush_input(&self, timeout: std::time::Duration) -> bool {
+        let before = *self.flushes.passed.lock().unwrap_or_else(|p| p.into_inner());
+        match self.input.try_send(Bytes::new()) {
+            Ok(()) => {}
+            // The program is not reading its terminal: its keys would wait here.
+            Err(mpsc::TrySendError::Full(_)) => return false,
+            // The writer is gone with the program: nothing waits.
+            Err(mpsc::TrySendError::Disconnected(_)) => return true,
+        }
+        let passed = self.flushes.passed.lock().unwrap_or_else(|p| p.into_inner());
+        let (passed, _) = self
+            .flushes
+            .changed
+            .wait_timeout_while(passed, timeout, |passed| *passed <= before)
+            .unwrap_or_else(|p| p.into_inner());
+        *passed > before
     }
 
     /// Reads again after [`PtyProcess::pause_reading`] (an upgrade that failed).
@@ -292,6 +327,10 @@ impl PtyProcess {
     /// Queues bytes for the program's input. Never blocks: a program that stopped reading
     /// its terminal gets an error instead of stalling the caller.
     pub fn write(&self, data: Bytes) -> Result<(), PtyError> {
+        if data.is_empty() {
+            // (An empty chunk is the writer's flush marker, see `flush_input`.)
+            return Ok(());
+        }
         self.input.try_send(data).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => PtyError::InputFull,
             mpsc::TrySendError::Disconnected(_) => PtyError::Gone,
@@ -773,8 +812,13 @@ pub fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_pump(mut writer: Box<dyn Write + Send>, input: mpsc::Receiver<Bytes>) {
+fn write_pump(mut writer: Box<dyn Write + Send>, input: mpsc::Receiver<Bytes>, flushes: &Flushes) {
     while let Ok(data) = input.recv() {
+        if data.is_empty() {
+            *flushes.passed.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            flushes.changed.notify_all();
+            continue;
+        }
         if writer
             .write_all(&data)
             .and_then(|_| writer.flush())

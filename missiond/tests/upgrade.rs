@@ -102,10 +102,14 @@ fn programs_keep_running_through_an_upgrade() {
     for pair in later[from..].windows(2) {
         assert_eq!(pair[1], pair[0] + 1, "a line was lost or repeated: {pair:?}");
     }
-    // Keys typed after the upgrade reach the same program, after what was typed before.
+    // Keys typed right up to the upgrade and after it reach the same program, in order.
+    d.cli_ok(&["send", "cat", "--enter", "typed-just-before"]);
+    d.cli_ok(&["upgrade", "--binary", BIN]);
     d.cli_ok(&["send", "cat", "--enter", "typed-after"]);
     let text = d.wait_screen("cat", "the echo", |t| t.matches("typed-after").count() == 2);
-    assert!(text.find("typed-before") < text.find("typed-after"), "{text}");
+    assert_eq!(text.matches("typed-just-before").count(), 2, "{text}");
+    assert!(text.find("typed-before") < text.find("typed-just-before"), "{text}");
+    assert!(text.find("typed-just-before") < text.find("typed-after"), "{text}");
     assert_eq!(d.slot("cat").status, SlotStatus::Running);
 
     // The orphan guard was handed over too: it still ends the programs of a killed daemon.

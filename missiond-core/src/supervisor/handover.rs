@@ -227,9 +227,12 @@ async fn hand_over_run(run: &Arc<super::Run>, info: &SlotInfo) -> Result<HandedR
         .master_fd()
         .ok_or("its terminal has no descriptor")?;
     let pausing = run.clone();
-    let stopped = tokio::task::spawn_blocking(move || pausing.pause_reading(Duration::from_secs(2)))
-        .await
-        .unwrap_or(false);
+    let stopped = tokio::task::spawn_blocking(move || {
+        // Keys queued for the program reach its terminal before this process is replaced.
+        pausing.flush_input(Duration::from_secs(2)) && pausing.pause_reading(Duration::from_secs(2))
+    })
+    .await
+    .unwrap_or(false);
     if !stopped {
         return Err("its output reader did not stop".into());
     }

@@ -253,6 +253,11 @@ impl Run {
         self.process.pause_reading(timeout)
     }
 
+    /// See [`PtyProcess::flush_input`].
+    pub fn flush_input(&self, timeout: Duration) -> bool {
+        self.process.flush_input(timeout)
+    }
+
     pub fn resume_reading(&self) -> Result<(), PtyError> {
         self.process.resume_reading()
     }
