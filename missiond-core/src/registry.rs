@@ -200,7 +200,11 @@ impl Registry {
         let result = std::fs::create_dir_all(self.dir.join(SCREENS))
             .and_then(|()| write_atomic(&path, lines));
         if let Err(e) = result {
-            tracing::warn!(slot = id, "cannot save the screen to {}: {e}", path.display());
+            tracing::warn!(
+                slot = id,
+                "cannot save the screen to {}: {e}",
+                path.display()
+            );
         }
     }
 
@@ -278,7 +282,10 @@ mod tests {
         assert_eq!(ids, ["a", "b", "held"]);
         assert!(loaded.warnings.is_empty());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(registry.path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(registry.path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "slots' environments may hold secrets");
     }
 

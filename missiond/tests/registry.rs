@@ -46,10 +46,12 @@ fn record_of(d: &Daemon, id: &str) -> Option<serde_json::Value> {
 /// Waits until the registry records slot `id` as not running (an exit is recorded a moment
 /// after it happened).
 fn wait_recorded_exited(d: &Daemon, id: &str) {
-    let done = poll(STEP, || {
-        record_of(d, id).filter(|r| r["running"] == false)
-    });
-    assert!(done.is_some(), "{id} never recorded as exited: {:?}", record_of(d, id));
+    let done = poll(STEP, || record_of(d, id).filter(|r| r["running"] == false));
+    assert!(
+        done.is_some(),
+        "{id} never recorded as exited: {:?}",
+        record_of(d, id)
+    );
 }
 
 /// Creates a slot through REST.
@@ -70,7 +72,10 @@ fn scrollback(d: &Daemon, id: &str) -> String {
 }
 
 fn wait_listed(d: &Daemon, id: &str, what: &str, pred: impl Fn(&SlotInfo) -> bool) -> SlotInfo {
-    poll(STEP, || d.slots().into_iter().find(|s| s.id == id).filter(&pred)).unwrap_or_else(|| {
+    poll(STEP, || {
+        d.slots().into_iter().find(|s| s.id == id).filter(&pred)
+    })
+    .unwrap_or_else(|| {
         panic!(
             "slot {id} never was {what}: {:?}\nlog:\n{}",
             d.slots(),
@@ -145,7 +150,11 @@ fn a_shell_slot_comes_back_after_sigterm_and_after_sigkill() {
         "{audit}"
     );
     let done = d.slot("done");
-    assert_eq!(done.status, SlotStatus::Exited, "an exited slot stays exited");
+    assert_eq!(
+        done.status,
+        SlotStatus::Exited,
+        "an exited slot stays exited"
+    );
     assert_eq!(done.restored, None);
     assert!(done.pid.is_none());
     // The last screen is in the scrollback, above the new run's output.
@@ -153,7 +162,10 @@ fn a_shell_slot_comes_back_after_sigterm_and_after_sigkill() {
     assert!(history.contains("marker-42"), "{history}");
     d.cli_ok(&["send", "sh1", "--enter", "echo after-$((1+1))"]);
     let history = d.wait_screen("sh1", "the new run answering", |t| t.contains("after-2"));
-    assert!(!history.contains("marker-42"), "the earlier screen is only in the scrollback");
+    assert!(
+        !history.contains("marker-42"),
+        "the earlier screen is only in the scrollback"
+    );
     let all = scrollback(&d, "sh1");
     let (earlier, later) = (all.find("marker-42"), all.rfind("after-2"));
     assert!(earlier < later, "earlier screen first:\n{all}");
@@ -225,7 +237,8 @@ fn a_config_slot_wins_over_a_recorded_one_of_the_same_id() {
     d.options.extra_toml = "[[slots]]\nid = \"dup\"\ncommand = \"sh\"\nargs = [\"-c\", \"echo from-config; exec cat\"]\n".into();
     d.start_again();
     assert!(
-        d.log().contains("slot 'dup' is both in the config file and in the registry"),
+        d.log()
+            .contains("slot 'dup' is both in the config file and in the registry"),
         "{}",
         d.log()
     );

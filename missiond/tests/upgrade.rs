@@ -31,7 +31,10 @@ fn counted(d: &Daemon) -> Vec<u64> {
 #[test]
 fn programs_keep_running_through_an_upgrade() {
     let mut d = Daemon::start();
-    create(&d, serde_json::json!({"id": "cat", "command": "cat", "cols": 80, "rows": 24}));
+    create(
+        &d,
+        serde_json::json!({"id": "cat", "command": "cat", "cols": 80, "rows": 24}),
+    );
     create(
         &d,
         serde_json::json!({
@@ -42,7 +45,9 @@ fn programs_keep_running_through_an_upgrade() {
         }),
     );
     let file = d.dir().join("poem.txt");
-    let text: String = (1..=40).map(|i| format!("line {i} of the poem\n")).collect();
+    let text: String = (1..=40)
+        .map(|i| format!("line {i} of the poem\n"))
+        .collect();
     std::fs::write(&file, text).expect("write file");
     // Terminal queries off: their late answers would make vim redraw at any moment.
     let vim = format!(
@@ -57,7 +62,9 @@ fn programs_keep_running_through_an_upgrade() {
         t.contains("line 1 of the poem") && t.contains("1,1")
     });
     d.cli_ok(&["send", "cat", "--enter", "typed-before"]);
-    d.wait_screen("cat", "the echo", |t| t.matches("typed-before").count() == 2);
+    d.wait_screen("cat", "the echo", |t| {
+        t.matches("typed-before").count() == 2
+    });
     d.cli_ok(&["wait", "cat", "--state", "idle", "--timeout", "30"]);
     let screen_before = d.screen("cat");
     let vim_before = d.screen("vim");
@@ -100,7 +107,11 @@ fn programs_keep_running_through_an_upgrade() {
         .position(|&n| n == at_upgrade)
         .unwrap_or_else(|| panic!("{at_upgrade} is not in the scrollback any more"));
     for pair in later[from..].windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "a line was lost or repeated: {pair:?}");
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "a line was lost or repeated: {pair:?}"
+        );
     }
     // Keys typed right up to the upgrade and after it reach the same program, in order.
     d.cli_ok(&["send", "cat", "--enter", "typed-just-before"]);
@@ -108,8 +119,14 @@ fn programs_keep_running_through_an_upgrade() {
     d.cli_ok(&["send", "cat", "--enter", "typed-after"]);
     let text = d.wait_screen("cat", "the echo", |t| t.matches("typed-after").count() == 2);
     assert_eq!(text.matches("typed-just-before").count(), 2, "{text}");
-    assert!(text.find("typed-before") < text.find("typed-just-before"), "{text}");
-    assert!(text.find("typed-just-before") < text.find("typed-after"), "{text}");
+    assert!(
+        text.find("typed-before") < text.find("typed-just-before"),
+        "{text}"
+    );
+    assert!(
+        text.find("typed-just-before") < text.find("typed-after"),
+        "{text}"
+    );
     assert_eq!(d.slot("cat").status, SlotStatus::Running);
 
     // The orphan guard was handed over too: it still ends the programs of a killed daemon.
@@ -131,8 +148,14 @@ fn a_binary_that_cannot_take_over_leaves_the_daemon_serving() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     for (binary, why) in [
-        ("/bin/false".to_string(), "not a missiond that can take over"),
-        (script.display().to_string(), "not a missiond that can take over"),
+        (
+            "/bin/false".to_string(),
+            "not a missiond that can take over",
+        ),
+        (
+            script.display().to_string(),
+            "not a missiond that can take over",
+        ),
     ] {
         let err = d.cli_err(&["upgrade", "--binary", &binary]);
         assert!(err.contains(why), "{binary}: {err}");
@@ -167,8 +190,14 @@ fn viewers_are_told_to_reconnect_and_find_their_slot_again() {
         .block_on(tokio_tungstenite::connect_async(url.as_str()))
         .expect("connect")
         .0;
-    let first = runtime.block_on(ws.next()).expect("a frame").expect("a message");
-    assert!(first.to_text().unwrap_or("").contains("\"screen\""), "{first:?}");
+    let first = runtime
+        .block_on(ws.next())
+        .expect("a frame")
+        .expect("a message");
+    assert!(
+        first.to_text().unwrap_or("").contains("\"screen\""),
+        "{first:?}"
+    );
     let code = std::thread::scope(|s| {
         let upgrading = s.spawn(|| d.cli_ok(&["upgrade", "--binary", BIN]));
         let code = runtime.block_on(async {
@@ -187,6 +216,12 @@ fn viewers_are_told_to_reconnect_and_find_their_slot_again() {
         .block_on(tokio_tungstenite::connect_async(url.as_str()))
         .expect("reconnect")
         .0;
-    let screen = runtime.block_on(again.next()).expect("a frame").expect("a message");
-    assert!(screen.to_text().unwrap_or("").contains("seen-before"), "{screen:?}");
+    let screen = runtime
+        .block_on(again.next())
+        .expect("a frame")
+        .expect("a message");
+    assert!(
+        screen.to_text().unwrap_or("").contains("seen-before"),
+        "{screen:?}"
+    );
 }

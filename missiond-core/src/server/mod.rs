@@ -91,7 +91,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         eprintln!("missiond: {warning} (using the built-in rules instead)");
     }
     let handover = match &options.handover {
-        Some(path) => Some(read_handover(path)?),
+        Some(path) => Some(upgrade_api::read_handover(path)?),
         None => None,
     };
     let handed_guard = handover.as_ref().and_then(|h| h.guard.as_ref());
@@ -128,7 +128,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
 
     let fd_limit = connections::raise_fd_limit();
     let listener = match &handover {
-        Some(h) => handed_listener(h.listener_fd)?,
+        Some(h) => upgrade_api::handed_listener(h.listener_fd)?,
         None => tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -232,32 +232,6 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
     Ok(())
-}
-
-/// Reads and removes the handover file an upgrade's previous image wrote.
-fn read_handover(path: &std::path::Path) -> Result<crate::supervisor::handover::Handover, ServeError> {
-    let bytes = std::fs::read(path)?;
-    let _ = std::fs::remove_file(path);
-    let handover: crate::supervisor::handover::Handover = serde_json::from_slice(&bytes)
-        .map_err(|e| ServeError::Io(std::io::Error::other(format!("handover file {}: {e}", path.display()))))?;
-    if handover.version != crate::supervisor::handover::HANDOVER_VERSION {
-        return Err(ServeError::Io(std::io::Error::other(format!(
-            "handover file {} has version {}",
-            path.display(),
-            handover.version
-        ))));
-    }
-    Ok(handover)
-}
-
-/// The listening socket the previous image kept open across `execve`: no connection is
-/// refused during an upgrade (they wait in its backlog).
-fn handed_listener(fd: std::os::fd::RawFd) -> Result<tokio::net::TcpListener, ServeError> {
-    crate::pty::set_cloexec(fd, true)?;
-    // SAFETY: the previous image kept this descriptor open for us; nothing else owns it.
-    let std_listener = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std_listener.set_nonblocking(true)?;
-    Ok(tokio::net::TcpListener::from_std(std_listener)?)
 }
 
 /// Claude Code's session files say busy/idle; that is a signal for the slot's classifier.

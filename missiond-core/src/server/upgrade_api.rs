@@ -34,7 +34,8 @@ pub async fn upgrade(
 ) -> ApiResult<Response> {
     let binary = match req.binary {
         Some(path) => PathBuf::from(path),
-        None => own_executable().map_err(|e| failed(format!("cannot find the daemon's own binary: {e}")))?,
+        None => own_executable()
+            .map_err(|e| failed(format!("cannot find the daemon's own binary: {e}")))?,
     };
     check_binary(&binary).await.map_err(failed)?;
     let (handover, paused) = state
@@ -42,13 +43,18 @@ pub async fn upgrade(
         .hand_over(state.listener_fd)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let path = state.state_dir.join(format!("handover-{}.json", std::process::id()));
+    let path = state
+        .state_dir
+        .join(format!("handover-{}.json", std::process::id()));
     let written = serde_json::to_vec(&handover)
         .map_err(std::io::Error::other)
         .and_then(|bytes| crate::registry::write_atomic(&path, &bytes));
     if let Err(e) = written {
         paused.resume();
-        return Err(failed(format!("cannot write the handover file {}: {e}", path.display())));
+        return Err(failed(format!(
+            "cannot write the handover file {}: {e}",
+            path.display()
+        )));
     }
     // Viewers close with a code that tells them to reconnect (not an abrupt end at execve).
     state.upgrading.send_replace(true);
@@ -70,7 +76,10 @@ pub async fn upgrade(
     let _ = std::fs::remove_file(&path);
     state.upgrading.send_replace(false);
     paused.resume();
-    Err(failed(format!("cannot execute {}: {error}", binary.display())))
+    Err(failed(format!(
+        "cannot execute {}: {error}",
+        binary.display()
+    )))
 }
 
 fn failed(message: String) -> ApiError {
@@ -111,4 +120,40 @@ async fn check_binary(binary: &PathBuf) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Reads and removes the handover file an upgrade's previous image wrote.
+pub(super) fn read_handover(
+    path: &std::path::Path,
+) -> Result<crate::supervisor::handover::Handover, super::ServeError> {
+    let bytes = std::fs::read(path)?;
+    let _ = std::fs::remove_file(path);
+    let handover: crate::supervisor::handover::Handover =
+        serde_json::from_slice(&bytes).map_err(|e| {
+            super::ServeError::Io(std::io::Error::other(format!(
+                "handover file {}: {e}",
+                path.display()
+            )))
+        })?;
+    if handover.version != crate::supervisor::handover::HANDOVER_VERSION {
+        return Err(super::ServeError::Io(std::io::Error::other(format!(
+            "handover file {} has version {}",
+            path.display(),
+            handover.version
+        ))));
+    }
+    Ok(handover)
+}
+
+/// The listening socket the previous image kept open across `execve`: no connection is
+/// refused during an upgrade (they wait in its backlog).
+pub(super) fn handed_listener(
+    fd: std::os::fd::RawFd,
+) -> Result<tokio::net::TcpListener, super::ServeError> {
+    crate::pty::set_cloexec(fd, true)?;
+    // SAFETY: the previous image kept this descriptor open for us; nothing else owns it.
+    let std_listener =
+        unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std_listener.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(std_listener)?)
 }

@@ -223,9 +223,7 @@ async fn hand_over_run(run: &Arc<super::Run>, info: &SlotInfo) -> Result<HandedR
     if info.status == SlotStatus::Exited {
         return Err("it has exited".into());
     }
-    let master_fd = run
-        .master_fd()
-        .ok_or("its terminal has no descriptor")?;
+    let master_fd = run.master_fd().ok_or("its terminal has no descriptor")?;
     let pausing = run.clone();
     let stopped = tokio::task::spawn_blocking(move || {
         // Keys queued for the program reach its terminal before this process is replaced.

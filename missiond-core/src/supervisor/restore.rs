@@ -304,6 +304,9 @@ mod tests {
             resume_args(&args(&["--resume", "--verbose"]), "abc"),
             args(&["--verbose", "--resume", "abc"])
         );
-        assert_eq!(resume_args(&args(&["-r"]), "abc"), args(&["--resume", "abc"]));
+        assert_eq!(
+            resume_args(&args(&["-r"]), "abc"),
+            args(&["--resume", "abc"])
+        );
     }
 }

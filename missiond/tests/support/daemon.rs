@@ -140,10 +140,7 @@ impl Daemon {
         self.pid = pid;
         match rx.recv_timeout(STEP) {
             Ok(url) => self.url = url,
-            Err(_) => panic!(
-                "the daemon did not print its address; log:\n{}",
-                self.log()
-            ),
+            Err(_) => panic!("the daemon did not print its address; log:\n{}", self.log()),
         }
     }
 
