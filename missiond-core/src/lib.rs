@@ -16,6 +16,7 @@
 //! - [`metrics`]: counters and the `/metrics` scrape.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 //! - [`claude_args`]: what missiond adds to Claude Code's command line (session id, hooks).
+//! - [`registry`]: slots created at run time, persisted so they outlive the daemon.
 
 pub mod audit;
 pub mod claude_args;
@@ -25,6 +26,7 @@ pub mod notify;
 pub mod procfs;
 pub mod protocol;
 pub mod pty;
+pub mod registry;
 pub mod screen;
 pub mod semantic;
 pub mod server;

@@ -80,11 +80,67 @@ pub trait PtyEvents: Send + Sync + 'static {
 /// Handle on a running program: write, resize, signal. Dropping it closes the terminal.
 pub struct PtyProcess {
     pid: u32,
-    master: Mutex<Box<dyn MasterPty + Send>>,
+    master: Mutex<Master>,
     input: mpsc::SyncSender<Bytes>,
     /// Closed with the handle: tells the reader thread to stop even while a process that left
     /// the session (`setsid`) still holds the terminal open, so no thread outlives the slot.
     _stop_reader: std::os::fd::OwnedFd,
+    reading: Arc<ReaderControl>,
+    events: Arc<dyn PtyEvents>,
+    flushes: Arc<Flushes>,
+}
+
+/// Counts the flush markers (empty chunks) the writer thread has passed: everything queued
+/// before a marker was written to the terminal.
+#[derive(Default)]
+struct Flushes {
+    passed: Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+/// The terminal's master side: opened here, or handed over by the daemon this process was
+/// before an upgrade (a bare descriptor).
+enum Master {
+    Opened(Box<dyn MasterPty + Send>),
+    Handed(std::os::fd::OwnedFd),
+}
+
+impl Master {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Master::Opened(m) => m.as_raw_fd(),
+            Master::Handed(fd) => Some(fd.as_raw_fd()),
+        }
+    }
+}
+
+/// Lets an upgrade stop the reader thread at a chunk boundary (see [`PtyProcess::pause_reading`]).
+struct ReaderControl {
+    pause_rx: std::os::fd::OwnedFd,
+    pause_tx: std::os::fd::OwnedFd,
+    /// The reader thread has returned: everything it read was handed out.
+    stopped: Mutex<bool>,
+    changed: std::sync::Condvar,
+    stop_rx: std::os::fd::OwnedFd,
+}
+
+impl ReaderControl {
+    fn new(stop_rx: std::os::fd::OwnedFd) -> std::io::Result<Arc<ReaderControl>> {
+        let (pause_rx, pause_tx) = stop_pipe()?;
+        Ok(Arc::new(ReaderControl {
+            pause_rx,
+            pause_tx,
+            stopped: Mutex::new(false),
+            changed: std::sync::Condvar::new(),
+            stop_rx,
+        }))
+    }
+
+    fn set_stopped(&self, stopped: bool) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = stopped;
+        self.changed.notify_all();
+    }
 }
 
 impl std::fmt::Debug for PtyProcess {
@@ -117,14 +173,15 @@ impl PtyProcess {
             .map_err(|e| spawn_err(e.to_string()))?;
         let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
         let (stop_rx, stop_tx) = stop_pipe().map_err(|e| spawn_err(e.to_string()))?;
+        let reading = ReaderControl::new(stop_rx).map_err(|e| spawn_err(e.to_string()))?;
 
-        let pump_events = events.clone();
-        spawn_thread(format!("pty-read-{pid}"), move || {
-            read_pump(reader, &stop_rx, pump_events.as_ref())
-        })?;
+        spawn_reader(pid, reader, &reading, &events)?;
+        let flushes = Arc::new(Flushes::default());
+        let flushed = flushes.clone();
         spawn_thread(format!("pty-write-{pid}"), move || {
-            write_pump(writer, input_rx)
+            write_pump(writer, input_rx, &flushed)
         })?;
+        let waiter_events = events.clone();
         spawn_thread(format!("pty-wait-{pid}"), move || {
             let exit = match child.wait() {
                 Ok(status) => exit_info(&portable_pty::ExitStatus::from(status)),
@@ -136,14 +193,138 @@ impl PtyProcess {
                     }
                 }
             };
-            events.exited(exit);
+            waiter_events.exited(exit);
         })?;
         Ok(PtyProcess {
             pid,
-            master: Mutex::new(pair.master),
+            master: Mutex::new(Master::Opened(pair.master)),
             input: input_tx,
             _stop_reader: stop_tx,
+            reading,
+            events,
+            flushes,
         })
+    }
+
+    /// Carries on a program this process started before it executed a new missiond binary
+    /// (an upgrade): `master` is the terminal's master side it kept open across `execve`, and
+    /// the program is still its child, so it is waited for as before.
+    pub fn adopt(
+        pid: u32,
+        master: std::os::fd::OwnedFd,
+        events: Arc<dyn PtyEvents>,
+    ) -> Result<PtyProcess, PtyError> {
+        use std::os::fd::AsRawFd;
+        let open_err = |e: std::io::Error| PtyError::Open(e.to_string());
+        set_cloexec(master.as_raw_fd(), true).map_err(open_err)?;
+        let reader = dup_file(master.as_raw_fd()).map_err(open_err)?;
+        let writer: Box<dyn Write + Send> =
+            Box::new(dup_file(master.as_raw_fd()).map_err(open_err)?);
+        let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
+        let (stop_rx, stop_tx) = stop_pipe().map_err(open_err)?;
+        let reading = ReaderControl::new(stop_rx).map_err(open_err)?;
+        spawn_reader(pid, reader, &reading, &events)?;
+        let flushes = Arc::new(Flushes::default());
+        let flushed = flushes.clone();
+        spawn_thread(format!("pty-write-{pid}"), move || {
+            write_pump(writer, input_rx, &flushed)
+        })?;
+        let waiter_events = events.clone();
+        spawn_thread(format!("pty-wait-{pid}"), move || {
+            waiter_events.exited(wait_for_child(pid))
+        })?;
+        Ok(PtyProcess {
+            pid,
+            master: Mutex::new(Master::Handed(master)),
+            input: input_tx,
+            _stop_reader: stop_tx,
+            reading,
+            events,
+            flushes,
+        })
+    }
+
+    /// Stops reading the program's output at a chunk boundary, everything read so far handed
+    /// to the events; the output the program writes from now on waits in the terminal. For an
+    /// upgrade: the screen as of now is the screen of every byte read. False if the reader did
+    /// not stop within `timeout`.
+    pub fn pause_reading(&self, timeout: std::time::Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: writing one byte from a valid buffer to our own pipe.
+        unsafe {
+            libc::write(self.reading.pause_tx.as_raw_fd(), [1u8].as_ptr().cast(), 1);
+        }
+        let stopped = self
+            .reading
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (stopped, _) = self
+            .reading
+            .changed
+            .wait_timeout_while(stopped, timeout, |stopped| !*stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        *stopped
+    }
+
+    /// Waits until every input queued so far was written to the terminal (for an upgrade:
+    /// no key is left in this process's memory). False after `timeout`.
+    pub fn flush_input(&self, timeout: std::time::Duration) -> bool {
+        let before = *self
+            .flushes
+            .passed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match self.input.try_send(Bytes::new()) {
+            Ok(()) => {}
+            // The program is not reading its terminal: its keys would wait here.
+            Err(mpsc::TrySendError::Full(_)) => return false,
+            // The writer is gone with the program: nothing waits.
+            Err(mpsc::TrySendError::Disconnected(_)) => return true,
+        }
+        let passed = self
+            .flushes
+            .passed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (passed, _) = self
+            .flushes
+            .changed
+            .wait_timeout_while(passed, timeout, |passed| *passed <= before)
+            .unwrap_or_else(|p| p.into_inner());
+        *passed > before
+    }
+
+    /// Reads again after [`PtyProcess::pause_reading`] (an upgrade that failed).
+    pub fn resume_reading(&self) -> Result<(), PtyError> {
+        let mut pending = [0u8; 16];
+        // The pause request is still in its pipe: take it, reading only while poll says a
+        // byte waits (the pipe blocks).
+        // SAFETY: poll on one valid pollfd; read into a valid buffer of its length.
+        unsafe {
+            let mut poll = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.reading.pause_rx),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            while libc::poll(&mut poll, 1, 0) > 0 && poll.revents & libc::POLLIN != 0 {
+                libc::read(poll.fd, pending.as_mut_ptr().cast(), pending.len());
+            }
+        }
+        let raw = self
+            .master
+            .lock()
+            .map_err(|_| PtyError::Open("lock poisoned".into()))?
+            .raw_fd()
+            .ok_or_else(|| PtyError::Open("the terminal has no descriptor".into()))?;
+        let reader = dup_file(raw).map_err(|e| PtyError::Open(e.to_string()))?;
+        self.reading.set_stopped(false);
+        spawn_reader(self.pid, reader, &self.reading, &self.events)
+    }
+
+    /// The terminal's master descriptor, to keep open across `execve` in an upgrade.
+    pub fn master_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.master.lock().ok()?.raw_fd()
     }
 
     pub fn pid(&self) -> u32 {
@@ -158,6 +339,10 @@ impl PtyProcess {
     /// Queues bytes for the program's input. Never blocks: a program that stopped reading
     /// its terminal gets an error instead of stalling the caller.
     pub fn write(&self, data: Bytes) -> Result<(), PtyError> {
+        if data.is_empty() {
+            // (An empty chunk is the writer's flush marker, see `flush_input`.)
+            return Ok(());
+        }
         self.input.try_send(data).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => PtyError::InputFull,
             mpsc::TrySendError::Disconnected(_) => PtyError::Gone,
@@ -170,9 +355,27 @@ impl PtyProcess {
             .master
             .lock()
             .map_err(|_| PtyError::Resize("lock poisoned".into()))?;
-        master
-            .resize(pty_size(cols, rows))
-            .map_err(|e| PtyError::Resize(e.to_string()))
+        match &*master {
+            Master::Opened(m) => m
+                .resize(pty_size(cols, rows))
+                .map_err(|e| PtyError::Resize(e.to_string())),
+            Master::Handed(fd) => {
+                use std::os::fd::AsRawFd;
+                let size = libc::winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+                if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
+                    return Err(PtyError::Resize(
+                        std::io::Error::last_os_error().to_string(),
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Sends `signal` to the program and everything else in its session.
@@ -419,41 +622,75 @@ fn stop_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> 
     })
 }
 
-/// Waits until `file` can be read (or has hung up); false when `stop` was closed first.
-fn wait_readable(file: &std::fs::File, stop: &std::os::fd::OwnedFd) -> bool {
+/// What woke the reader.
+enum Wake {
+    Readable,
+    Stop,
+    Pause,
+}
+
+/// Waits until `file` can be read (or has hung up), `stop` is closed or a pause is asked.
+fn wait_readable(
+    file: &std::fs::File,
+    stop: &std::os::fd::OwnedFd,
+    pause: &std::os::fd::OwnedFd,
+) -> Wake {
     use std::os::fd::AsRawFd;
-    let mut polls = [
-        libc::pollfd {
-            fd: file.as_raw_fd(),
+    let mut polls =
+        [file.as_raw_fd(), stop.as_raw_fd(), pause.as_raw_fd()].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        },
-        libc::pollfd {
-            fd: stop.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+        });
     loop {
-        // SAFETY: two valid pollfds, no timeout.
-        let ready = unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) };
+        // SAFETY: three valid pollfds, no timeout.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), 3, -1) };
         if ready >= 0 {
-            return polls[1].revents == 0;
+            if polls[1].revents != 0 {
+                return Wake::Stop;
+            }
+            if polls[2].revents != 0 {
+                return Wake::Pause;
+            }
+            return Wake::Readable;
         }
         if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             // Let the read itself block or fail.
-            return true;
+            return Wake::Readable;
         }
     }
 }
 
-fn read_pump(mut reader: std::fs::File, stop: &std::os::fd::OwnedFd, events: &dyn PtyEvents) {
+fn spawn_reader(
+    pid: u32,
+    reader: std::fs::File,
+    control: &Arc<ReaderControl>,
+    events: &Arc<dyn PtyEvents>,
+) -> Result<(), PtyError> {
+    let (control, events) = (control.clone(), events.clone());
+    spawn_thread(format!("pty-read-{pid}"), move || {
+        let paused = read_pump(reader, &control, events.as_ref());
+        if !paused {
+            events.output_closed();
+        }
+        control.set_stopped(true);
+    })
+}
+
+/// Reads until end of file (false) or a pause (true).
+fn read_pump(mut reader: std::fs::File, control: &ReaderControl, events: &dyn PtyEvents) -> bool {
     let mut buf = vec![0u8; READ_BUFFER];
     // Bytes of a character split by the previous read; at most 3.
     let mut carry = 0usize;
+    let mut paused = false;
     loop {
-        if !wait_readable(&reader, stop) {
-            break;
+        match wait_readable(&reader, &control.stop_rx, &control.pause_rx) {
+            Wake::Readable => {}
+            Wake::Stop => break,
+            Wake::Pause => {
+                paused = true;
+                break;
+            }
         }
         match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
@@ -486,11 +723,93 @@ fn read_pump(mut reader: std::fs::File, stop: &std::os::fd::OwnedFd, events: &dy
     if carry > 0 {
         events.output(Bytes::copy_from_slice(&buf[..carry]));
     }
-    events.output_closed();
+    paused
 }
 
-fn write_pump(mut writer: Box<dyn Write + Send>, input: mpsc::Receiver<Bytes>) {
+/// Waits for the exit of child `pid` (one this process started, possibly as the daemon it was
+/// before an upgrade).
+fn wait_for_child(pid: u32) -> ExitInfo {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid writes the status into a valid int.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r == pid as libc::pid_t {
+            break;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // Reaped by the previous image during the upgrade: how it ended is lost.
+            return ExitInfo {
+                code: None,
+                signal: None,
+            };
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        ExitInfo {
+            code: None,
+            signal: Some(signal_name(signal)),
+        }
+    } else {
+        ExitInfo {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        }
+    }
+}
+
+/// The name portable-pty gives a signal (`Killed`, `Terminated`, ...).
+fn signal_name(signal: libc::c_int) -> String {
+    // SAFETY: strsignal returns a pointer to a static (or thread-local) string, or null.
+    let name = unsafe { libc::strsignal(signal) };
+    if name.is_null() {
+        return format!("Signal {signal}");
+    }
+    // SAFETY: a non-null strsignal result is a NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A new descriptor of `raw` (close-on-exec) as a file.
+fn dup_file(raw: std::os::fd::RawFd) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own (or -1), closed by the File.
+    let fd = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Sets or clears close-on-exec on `fd`: an upgrade keeps some descriptors across `execve`.
+pub fn set_cloexec(fd: std::os::fd::RawFd, on: bool) -> std::io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD only read and set the descriptor's flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let flags = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
+        if libc::fcntl(fd, libc::F_SETFD, flags) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn write_pump(mut writer: Box<dyn Write + Send>, input: mpsc::Receiver<Bytes>, flushes: &Flushes) {
     while let Ok(data) = input.recv() {
+        if data.is_empty() {
+            *flushes.passed.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            flushes.changed.notify_all();
+            continue;
+        }
         if writer
             .write_all(&data)
             .and_then(|_| writer.flush())

@@ -205,6 +205,52 @@ impl Screen {
         len
     }
 
+    /// The scrollback and then the visible rows down to the last one with text, each as a line
+    /// with its colours ending in `ESC[m CR LF`: what a slot keeps of its last screen when the
+    /// daemon stops (see [`Screen::restore_lines`]).
+    pub fn lines_ansi(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let cols = self.size().0;
+        self.visit_history(|screen, take| {
+            for line in screen.rows_formatted(0, cols).take(take) {
+                out.extend_from_slice(&line);
+                out.extend_from_slice(b"\x1b[m\r\n");
+            }
+        });
+        let screen = self.parser.screen();
+        let used = screen
+            .rows(0, cols)
+            .enumerate()
+            .filter(|(_, row)| !row.trim_end().is_empty())
+            .map(|(i, _)| i + 1)
+            .last()
+            .unwrap_or(0);
+        for line in screen.rows_formatted(0, cols).take(used) {
+            out.extend_from_slice(&line);
+            out.extend_from_slice(b"\x1b[m\r\n");
+        }
+        out
+    }
+
+    /// Puts `lines` (from [`Screen::lines_ansi`] of an earlier run) and a note into the
+    /// scrollback of this fresh screen and leaves the screen blank, cursor home, for the new
+    /// run's output: a user scrolling back sees what the slot showed before.
+    pub fn restore_lines(&mut self, lines: &[u8], note: &str) {
+        if lines.is_empty() {
+            return;
+        }
+        let rows = usize::from(self.size().1);
+        self.parser.process(b"\x1b[m\x1b[H\x1b[2J");
+        self.parser.process(lines);
+        self.parser
+            .process(format!("\x1b[m\x1b[2m{note}\x1b[m\r\n").as_bytes());
+        // From the bottom row, every newline scrolls one row into the scrollback.
+        self.parser.process(format!("\x1b[{rows};1H").as_bytes());
+        self.parser.process("\n".repeat(rows).as_bytes());
+        self.parser.process(b"\x1b[H\x1b[m");
+        self.parser.callbacks_mut().replies.clear();
+    }
+
     /// Escape sequences that make a freshly reset terminal of the same size show exactly this
     /// screen: alternate screen, contents, attributes, cursor position and visibility, input
     /// modes (application keys, bracketed paste, mouse) and the title.
@@ -310,6 +356,32 @@ fn string_end(s: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_lines_are_in_the_scrollback_and_the_screen_is_blank() {
+        let mut before = Screen::new(40, 5, 100);
+        for i in 0..8 {
+            before.process(format!("\x1b[1mline {i}\x1b[m\r\n").as_bytes());
+        }
+        before.process(b"$ last");
+        let lines = before.lines_ansi();
+        let mut after = Screen::new(40, 5, 100);
+        after.restore_lines(&lines, "-- restored --");
+        assert_eq!(
+            after.text().text.trim(),
+            "",
+            "the new run starts on a blank screen"
+        );
+        assert_eq!(after.text().cursor, [0, 0]);
+        let history = after.history_text();
+        let kept: Vec<&str> = history.lines().filter(|l| !l.is_empty()).collect();
+        let mut want: Vec<String> = (0..8).map(|i| format!("line {i}")).collect();
+        want.push("$ last".into());
+        want.push("-- restored --".into());
+        assert_eq!(kept, want);
+        after.process(b"new output");
+        assert!(after.text().text.starts_with("new output"));
+    }
 
     #[test]
     fn answers_queries_once() {

@@ -622,6 +622,30 @@ impl SlotResolver for OneSlot {
 }
 
 #[tokio::test]
+async fn a_new_conversation_in_the_same_process_is_reported() {
+    let me = std::process::id();
+    let env = Env::start_with(Arc::new(OneSlot(me, "slot-a")), TaskHubOptions::default());
+    let mut status = env.hub.subscribe_session_status();
+    let sessions = env.root.join("sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let session_file = sessions.join(format!("{me}.json"));
+    let write_session = |id: &str| {
+        let body = format!(r#"{{"pid":{me},"sessionId":"{id}","status":"idle"}}"#);
+        std::fs::write(&session_file, body).unwrap();
+    };
+    write_session("sess-1");
+    let st = timeout(WAIT, status.recv()).await.unwrap().unwrap();
+    assert_eq!(st.session_id, "sess-1");
+    // `/clear`: same process, same status, another conversation.
+    write_session("sess-2");
+    let st = timeout(WAIT, status.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        (st.pid, st.session_id.as_str(), st.busy),
+        (me, "sess-2", false)
+    );
+}
+
+#[tokio::test]
 async fn session_file_links_the_list_to_its_slot() {
     let me = std::process::id();
     let mut env = Env::start_with(Arc::new(OneSlot(me, "slot-a")), TaskHubOptions::default());

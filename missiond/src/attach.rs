@@ -141,12 +141,27 @@ pub async fn run(client: &Client, args: AttachArgs) -> Result<ExitCode, Failure>
         } else {
             None
         };
-        let input = if tty {
+        let mut input = if tty {
             Some(spawn_stdin_reader())
         } else {
             None
         };
-        session(socket, input, &args).await
+        let mut socket = socket;
+        loop {
+            match session(socket, &mut input, &args).await {
+                // The daemon upgrades itself: the slot runs on, so attach again.
+                End::Closed {
+                    code: CLOSE_RESTARTING,
+                    ..
+                } => match reconnect(client, &path).await {
+                    Some(again) => socket = again,
+                    None => {
+                        break End::Lost("the daemon did not come back from its upgrade".into())
+                    }
+                },
+                end => break end,
+            }
+        }
         // `_raw` drops here: the terminal is restored before anything is printed.
     };
 
@@ -216,9 +231,24 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
+/// Close code of a viewer whose daemon is upgrading (`CLOSE_RESTARTING` in the daemon).
+const CLOSE_RESTARTING: u16 = 1012;
+
+/// Connects again for up to 30 s (the daemon's upgrade takes well under a second).
+async fn reconnect(client: &Client, path: &str) -> Option<Socket> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(socket) = client.websocket(path).await {
+            return Some(socket);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
+}
+
 async fn session(
     socket: Socket,
-    mut input: Option<mpsc::Receiver<Vec<u8>>>,
+    input: &mut Option<mpsc::Receiver<Vec<u8>>>,
     args: &AttachArgs,
 ) -> End {
     let (mut sink, mut stream) = socket.split();
@@ -296,7 +326,7 @@ async fn session(
                     _ => {}
                 }
             }
-            chunk = recv(&mut input) => {
+            chunk = recv(input) => {
                 let Some(chunk) = chunk else {
                     // End of input (the terminal went away): nothing more can be typed.
                     return End::Detached;

@@ -140,6 +140,42 @@ impl Client {
         }
     }
 
+    /// `POST /api/daemon/upgrade`: `Ok` once the daemon answers `/health` again after its
+    /// `execve` (the upgrade's own connection closes without an answer when it succeeds).
+    pub async fn upgrade(&self, body: &serde_json::Value) -> Result<(), Failure> {
+        let url = format!("{}/api/daemon/upgrade", self.base);
+        let mut req = self.http.post(&url).json(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    return Err(self.status_failure(status, &text));
+                }
+            }
+            Err(e) if e.is_connect() => return Err(self.transport_failure(&e)),
+            // The connection closed with the old image: the new one is starting.
+            Err(_) => {}
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let health = format!("{}/health", self.base);
+        while std::time::Instant::now() < deadline {
+            if let Ok(resp) = self.http.get(&health).send().await {
+                if resp.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(Failure::new(format!(
+            "the daemon at {} did not answer within 30 s of the upgrade",
+            self.base
+        )))
+    }
+
     fn transport_failure(&self, e: &reqwest::Error) -> Failure {
         if e.is_connect() {
             Failure::new(format!(

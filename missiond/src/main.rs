@@ -62,6 +62,19 @@ enum Verb {
     /// Run the daemon in the foreground (until Ctrl-C or SIGTERM).
     #[command(after_help = serve::AFTER_HELP)]
     Serve(serve::ServeArgs),
+    /// Replace the running daemon with a new binary; every slot's program runs on.
+    #[command(after_help = "\
+The daemon checks the new binary, stops reading its slots' terminals at a chunk boundary,
+writes their screens and settings to a handover file and executes the new binary in its own
+process (same pid), keeping the terminals and the listening socket open. The new daemon
+rebuilds each screen and reads on: programs keep their pids, no output or key is lost.
+Viewers' connections close and reconnect. A binary that cannot take over is refused and the
+running daemon serves on. Linux only.
+
+Examples:
+  missiond upgrade                                 the daemon's own path (installed over it)
+  missiond upgrade --binary ./target/release/missiond")]
+    Upgrade(UpgradeArgs),
     /// List slots: id, process status, semantic state, pid, size, restarts, command.
     #[command(
         visible_alias = "list",
@@ -83,7 +96,18 @@ Examples:
   missiond launch build --restart on-failure --env RUST_LOG=debug -- cargo watch -x test
   missiond launch reader --profile claude-code -- ./my-claude-wrapper
   missiond launch a1 --worktree --cwd ~/src/app      claude in its own worktree of ~/src/app
-  missiond launch a2 --worktree --base main --setup 'npm ci' --cwd ~/src/app")]
+  missiond launch a2 --worktree --base main --setup 'npm ci' --cwd ~/src/app
+
+The slot stays listed until `missiond rm`, across daemon restarts too: it is recorded in
+$XDG_STATE_HOME/missiond/slots.json and `missiond serve` brings it back (see README,
+\"Restarts, crashes and reboots\"). What survives what:
+                  program          conversation   screen and scrollback
+  daemon stop     started again    resumed        kept, in the scrollback
+  daemon crash    started again    resumed        as saved when output last paused
+  reboot          started again    resumed        as for a crash (a stop if SIGTERM came first)
+  upgrade         runs on (pid)    carries on     the same (`missiond upgrade`)
+Claude Code resumes with --resume <its session>; other programs start again with their
+command, cwd and env; a slot that had exited stays exited.")]
     Launch(LaunchArgs),
     /// Stop a slot's program: SIGTERM to its process group, SIGKILL after the grace period.
     #[command(after_help = "\
@@ -417,6 +441,14 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    // A daemon about to hand over to this binary asks which handover format it reads.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == missiond_core::server::upgrade_api::HANDOVER_VERSION_SUBCOMMAND)
+    {
+        println!("{}", missiond_core::supervisor::handover::HANDOVER_VERSION);
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     if !matches!(cli.verb, Verb::Serve(_)) {
         // A client writing into `| head` should end quietly like any Unix tool, not panic.
@@ -480,6 +512,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Attach(a) => attach::run(&client, a).await,
                 Verb::Audit(a) => audit_cmd::audit(&client, &conn, a).await,
                 Verb::Notify(v) => audit_cmd::notify(&client, &conn, v).await,
+                Verb::Upgrade(a) => upgrade(&client, a).await,
                 Verb::Doctor => doctor_cmd::run(&client, &conn).await,
                 Verb::Serve(_) | Verb::Token | Verb::Completions(_) | Verb::Man(_) => {
                     unreachable_verb()
@@ -487,6 +520,31 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
     }
+}
+
+/// `missiond upgrade`: the daemon executes the new binary, its slots running on.
+async fn upgrade(client: &Client, args: UpgradeArgs) -> Result<ExitCode, Failure> {
+    let binary = match args.binary {
+        Some(path) => Some(
+            std::fs::canonicalize(&path)
+                .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    client
+        .upgrade(&serde_json::json!({ "binary": binary }))
+        .await?;
+    println!("upgraded: the daemon runs the new binary, every slot's program ran on");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+struct UpgradeArgs {
+    /// The new missiond binary (default: the daemon's own executable, e.g. installed over it).
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
 }
 
 /// Serve, Token, Completions and Man are dispatched before a client is built; this arm only satisfies the match.

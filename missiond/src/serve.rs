@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Address to listen on, overriding the config's [server] listen (e.g. 127.0.0.1:9120).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Set by `missiond upgrade` only: the previous image's handover file.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub handover: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
@@ -47,6 +50,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     let options = ServeOptions {
         guard_exe: std::env::current_exe().ok(),
         hook_exe: std::env::current_exe().ok(),
+        handover: args.handover,
     };
     missiond_core::server::serve(config, options)
         .await

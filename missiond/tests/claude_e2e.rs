@@ -969,3 +969,139 @@ fn the_matrix_is_the_list_of_releases() {
         "on_every_release! and RELEASES must name the same releases"
     );
 }
+
+/// Issue 14: a prompt, then SIGKILL of the daemon, then `missiond serve` again. The slot comes
+/// back resumed (`--resume` of the same session), its screen or scrollback shows the earlier
+/// exchange, and a new `prompt --wait` is answered with the earlier exchange in its context.
+#[test]
+fn a_conversation_resumes_after_the_daemon_is_killed() {
+    let mut rig = Rig::start(
+        support::claude_env::CLAUDE_CODE_VERSION,
+        vec![
+            Turn::text("The first answer is forty-two."),
+            Turn::text("The second answer remembers the first."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+    let reply = rig.prompt_wait("first question");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the first answer", |s| {
+        s.contains("The first answer is forty-two.")
+    });
+    let before = rig.info();
+    let old_pid = before.pid.expect("a running slot has a pid");
+    let session = poll(STEP, || rig.env.session_file(old_pid))
+        .and_then(|f| f["sessionId"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no session file for {old_pid}\n{}", rig.context()));
+    // The daemon learnt the session from the session file and recorded it.
+    let registry = rig.daemon.dir().join("state/missiond/slots.json");
+    poll(STEP, || {
+        std::fs::read_to_string(&registry)
+            .ok()
+            .filter(|t| t.contains(&session))
+    })
+    .unwrap_or_else(|| panic!("the registry never recorded session {session}"));
+
+    rig.daemon.kill_hard();
+    poll(STEP, || (!support::daemon::alive(old_pid)).then_some(()))
+        .unwrap_or_else(|| panic!("the guard did not end Claude Code {old_pid}"));
+    rig.daemon.start_again();
+    let after = poll(STEP, || {
+        let (status, body) = rig.daemon.http(
+            "GET",
+            &format!("/api/slots/{SLOT}"),
+            Some(&rig.daemon.token),
+            None,
+        );
+        (status == 200)
+            .then(|| parse::<SlotInfo>(&body))
+            .filter(|s| s.pid.is_some())
+    })
+    .unwrap_or_else(|| panic!("the slot did not come back\n{}", rig.daemon.log()));
+    assert_eq!(
+        after.restored,
+        Some(missiond_core::protocol::Restored::Resumed),
+        "{after:?}"
+    );
+    let new_pid = after.pid.expect("pid");
+    assert_ne!(new_pid, old_pid);
+    let resumed = poll(STEP, || rig.env.session_file(new_pid))
+        .and_then(|f| f["sessionId"].as_str().map(str::to_string));
+    assert_eq!(
+        resumed.as_deref(),
+        Some(session.as_str()),
+        "same conversation"
+    );
+    rig.wait_ready();
+    let history = rig.cli_ok(&["screen", SLOT, "--scrollback"]);
+    assert!(
+        history.contains("The first answer is forty-two."),
+        "the earlier exchange is on the screen or in the scrollback:\n{history}"
+    );
+    let reply = rig.prompt_wait("second question");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the second answer", |s| {
+        s.contains("The second answer remembers the first.")
+    });
+    let requests = rig.stand_in.wait_for_main_requests(2, STEP);
+    let last = requests.last().expect("a request");
+    assert_eq!(
+        last.user_texts(),
+        ["first question", "second question"],
+        "the resumed conversation carries the first exchange"
+    );
+    assert_eq!(last.session_id().as_deref(), Some(session.as_str()));
+}
+
+/// Issue 14: a real Claude Code keeps its pid, its screen and its conversation through
+/// `missiond upgrade`, and answers the next `prompt --wait`.
+#[test]
+fn claude_code_runs_on_through_an_upgrade() {
+    let rig = Rig::start(
+        support::claude_env::CLAUDE_CODE_VERSION,
+        vec![
+            Turn::text("Before the upgrade."),
+            Turn::text("After the upgrade."),
+        ],
+        false,
+    );
+    rig.wait_ready();
+    let reply = rig.prompt_wait("first");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    let screen = rig.wait_screen("the first answer", |s| s.contains("Before the upgrade."));
+    let before = rig.info();
+    let daemon_pid = rig.daemon.pid;
+    rig.cli_ok(&["upgrade", "--binary", support::daemon::BIN]);
+    assert!(support::daemon::alive(daemon_pid));
+    let after = rig.info();
+    assert_eq!(after.pid, before.pid, "Claude Code keeps its pid");
+    assert_eq!(after.state, SemanticState::Idle, "{}", rig.context());
+    assert_eq!(rig.screen_text(), screen, "the same screen");
+    let reply = rig.prompt_wait("second");
+    assert_eq!(reply.state, SemanticState::Idle, "{}", rig.context());
+    rig.wait_screen("the second answer", |s| s.contains("After the upgrade."));
+    let requests = rig.stand_in.wait_for_main_requests(2, STEP);
+    assert_eq!(
+        requests.last().expect("a request").user_texts(),
+        ["first", "second"]
+    );
+    // The second witness goes on too: the program's hooks still present the secret they were
+    // started with, and the new image (whose counters start at zero) hears them.
+    assert_eq!(after.session_id, before.session_id, "the same session id");
+    let heard = poll(STEP, || {
+        let (_, metrics) = rig
+            .daemon
+            .http("GET", "/metrics", Some(&rig.daemon.token), None);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("missiond_hook_events_total "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|n| *n >= 1.0)
+    });
+    assert!(
+        heard.is_some(),
+        "no hook heard after the upgrade: {}",
+        rig.context()
+    );
+}

@@ -240,3 +240,31 @@ fn attach_refuses_unknown_and_exited_slots_before_touching_the_terminal() {
     let err = d.cli_err(&["attach", "live"]);
     assert!(err.contains("terminal"), "{err}");
 }
+
+/// `missiond upgrade` closes the viewer with 1012: attach connects again by itself and the
+/// keys typed afterwards reach the same program.
+#[test]
+fn attach_reconnects_by_itself_through_an_upgrade() {
+    let d = Daemon::start();
+    d.cli_ok(&["launch", "u", "--", "bash", "--norc", "--noprofile"]);
+    let pid = d.wait_slot("u", "running", |s| s.pid.is_some()).pid;
+    let mut term = Terminal::attach(&d, "u");
+    term.type_keys(b"echo before-$((20+1))\r");
+    term.wait_for("before-21");
+    d.cli_ok(&["upgrade", "--binary", BIN]);
+    // Attached again: the new daemon counts the viewer.
+    let s = d.wait_slot("u", "attached again", |s| s.viewers == 1);
+    assert_eq!(s.pid, pid, "the same program");
+    term.type_keys(b"echo after-$((20+2))\r");
+    d.wait_screen("u", "the keys typed after the upgrade", |t| {
+        has_line(t, "after-22")
+    });
+    term.wait_for("after-22");
+    assert!(
+        !term.text().contains("EXIT="),
+        "attach ended:\n{}",
+        term.text()
+    );
+    term.type_keys(b"\x1d");
+    term.assert_ended_and_restored("0");
+}

@@ -398,3 +398,43 @@ fn the_base_moving_on_shows_as_behind() {
     let s = d.wait_slot("idle", "1 behind main", |s| worktree(s).stats.behind == 1);
     assert_eq!(worktree(&s).stats.ahead, 0);
 }
+
+/// Issue 16 with the registry (issue 14): a restored worktree slot comes back in its own
+/// worktree, with its uncommitted work, without a new worktree and without its setup again.
+#[test]
+fn a_restored_slot_comes_back_in_its_worktree() {
+    let mut d = Daemon::start();
+    let repo = repository(&d);
+    let count = d.dir().join("setup-runs");
+    let setup = format!("echo ran >> {}", count.display());
+    let before = launch_shell(&d, "w", &repo, &["--setup", &setup]);
+    let path = worktree(&before).path.clone();
+    run_in(&d, "w", "echo unsaved > work.txt && echo wrote-$((6*7))");
+    d.wait_screen("w", "the write", |t| t.contains("wrote-42"));
+    assert_eq!(text(&count), "ran\n");
+    let listed = git(&repo, &["worktree", "list", "--porcelain"]);
+
+    d.kill_hard();
+    d.start_again();
+    // Restored slots appear while the daemon already answers.
+    let after = support::daemon::poll(support::daemon::STEP, || {
+        d.slots()
+            .into_iter()
+            .find(|s| s.id == "w" && s.status == SlotStatus::Running && s.pid != before.pid)
+    })
+    .unwrap_or_else(|| panic!("w did not come back: {:?}\n{}", d.slots(), d.log()));
+    assert_eq!(worktree(&after).path, path, "the same worktree");
+    assert_eq!(worktree(&after).branch, "missiond/w");
+    assert_eq!(after.cwd, before.cwd, "the program runs in it again");
+    assert_eq!(
+        git(&repo, &["worktree", "list", "--porcelain"]),
+        listed,
+        "no worktree was added"
+    );
+    run_in(&d, "w", "cat work.txt; pwd");
+    d.wait_screen("w", "the unsaved work", |t| {
+        t.contains("unsaved") && t.contains(&path)
+    });
+    assert_eq!(text(&count), "ran\n", "the setup ran once");
+    assert_eq!(worktree(&d.slot("w")).stats.dirty_files, 1);
+}

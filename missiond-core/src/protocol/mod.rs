@@ -317,6 +317,20 @@ pub struct SlotInfo {
     /// Model, cost and context figures from Claude Code's status line; `null` until it ran.
     #[serde(default)]
     pub usage: Option<signals::Usage>,
+    /// Set on a slot a restarted daemon brought back from its registry: whether its program
+    /// carried on its conversation or started afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
+}
+
+/// How a slot restored from the registry came back (`restored` in slot info).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restored {
+    /// Claude Code resumed its conversation (`--resume <sessionId>`).
+    Resumed,
+    /// The program was started again afresh with its command, cwd and env.
+    Restarted,
 }
 
 /// Error body of every failed REST call: `{"error": {"code", "message"}}`.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod pty_ws;
 pub mod signals_api;
 pub mod streams;
+pub mod upgrade_api;
 
 use crate::config::{Config, ConfigError, TokenSource};
 use crate::semantic::RuleBook;
@@ -39,6 +40,13 @@ pub struct AppState {
     /// Every action on a slot is written here before it is carried out.
     pub audit: Arc<crate::audit::AuditLog>,
     pub notifier: crate::notify::Notifier,
+    /// The listening socket, kept open across an upgrade's `execve`.
+    pub listener_fd: std::os::fd::RawFd,
+    /// The config file the daemon was started with, for the new image of an upgrade.
+    pub config_path: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    /// Set while an upgrade hands over: viewers close with `CLOSE_RESTARTING` and reconnect.
+    pub upgrading: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,9 @@ pub struct ServeOptions {
     pub guard_exe: Option<PathBuf>,
     /// The missiond executable Claude Code runs as its hooks and status line (`missiond hook`).
     pub hook_exe: Option<PathBuf>,
+    /// Started by an upgrade: the handover file of the image before (see
+    /// `supervisor::handover`).
+    pub handover: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM, then ends every slot.
@@ -82,8 +93,18 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         tracing::warn!("{warning}");
         eprintln!("missiond: {warning} (using the built-in rules instead)");
     }
-    let guard = match &options.guard_exe {
-        Some(exe) => match OrphanGuard::spawn(exe) {
+    let handover = match &options.handover {
+        Some(path) => Some(upgrade_api::read_handover(path)?),
+        None => None,
+    };
+    let handed_guard = handover.as_ref().and_then(|h| h.guard.as_ref());
+    let guard = match (&options.guard_exe, handed_guard) {
+        // SAFETY: the previous image kept the guard's pipe open across execve for us.
+        (_, Some(g)) => Some(OrphanGuard::adopt(
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(g.fd) },
+            g.pid,
+        )),
+        (Some(exe), None) => match OrphanGuard::spawn(exe) {
             Ok(guard) => Some(guard),
             Err(e) => {
                 tracing::warn!(
@@ -92,7 +113,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
                 None
             }
         },
-        None => None,
+        (None, None) => None,
     };
     let settings = Settings {
         kill_grace: config.server.kill_grace(),
@@ -114,15 +135,32 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     spawn_session_status_bridge(&tasks, &supervisor);
 
     let fd_limit = connections::raise_fd_limit();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = match &handover {
+        Some(h) => upgrade_api::handed_listener(h.listener_fd)?,
+        None => tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen,
+                source,
+            })?,
+    };
+    let listener_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let local = listener.local_addr()?;
     supervisor.set_listen_addr(local);
     let state_dir = crate::config::state_dir()?;
+    let config_ids = config.slots.iter().map(|s| s.id.clone()).collect();
+    let mut recorded = supervisor.open_registry(&state_dir, &config_ids);
+    let handed_slots = handover.map(|h| h.slots).unwrap_or_default();
+    let handed_ids: std::collections::BTreeSet<String> =
+        handed_slots.iter().map(|s| s.spec.id.clone()).collect();
+    recorded.retain(|r| !handed_ids.contains(&r.spec.id));
+    if !handed_slots.is_empty() {
+        // Before any request is served: the slots are there when the first answer comes.
+        let taking = supervisor.clone();
+        tokio::task::spawn_blocking(move || taking.take_over(handed_slots))
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+    }
     let audit = crate::audit::AuditLog::open(&state_dir, config.audit.clone())
         .map_err(|e| ServeError::Audit(state_dir.clone(), e))?;
     let notifier = {
@@ -144,15 +182,22 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         allowed_origins: config.server.allowed_origins.clone(),
         audit: Arc::new(audit),
         notifier,
+        listener_fd,
+        config_path: config.source.clone(),
+        state_dir: state_dir.clone(),
+        upgrading: tokio::sync::watch::Sender::new(false),
     });
     for spec in config.slots.clone() {
         let id = spec.id.clone();
+        if handed_ids.contains(&id) {
+            continue;
+        }
         let entry = audit_api::launch_entry(&spec, crate::protocol::audit::Actor::config());
         if let Err(e) = state.audit.append(&entry) {
             eprintln!("missiond: slot '{id}' not started: the audit trail cannot be written ({e})");
             continue;
         }
-        if let Err(e) = supervisor.create(spec) {
+        if let Err(e) = supervisor.create_unrecorded(spec) {
             let origin = config
                 .source
                 .as_ref()
@@ -161,12 +206,40 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             eprintln!("missiond: slot '{id}' from {origin}: {e}");
         }
     }
+    // Slots of the registry come back while the daemon already answers. Starting a program
+    // is an action on a slot: in the audit trail first, by the daemon itself.
+    let recorded = recorded
+        .into_iter()
+        .filter(|record| {
+            if !record.running {
+                return true;
+            }
+            let entry =
+                audit_api::launch_entry(&record.spec, crate::protocol::audit::Actor::config());
+            let written = state.audit.append(&entry);
+            if let Err(e) = &written {
+                let id = &record.spec.id;
+                eprintln!(
+                    "missiond: slot '{id}' not restored: the audit trail cannot be written ({e})"
+                );
+            }
+            written.is_ok()
+        })
+        .collect();
+    supervisor.restore_in_background(recorded);
     println!("missiond listening on http://{local}");
     println!("viewer: http://{local}/#token={token}");
     println!("stop with Ctrl-C; `missiond --help` lists what the CLI can do");
     let app = router(state);
     let max_unauthenticated = connections::max_unauthenticated(fd_limit);
-    connections::serve(listener, app, max_unauthenticated, shutdown_signal()).await;
+    let stopping = {
+        let supervisor = supervisor.clone();
+        async move {
+            shutdown_signal().await;
+            supervisor.keep_for_restart().await;
+        }
+    };
+    connections::serve(listener, app, max_unauthenticated, stopping).await;
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
     Ok(())
@@ -179,7 +252,10 @@ fn spawn_session_status_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
-                Ok(status) => supervisor.session_status(status.pid, status.busy),
+                Ok(status) => {
+                    supervisor.note_session(status.pid, &status.session_id);
+                    supervisor.session_status(status.pid, status.busy);
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             }
@@ -225,6 +301,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/audit", get(audit_api::list))
         .route("/notify/test", post(audit_api::notify_test))
         .route("/doctor", get(signals_api::doctor))
+        .route("/daemon/upgrade", post(upgrade_api::upgrade))
         .fallback(api::not_found);
     let sockets = Router::new()
         .route("/pty", get(pty_ws::invalid_url))

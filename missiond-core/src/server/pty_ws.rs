@@ -31,6 +31,8 @@ pub const CLOSE_INVALID_URL: u16 = 4000;
 pub const CLOSE_NOT_FOUND: u16 = 4001;
 pub const CLOSE_CANNOT_ATTACH: u16 = 4002;
 pub const CLOSE_EXITED: u16 = 4003;
+/// The daemon is being upgraded (`missiond upgrade`): reconnect, the slot runs on.
+pub const CLOSE_RESTARTING: u16 = 1012;
 /// Largest message a viewer may send; a larger one closes that connection with 1009.
 pub const MAX_INBOUND: usize = 1024 * 1024;
 /// A frame carries at most this much output, so one frame never holds a viewer up for long.
@@ -150,6 +152,7 @@ struct Viewer {
 /// Why a viewer's session ended.
 enum End {
     Exited,
+    Restarting,
     Closed,
     Stuck,
     TooLarge,
@@ -186,8 +189,10 @@ impl Viewer {
                 return;
             }
         }
+        let mut upgrading = self.state.upgrading.subscribe();
         let end = loop {
             tokio::select! {
+                true = async { upgrading.wait_for(|up| *up).await.is_ok() } => break End::Restarting,
                 incoming = stream.next() => match incoming {
                     Some(Ok(msg)) => {
                         if let Some(end) = self.handle_client(msg, &mut sink).await {
@@ -210,6 +215,7 @@ impl Viewer {
         };
         let close = match end {
             End::Exited => Some((CLOSE_EXITED, "slot exited")),
+            End::Restarting => Some((CLOSE_RESTARTING, "the daemon is upgrading; reconnect")),
             End::Stuck => Some((1008, "viewer stopped reading")),
             End::TooLarge => Some((1009, "message too large (limit 1 MiB)")),
             End::Closed => None,

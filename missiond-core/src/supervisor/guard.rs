@@ -9,7 +9,7 @@ use crate::pty::{session_members, signal_session};
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,10 @@ pub const GUARD_SUBCOMMAND: &str = "__orphan-guard";
 /// The daemon's end of the guard.
 #[derive(Debug)]
 pub struct OrphanGuard {
-    pipe: Mutex<ChildStdin>,
-    child: Mutex<Child>,
+    pipe: Mutex<std::fs::File>,
+    /// `None` when handed over by the image before an upgrade (then only `pid` is known).
+    child: Mutex<Option<Child>>,
+    pid: u32,
 }
 
 impl OrphanGuard {
@@ -36,9 +38,28 @@ impl OrphanGuard {
             .take()
             .ok_or_else(|| std::io::Error::other("no pipe to the guard"))?;
         Ok(OrphanGuard {
-            pipe: Mutex::new(pipe),
-            child: Mutex::new(child),
+            pipe: Mutex::new(std::fs::File::from(std::os::fd::OwnedFd::from(pipe))),
+            pid: child.id(),
+            child: Mutex::new(Some(child)),
         })
+    }
+
+    /// The guard the image before an upgrade started: its pipe (kept open across `execve`)
+    /// and process id. The guard never saw the pipe close, so it still watches every slot.
+    pub fn adopt(pipe: std::os::fd::OwnedFd, pid: u32) -> OrphanGuard {
+        use std::os::fd::AsRawFd;
+        let _ = crate::pty::set_cloexec(pipe.as_raw_fd(), true);
+        OrphanGuard {
+            pipe: Mutex::new(std::fs::File::from(pipe)),
+            child: Mutex::new(None),
+            pid,
+        }
+    }
+
+    /// The pipe's descriptor and the guard's pid, to hand over in an upgrade.
+    pub fn handover_parts(&self) -> Option<(std::os::fd::RawFd, u32)> {
+        use std::os::fd::AsRawFd;
+        Some((self.pipe.lock().ok()?.as_raw_fd(), self.pid))
     }
 
     pub fn watch(&self, sid: u32) {
@@ -62,8 +83,18 @@ impl Drop for OrphanGuard {
     fn drop(&mut self) {
         // A clean shutdown already ended every slot: let the guard go.
         if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
+            match child.as_mut() {
+                Some(child) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                // SAFETY: signalling and reaping our own child process (started by this
+                // process before an upgrade's execve).
+                None => unsafe {
+                    libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+                    libc::waitpid(self.pid as libc::pid_t, std::ptr::null_mut(), 0);
+                },
+            }
         }
     }
 }

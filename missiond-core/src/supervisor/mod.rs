@@ -3,7 +3,9 @@
 mod claude_version;
 pub mod fanout;
 pub mod guard;
+pub mod handover;
 pub mod interact;
+pub mod restore;
 pub mod run;
 pub mod signals;
 pub mod slot;
@@ -80,6 +82,8 @@ struct Shared {
     settings: Settings,
     guard: Option<Arc<OrphanGuard>>,
     signals: Arc<signals::Signals>,
+    /// Where slots created at run time are recorded (see [`crate::registry`]).
+    registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
 }
 
 impl Supervisor {
@@ -93,6 +97,7 @@ impl Supervisor {
                 signals: Arc::new(signals::Signals::new(settings.signals.clone())),
                 settings,
                 guard: guard.map(Arc::new),
+                registry: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -135,14 +140,55 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::NotFound(id.to_string()))
     }
 
-    /// Creates a slot and starts it when `spec.autostart`. Must run inside the tokio runtime;
-    /// a worktree slot runs git, so call it from a blocking task.
+    /// Creates a slot and starts it when `spec.autostart`; it is recorded in the registry (when
+    /// the daemon has one) so it outlives the daemon. Must run inside the tokio runtime; a
+    /// worktree slot runs git, so call it from a blocking task.
     pub fn create(&self, spec: SlotSpec) -> Result<SlotInfo, SupervisorError> {
-        validate_spec(&spec).map_err(SupervisorError::Invalid)?;
-        if lock(&self.shared.slots).contains_key(&spec.id) {
-            return Err(SupervisorError::Exists(spec.id));
+        self.create_as(spec, true)
+    }
+
+    /// [`Supervisor::create`] for a slot the config file defines: not recorded.
+    pub fn create_unrecorded(&self, spec: SlotSpec) -> Result<SlotInfo, SupervisorError> {
+        self.create_as(spec, false)
+    }
+
+    fn create_as(&self, spec: SlotSpec, recorded: bool) -> Result<SlotInfo, SupervisorError> {
+        let slot = self.create_slot(&spec, None)?;
+        if recorded && self.shared.registry.get().is_some() {
+            slot.record_with(spec.clone(), self.recorder());
         }
-        let config = resolve(&spec, &self.shared.settings)?;
+        self.insert(&slot)?;
+        if let Some(registry) = self.shared.registry.get().filter(|_| recorded) {
+            // A record that could not be restored gives way to the new slot of its id.
+            registry.release(&spec.id);
+        }
+        if spec.autostart {
+            if let Err(e) = slot.start(false) {
+                lock(&self.shared.slots).remove(&spec.id);
+                let _ = self
+                    .shared
+                    .events
+                    .send(SlotEvent::SlotRemoved { slot_id: spec.id });
+                self.shared.persist();
+                return Err(e);
+            }
+        }
+        self.shared.persist();
+        Ok(slot.info())
+    }
+
+    /// Builds a slot (not yet listed): `found` is the worktree a restored slot had, else one
+    /// is made (or found again) when the spec asks for it.
+    fn create_slot(
+        &self,
+        spec: &SlotSpec,
+        found: Option<crate::worktree::Checkout>,
+    ) -> Result<Arc<Slot>, SupervisorError> {
+        validate_spec(spec).map_err(SupervisorError::Invalid)?;
+        if lock(&self.shared.slots).contains_key(&spec.id) {
+            return Err(SupervisorError::Exists(spec.id.clone()));
+        }
+        let config = resolve(spec, &self.shared.settings, found)?;
         let tracker = config.worktree.clone().map(|checkout| {
             let initial = crate::worktree::status(&checkout).unwrap_or_else(|e| {
                 tracing::warn!(slot = %spec.id, "worktree stats: {e}");
@@ -163,28 +209,23 @@ impl Supervisor {
             self.shared.signals.clone(),
         );
         self.announce_worktree_changes(&slot);
+        Ok(slot)
+    }
+
+    /// Lists a built slot and tells `/events`.
+    fn insert(&self, slot: &Arc<Slot>) -> Result<(), SupervisorError> {
         {
             let mut slots = lock(&self.shared.slots);
-            if slots.contains_key(&spec.id) {
-                return Err(SupervisorError::Exists(spec.id));
+            if slots.contains_key(slot.id()) {
+                return Err(SupervisorError::Exists(slot.id().to_string()));
             }
-            slots.insert(spec.id.clone(), slot.clone());
+            slots.insert(slot.id().to_string(), slot.clone());
         }
         let _ = self
             .shared
             .events
             .send(SlotEvent::SlotCreated { slot: slot.info() });
-        if spec.autostart {
-            if let Err(e) = slot.start(false) {
-                lock(&self.shared.slots).remove(&spec.id);
-                let _ = self
-                    .shared
-                    .events
-                    .send(SlotEvent::SlotRemoved { slot_id: spec.id });
-                return Err(e);
-            }
-        }
-        Ok(slot.info())
+        Ok(())
     }
 
     pub fn start(&self, id: &str) -> Result<SlotInfo, SupervisorError> {
@@ -234,7 +275,11 @@ impl Supervisor {
         id: &str,
         removal: WorktreeRemoval,
     ) -> Result<RemovedSlot, SupervisorError> {
-        let slot = self.get(id)?;
+        let slot = match self.get(id) {
+            Ok(slot) => slot,
+            // A recorded slot that could not be restored: `rm` is how it is forgotten.
+            Err(e) => return self.forget_held(id).ok_or(e),
+        };
         let checkout = slot.worktree().map(|t| t.checkout().clone());
         if let (Some(c), WorktreeRemoval::Safe) = (&checkout, removal) {
             refuse_unsaved(id, c).await?;
@@ -272,10 +317,30 @@ impl Supervisor {
             });
         }
         lock(&self.shared.slots).remove(id);
+        if let Some(registry) = self.shared.registry.get() {
+            registry.release(id);
+            registry.forget_screen(id);
+        }
+        self.shared.persist();
         let _ = self.shared.events.send(SlotEvent::SlotRemoved {
             slot_id: id.to_string(),
         });
         Ok(removed)
+    }
+
+    /// Forgets a record the registry holds without a live slot; `None` when it has none.
+    fn forget_held(&self, id: &str) -> Option<RemovedSlot> {
+        let registry = self.shared.registry.get()?;
+        if !registry.holds(id) {
+            return None;
+        }
+        registry.release(id);
+        registry.forget_screen(id);
+        self.shared.persist();
+        Some(RemovedSlot {
+            id: id.to_string(),
+            worktree: None,
+        })
     }
 
     /// Sends the slot's info on `/events` whenever its worktree stats change.
@@ -293,8 +358,11 @@ impl Supervisor {
         });
     }
 
-    /// Ends every slot (in parallel), as on daemon shutdown.
+    /// Ends every slot (in parallel), as on daemon shutdown. The registry keeps each recorded
+    /// slot's last screen, then stops recording: these kills are not the slots' fate, and
+    /// the next daemon restores them.
     pub async fn shutdown(&self) {
+        self.keep_for_restart().await;
         let grace = self.shared.settings.kill_grace;
         let kills = self.all().into_iter().map(|slot| async move {
             if let Err(e) = slot.kill(grace).await {
@@ -322,6 +390,18 @@ impl Supervisor {
             }
         }
         None
+    }
+
+    /// Claude Code's session file `sessions/<pid>.json` names the conversation of the slot
+    /// running `pid`: what a restored slot resumes. (The one place the session id of a slot
+    /// is learnt.)
+    pub fn note_session(&self, pid: u32, session_id: &str) {
+        let Some(slot) = self.slot_for_pid(pid).and_then(|id| self.get(&id).ok()) else {
+            return;
+        };
+        if slot.config.profile == Profile::ClaudeCode {
+            slot.set_session_id(Some(session_id.to_string()));
+        }
     }
 
     /// Claude Code's session file says the process `pid` is busy or idle.
@@ -374,7 +454,11 @@ async fn refuse_unsaved(id: &str, c: &crate::worktree::Checkout) -> Result<(), S
 
 /// Fills in defaults and checks the working directory exists; for a worktree slot, creates
 /// (or finds again) its worktree and runs the program there. Blocking for worktree slots.
-fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, SupervisorError> {
+fn resolve(
+    spec: &SlotSpec,
+    settings: &Settings,
+    found: Option<crate::worktree::Checkout>,
+) -> Result<SlotConfig, SupervisorError> {
     let mut cwd = match &spec.cwd {
         Some(dir) => expand_tilde(dir),
         None => crate::config::home_dir().unwrap_or_else(|| PathBuf::from("/")),
@@ -390,8 +474,12 @@ fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, Superviso
             cwd.display()
         )));
     }
-    let worktree = match &spec.worktree {
-        Some(wt) => {
+    let worktree = match (&spec.worktree, found) {
+        (_, Some(checkout)) => {
+            cwd = checkout.cwd.clone();
+            Some(checkout)
+        }
+        (Some(wt), None) => {
             let (checkout, prepared) =
                 crate::worktree::prepare(&spec.id, wt, &cwd, &settings.worktree_root)
                     .map_err(|e| SupervisorError::Invalid(format!("slot '{}': {e}", spec.id)))?;
@@ -406,7 +494,7 @@ fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, Superviso
             cwd = checkout.cwd.clone();
             Some(checkout)
         }
-        None => None,
+        (None, None) => None,
     };
     let profile = spec
         .profile

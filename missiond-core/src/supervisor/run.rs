@@ -32,6 +32,8 @@ const CLASSIFY_EVERY: usize = 256 * 1024;
 const COMPACT_WHEN_QUIET: Duration = Duration::from_secs(1);
 /// Compacting at least this many lines also hands the memory they held back to the system.
 const RELEASE_AFTER_LINES: usize = 256;
+/// The line between what an earlier run showed and the new run (a restored slot).
+const EARLIER_RUN_NOTE: &str = "[missiond] above: the slot's screen before the daemon restarted";
 /// A viewer's cursor-position report is dropped this long after the program asked for one.
 const QUERY_WINDOW_MS: u64 = 2000;
 
@@ -121,6 +123,9 @@ enum ParserMsg {
 pub trait RunObserver: Send + Sync + 'static {
     fn state_changed(&self, transition: &Transition);
     fn exited(&self, exit: &ExitInfo);
+    /// The output paused (a second of quiet) or the program exited: a moment to keep the
+    /// screen (see [`crate::registry`]). On the parser thread; leave the screen as found.
+    fn screen_settled(&self, _screen: &mut Screen) {}
 }
 
 /// A running (or finished) program and its pipeline.
@@ -150,6 +155,54 @@ impl Run {
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
     ) -> Result<Arc<Run>, PtyError> {
+        Run::start_after(req, scrollback, rules, observer, &[])
+    }
+
+    /// [`Run::start`] with the lines an earlier run showed (see [`Screen::restore_lines`])
+    /// in the scrollback before the program's first byte.
+    pub fn start_after(
+        req: &SpawnRequest,
+        scrollback: usize,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+        earlier: &[u8],
+    ) -> Result<Arc<Run>, PtyError> {
+        let mut screen = Screen::new(req.cols, req.rows, scrollback);
+        screen.restore_lines(earlier, EARLIER_RUN_NOTE);
+        Run::assemble(screen, rules, observer, |events| {
+            PtyProcess::spawn(req, events)
+        })
+    }
+
+    /// Carries on the run of program `pid` after an upgrade: `master` is its terminal, kept
+    /// open across `execve`; `screen` the ANSI snapshot (scrollback and screen) the previous
+    /// image took once it had stopped reading, so the first byte read here follows it.
+    pub fn adopt(
+        pid: u32,
+        master: std::os::fd::OwnedFd,
+        (cols, rows): (u16, u16),
+        screen_ansi: &[u8],
+        scrollback: usize,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<Arc<Run>, PtyError> {
+        let mut screen = Screen::new(cols, rows, scrollback);
+        // Replies to queries in a replayed screen were owed long ago, by the previous image.
+        let _ = screen.process(screen_ansi);
+        // The slot keeps the state the previous image read; the classifier reads on from the
+        // program's next output.
+        Run::assemble(screen, rules, observer, |events| {
+            PtyProcess::adopt(pid, master, events)
+        })
+    }
+
+    /// Wires a process (started or adopted by `open`) to a parser thread over `screen`.
+    fn assemble(
+        screen: Screen,
+        rules: Arc<Rules>,
+        observer: Arc<dyn RunObserver>,
+        open: impl FnOnce(Arc<dyn PtyEvents>) -> Result<PtyProcess, PtyError>,
+    ) -> Result<Arc<Run>, PtyError> {
         let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
         let output = FanoutSender::new();
         let (exit_tx, exit_rx) = watch::channel(None);
@@ -165,9 +218,9 @@ impl Run {
             last_query: last_query.clone(),
             epoch,
         });
-        let process = PtyProcess::spawn(req, events)?;
+        let process = open(events)?;
         let pipeline = Pipeline {
-            screen: Screen::new(req.cols, req.rows, scrollback),
+            screen,
             classifier: Classifier::new(rules),
             input: process.input(),
             output: output.clone(),
@@ -195,6 +248,25 @@ impl Run {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// See [`PtyProcess::pause_reading`]; with [`Run::snapshot`] after it, the screen of
+    /// every byte read.
+    pub fn pause_reading(&self, timeout: Duration) -> bool {
+        self.process.pause_reading(timeout)
+    }
+
+    /// See [`PtyProcess::flush_input`].
+    pub fn flush_input(&self, timeout: Duration) -> bool {
+        self.process.flush_input(timeout)
+    }
+
+    pub fn resume_reading(&self) -> Result<(), PtyError> {
+        self.process.resume_reading()
+    }
+
+    pub fn master_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.process.master_fd()
     }
 
     pub fn exit_info(&self) -> Option<ExitInfo> {
@@ -418,6 +490,7 @@ impl Pipeline {
                 if self.compact_at.is_some_and(|at| at <= now) {
                     self.compact_at = None;
                     self.compact_scrollback();
+                    self.observer.screen_settled(&mut self.screen);
                 }
                 if self.classifier.next_deadline().is_some_and(|at| at <= now) {
                     let t = self
@@ -480,6 +553,7 @@ impl Pipeline {
             ParserMsg::Exited(exit) => {
                 let t = self.classifier.on_exit();
                 self.publish(t);
+                self.observer.screen_settled(&mut self.screen);
                 self.observer.exited(&exit);
                 self.output.send(ViewerMsg::Exit(exit.clone()));
                 let _ = self.exit.send(Some(exit));

@@ -78,10 +78,19 @@ pub struct Launch {
 /// Adds `--session-id` (a program named `claude`, or any `claude-code` slot with hooks asked
 /// for explicitly) and, with hooks on, `--settings` plus the environment the hooks read.
 pub fn launch(config: &super::SlotConfig, signals: &Signals, secret: &str) -> Launch {
-    let (slot_id, command, args, env, cwd, hooks_wanted) = (
+    launch_with_args(config, &config.args, signals, secret)
+}
+
+/// [`launch`] with other arguments than the configured ones (a restored slot's `--resume`).
+pub fn launch_with_args(
+    config: &super::SlotConfig,
+    args: &[String],
+    signals: &Signals,
+    secret: &str,
+) -> Launch {
+    let (slot_id, command, env, cwd, hooks_wanted) = (
         config.id.as_str(),
         config.command.as_str(),
-        &config.args,
         &config.env,
         &config.cwd,
         config.hooks,
@@ -148,7 +157,8 @@ struct Heard {
 /// A slot's side of the integration.
 #[derive(Debug)]
 pub struct SlotSignals {
-    secret: String,
+    /// Handed over by an upgrade (the running programs keep the old one in their environment).
+    secret: Mutex<String>,
     heard: Mutex<Heard>,
 }
 
@@ -178,24 +188,37 @@ impl SlotSignals {
         let secret = crate::claude_args::new_uuid_v4().replace('-', "")
             + &crate::claude_args::new_uuid_v4().replace('-', "");
         SlotSignals {
-            secret,
+            secret: Mutex::new(secret),
             heard: Mutex::new(Heard::default()),
         }
     }
 
-    pub fn secret(&self) -> &str {
-        &self.secret
+    pub fn secret(&self) -> String {
+        lock(&self.secret).clone()
     }
 
     /// Whether `presented` is this slot's secret (constant time).
     pub fn accepts(&self, presented: &str) -> bool {
-        crate::server::auth::constant_time_eq(presented.as_bytes(), self.secret.as_bytes())
+        crate::server::auth::constant_time_eq(presented.as_bytes(), lock(&self.secret).as_bytes())
+    }
+
+    /// What a running program was started with, from the image before an upgrade: its hooks
+    /// present that secret, and whether they are on does not change.
+    pub fn adopt(&self, secret: String, hooks_on: bool, usage: Option<Usage>) {
+        *lock(&self.secret) = secret;
+        let mut heard = lock(&self.heard);
+        heard.hooks_on = hooks_on;
+        heard.usage = usage;
     }
 
     /// A new run: its session id and whether hooks are on; what the last run reported goes.
+    /// A run that resumes or continues a conversation keeps the session id known before it
+    /// (the registry's, for a restored slot) until its hooks name the one it uses.
     pub fn started(&self, launch: &Launch) {
         let mut heard = lock(&self.heard);
-        heard.session_id = launch.session_id.clone();
+        if launch.session_id.is_some() {
+            heard.session_id = launch.session_id.clone();
+        }
         heard.hooks_on = launch.hooks;
         heard.usage = None;
         heard.usage_sent = None;
@@ -204,6 +227,14 @@ impl SlotSignals {
 
     pub fn session_id(&self) -> Option<String> {
         lock(&self.heard).session_id.clone()
+    }
+
+    /// The session id learnt from elsewhere than a hook; true when it changed.
+    pub fn set_session_id(&self, session_id: Option<String>) -> bool {
+        let mut heard = lock(&self.heard);
+        let changed = heard.session_id != session_id;
+        heard.session_id = session_id;
+        changed
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -349,7 +380,7 @@ mod tests {
     #[test]
     fn usage_events_are_rate_limited_and_only_for_changes() {
         let s = SlotSignals::new();
-        assert!(s.accepts(s.secret()) && !s.accepts("nope"));
+        assert!(s.accepts(&s.secret()) && !s.accepts("nope"));
         let u = |cost: f64| Usage {
             cost_usd: Some(cost),
             updated_at: 1,

@@ -4,13 +4,15 @@ use super::run::{lock, Run, RunObserver, StateView};
 use super::signals::{SignalStats, Signals, SlotSignals};
 use super::{now_millis, SupervisorError};
 use crate::protocol::{
-    Profile, RestartPolicy, SemanticState, SlotEvent, SlotInfo, SlotStatus, StateDetail,
+    Profile, RestartPolicy, Restored, SemanticState, SlotEvent, SlotInfo, SlotSpec, SlotStatus,
+    StateDetail,
 };
 use crate::pty::{ExitInfo, SpawnRequest};
+use crate::registry::Record;
 use crate::semantic::{Rules, Transition};
 use crate::worktree::Tracker;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
@@ -54,6 +56,31 @@ struct Lifecycle {
     generation: u64,
 }
 
+/// Where a slot created at run time reports its changes: the registry (see
+/// [`crate::registry`]), through the supervisor.
+pub(crate) trait Recorder: Send + Sync {
+    /// Something recorded of a slot changed: write the registry.
+    fn slot_changed(&self);
+    /// The slot's program ended by itself (or by a signal from outside). Recorded a moment
+    /// later, unless the daemon is stopping by then: when a machine shuts down, its programs
+    /// and the daemon get SIGTERM together, and those slots must come back after the reboot.
+    fn slot_exited(&self);
+    /// The slot's screen as lines, to keep for a restored run's scrollback.
+    fn save_screen(&self, id: &str, lines: &[u8]);
+}
+
+/// A recorded slot's spec as asked and its recorder.
+struct Recording {
+    spec: SlotSpec,
+    recorder: Arc<dyn Recorder>,
+}
+
+/// How a restored slot came back (its conversation's id is with its signals).
+#[derive(Debug, Default)]
+struct Carried {
+    restored: Option<Restored>,
+}
+
 pub struct Slot {
     pub config: SlotConfig,
     life: Mutex<Lifecycle>,
@@ -69,6 +96,9 @@ pub struct Slot {
     /// The daemon's side of Claude Code's own signals, and this slot's.
     signals: Arc<Signals>,
     own_signals: SlotSignals,
+    carried: Mutex<Carried>,
+    /// Set for slots created at run time: they are in the registry.
+    recording: OnceLock<Recording>,
     me: Weak<Slot>,
 }
 
@@ -119,6 +149,8 @@ impl Slot {
             kill_grace,
             signals,
             own_signals: SlotSignals::new(),
+            carried: Mutex::new(Carried::default()),
+            recording: OnceLock::new(),
             me: me.clone(),
         })
     }
@@ -157,6 +189,7 @@ impl Slot {
             worktree: self.worktree.as_ref().map(|t| t.info()),
             session_id: self.own_signals.session_id(),
             usage: self.own_signals.usage(),
+            restored: lock(&self.carried).restored,
         }
     }
 
@@ -186,7 +219,12 @@ impl Slot {
             .and_then(|v| v.as_str())
             .unwrap_or("");
         let session = payload.get("session_id").and_then(|v| v.as_str());
+        let before = self.own_signals.session_id();
         self.own_signals.hook_heard(event, session);
+        if self.own_signals.session_id() != before {
+            // A resumed or cleared conversation: the registry resumes this one next time.
+            self.recorded_change();
+        }
         if let Some(run) = self.run() {
             run.hook(crate::semantic::hooks::HookSignal::from_payload(payload));
         }
@@ -217,6 +255,51 @@ impl Slot {
             slot_id: self.config.id.clone(),
             usage,
         });
+    }
+
+    /// Puts the slot in the registry: from now on its changes are written there.
+    pub(crate) fn record_with(&self, spec: SlotSpec, recorder: Arc<dyn Recorder>) {
+        let _ = self.recording.set(Recording { spec, recorder });
+    }
+
+    /// The slot as the registry keeps it; `None` for a slot from the config file.
+    pub fn record(&self) -> Option<Record> {
+        let recording = self.recording.get()?;
+        let (cols, rows, running) = {
+            let life = lock(&self.life);
+            (life.cols, life.rows, life.status != SlotStatus::Exited)
+        };
+        Some(Record {
+            spec: recording.spec.clone(),
+            cols,
+            rows,
+            running,
+            session_id: self.session_id(),
+            worktree: self.config.worktree.clone(),
+        })
+    }
+
+    fn recorded_change(&self) {
+        if let Some(recording) = self.recording.get() {
+            recording.recorder.slot_changed();
+        }
+    }
+
+    /// Notes the slot's Claude Code session from elsewhere than its hooks (its session file,
+    /// the registry, a handover), and records it when it is news.
+    pub fn set_session_id(&self, session_id: Option<String>) {
+        if self.own_signals.set_session_id(session_id) {
+            self.recorded_change();
+        }
+    }
+
+    pub(crate) fn set_restored(&self, restored: Restored) {
+        lock(&self.carried).restored = Some(restored);
+    }
+
+    /// Whether the user still wants the program running (no kill since its start).
+    pub(crate) fn wanted(&self) -> bool {
+        lock(&self.life).wanted
     }
 
     /// The slot's worktree and its live stats, when it runs in one.
@@ -253,17 +336,39 @@ impl Slot {
 
     /// Starts the program unless it is running. `automatic` marks a restart by policy.
     pub fn start(&self, automatic: bool) -> Result<(), SupervisorError> {
+        self.launch(automatic, &self.config.args, &[])
+    }
+
+    /// Starts the program of a restored slot, with `args` instead of the configured ones (a
+    /// `--resume`) and `earlier` (the last run's lines) in its scrollback.
+    pub(crate) fn start_restored(
+        &self,
+        args: &[String],
+        earlier: &[u8],
+    ) -> Result<(), SupervisorError> {
+        self.launch(false, args, earlier)
+    }
+
+    fn launch(
+        &self,
+        automatic: bool,
+        program_args: &[String],
+        earlier: &[u8],
+    ) -> Result<(), SupervisorError> {
         let mut life = lock(&self.life);
         if matches!(life.status, SlotStatus::Starting | SlotStatus::Running) {
             return Ok(());
         }
         // A worktree's setup command runs first, in the slot's own terminal.
         let launch = match self.config.profile {
-            Profile::ClaudeCode => {
-                super::signals::launch(&self.config, &self.signals, self.own_signals.secret())
-            }
+            Profile::ClaudeCode => super::signals::launch_with_args(
+                &self.config,
+                program_args,
+                &self.signals,
+                &self.own_signals.secret(),
+            ),
             Profile::Shell => super::signals::Launch {
-                args: self.config.args.clone(),
+                args: program_args.to_vec(),
                 env: self.config.env.clone(),
                 session_id: None,
                 hooks: false,
@@ -284,8 +389,14 @@ impl Slot {
             rows: life.rows,
         };
         let observer: Arc<dyn RunObserver> = Arc::new(Observer(self.me.clone()));
-        let run = Run::start(&req, self.config.scrollback, self.rules.clone(), observer)
-            .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
+        let run = Run::start_after(
+            &req,
+            self.config.scrollback,
+            self.rules.clone(),
+            observer,
+            earlier,
+        )
+        .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
         self.own_signals.started(&launch);
         if automatic {
             life.restarts += 1;
@@ -311,7 +422,43 @@ impl Slot {
         if self.config.profile == Profile::ClaudeCode {
             self.spawn_version_query();
         }
+        self.recorded_change();
         Ok(())
+    }
+
+    /// Carries on `run`, a program the image before an upgrade started in this slot.
+    pub(crate) fn adopt_run(&self, run: Arc<Run>, started_at: Option<u64>, restarts: u32) {
+        let generation = {
+            let mut life = lock(&self.life);
+            life.generation += 1;
+            life.status = SlotStatus::Running;
+            life.started_at = started_at;
+            life.started = Some(Instant::now());
+            life.exit = None;
+            life.wanted = true;
+            life.restarts = restarts;
+            life.run = Some(run.clone());
+            life.generation
+        };
+        self.spawn_exit_watch(run, generation);
+        if self.config.profile == Profile::ClaudeCode {
+            self.spawn_version_query();
+        }
+    }
+
+    /// The state the image before an upgrade read from this slot's screen.
+    pub(crate) fn carry_state(&self, view: StateView) {
+        self.state.send_replace(view);
+    }
+
+    /// How a run reports back to this slot.
+    pub(crate) fn observer(&self) -> Arc<dyn RunObserver> {
+        Arc::new(Observer(self.me.clone()))
+    }
+
+    /// The spec this slot was recorded with, if it is recorded.
+    pub(crate) fn recorded_spec(&self) -> Option<SlotSpec> {
+        self.recording.get().map(|r| r.spec.clone())
     }
 
     /// Asks the slot's command which Claude Code release it is (off the caller's path: the
@@ -375,6 +522,7 @@ impl Slot {
             life.rows = rows;
             life.run.clone()
         };
+        self.recorded_change();
         if let Some(run) = run {
             run.resize(cols, rows)
                 .await
@@ -479,6 +627,15 @@ impl Slot {
 struct Observer(Weak<Slot>);
 
 impl RunObserver for Observer {
+    fn screen_settled(&self, screen: &mut crate::screen::Screen) {
+        let Some(slot) = self.0.upgrade() else { return };
+        if let Some(recording) = slot.recording.get() {
+            recording
+                .recorder
+                .save_screen(&slot.config.id, &screen.lines_ansi());
+        }
+    }
+
     fn state_changed(&self, t: &Transition) {
         if let Some(slot) = self.0.upgrade() {
             let mut detail = t.detail.clone();
@@ -507,6 +664,14 @@ impl RunObserver for Observer {
         }
         if let Some(tracker) = &slot.worktree {
             tracker.refresh();
+        }
+        if let Some(recording) = slot.recording.get() {
+            if slot.wanted() {
+                recording.recorder.slot_exited();
+            } else {
+                // Killed by the user: it stays exited, whatever happens next.
+                recording.recorder.slot_changed();
+            }
         }
         let _ = slot.events.send(SlotEvent::SlotExited {
             slot_id: slot.config.id.clone(),

@@ -525,12 +525,12 @@ impl Model {
             Load::Missing => self.remove_session(pid),
             Load::Valid(stamp, file) => {
                 self.retries.remove(&fref);
-                let old_status = self
-                    .sessions
-                    .get(&pid)
-                    .and_then(|s| s.file.as_ref())
-                    .and_then(|f| f.status.clone());
-                if file.status != old_status {
+                let old = self.sessions.get(&pid).and_then(|s| s.file.as_ref());
+                let old_status = old.and_then(|f| f.status.clone());
+                // A new conversation in the same process (`/clear`) is news too: it is the
+                // one a restored slot resumes.
+                let new_session = old.is_some_and(|f| f.session_id != file.session_id);
+                if file.status != old_status || new_session {
                     if let Some(busy) = status_busy(file.status.as_deref()) {
                         out.statuses.push(SessionStatus {
                             pid,

@@ -47,6 +47,7 @@ pub struct Daemon {
     pub token: String,
     pub pid: u32,
     dir: tempfile::TempDir,
+    pub options: DaemonOptions,
 }
 
 impl Daemon {
@@ -57,17 +58,55 @@ impl Daemon {
     pub fn start_with(options: DaemonOptions) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let token = format!("test-token-{}", std::process::id());
-        let config = write_config(dir.path(), &options);
+        let mut daemon = Daemon {
+            child: None,
+            url: String::new(),
+            token,
+            pid: 0,
+            dir,
+            options,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Starts `missiond serve` again in the same directories (state, claude, home), as after
+    /// a stop, a crash or a reboot. The previous daemon must be gone ([`Daemon::stop`],
+    /// [`Daemon::kill_hard`]). Its log is appended to.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the previous daemon still runs");
+        self.spawn();
+    }
+
+    /// SIGTERM and wait for the daemon to end (it ends its slots first).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let status = poll(STEP, || child.try_wait().ok().flatten());
+        assert!(status.is_some(), "the daemon did not stop after SIGTERM");
+    }
+
+    fn spawn(&mut self) {
+        let (dir, options, token) = (self.dir.path(), &self.options, &self.token);
+        let config = write_config(dir, options);
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config);
-        isolate(&mut cmd, dir.path());
-        cmd.env("MISSIOND_TOKEN", &token)
+        isolate(&mut cmd, dir);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .expect("log file");
+        cmd.env("MISSIOND_TOKEN", token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("daemon.log")).expect("log file"),
-            ));
+            .stderr(Stdio::from(log));
         if let Some(limit) = options.fd_limit {
             use std::os::unix::process::CommandExt;
             let limit = libc::rlimit {
@@ -97,21 +136,12 @@ impl Daemon {
                 }
             }
         });
-        let mut daemon = Daemon {
-            child: Some(child),
-            url: String::new(),
-            token,
-            pid,
-            dir,
-        };
+        self.child = Some(child);
+        self.pid = pid;
         match rx.recv_timeout(STEP) {
-            Ok(url) => daemon.url = url,
-            Err(_) => panic!(
-                "the daemon did not print its address; log:\n{}",
-                daemon.log()
-            ),
+            Ok(url) => self.url = url,
+            Err(_) => panic!("the daemon did not print its address; log:\n{}", self.log()),
         }
-        daemon
     }
 
     pub fn dir(&self) -> &Path {

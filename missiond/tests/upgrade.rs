@@ -1,0 +1,227 @@
+//! `missiond upgrade`: the daemon executes a new binary in its own process while every slot's
+//! program runs on: same pids, same terminals, no output and no key lost, the same screen.
+
+mod support;
+
+use missiond_core::protocol::SlotStatus;
+use support::daemon::{alive, poll, Daemon, BIN, STEP};
+
+fn create(d: &Daemon, body: serde_json::Value) {
+    let (status, text) = d.http(
+        "POST",
+        "/api/slots",
+        Some(&d.token),
+        Some(("application/json", body.to_string().into_bytes())),
+    );
+    assert_eq!(status, 201, "{text}");
+}
+
+fn pids(d: &Daemon) -> Vec<(String, Option<u32>)> {
+    d.slots().into_iter().map(|s| (s.id, s.pid)).collect()
+}
+
+/// The counter's numbers on the screen and in the scrollback, in order.
+fn counted(d: &Daemon) -> Vec<u64> {
+    d.cli_ok(&["screen", "counter", "--scrollback"])
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn programs_keep_running_through_an_upgrade() {
+    let mut d = Daemon::start();
+    create(
+        &d,
+        serde_json::json!({"id": "cat", "command": "cat", "cols": 80, "rows": 24}),
+    );
+    create(
+        &d,
+        serde_json::json!({
+            "id": "counter",
+            "command": "sh",
+            "args": ["-c", "i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); echo $i; sleep 0.001; done"],
+            "scrollback": 20000,
+        }),
+    );
+    let file = d.dir().join("poem.txt");
+    let text: String = (1..=40)
+        .map(|i| format!("line {i} of the poem\n"))
+        .collect();
+    std::fs::write(&file, text).expect("write file");
+    // Terminal queries off: their late answers would make vim redraw at any moment.
+    let vim = format!(
+        "exec vim -u NONE -i NONE -N -n --cmd 'set t_RB= t_RF= t_RV= t_u7=' -c 'set ruler number' {}",
+        file.display()
+    );
+    create(
+        &d,
+        serde_json::json!({"id": "vim", "command": "sh", "args": ["-c", vim], "cols": 80, "rows": 24, "env": {"TERM": "xterm-256color"}}),
+    );
+    d.wait_screen("vim", "the file and the ruler", |t| {
+        t.contains("line 1 of the poem") && t.contains("1,1")
+    });
+    d.cli_ok(&["send", "cat", "--enter", "typed-before"]);
+    d.wait_screen("cat", "the echo", |t| {
+        t.matches("typed-before").count() == 2
+    });
+    d.cli_ok(&["wait", "cat", "--state", "idle", "--timeout", "30"]);
+    let screen_before = d.screen("cat");
+    let vim_before = d.screen("vim");
+    let cat_before = d.slot("cat");
+    let pids_before = pids(&d);
+    let at_upgrade = *counted(&d).last().expect("the counter counts");
+    let daemon_pid = d.pid;
+
+    d.cli_ok(&["upgrade", "--binary", BIN]);
+
+    assert!(alive(daemon_pid), "execve keeps the daemon's pid");
+    assert_eq!(pids(&d), pids_before, "every program keeps its pid");
+    let screen_after = d.screen("cat");
+    assert_eq!(screen_after.text, screen_before.text, "the same screen");
+    assert_eq!(screen_after.cursor, screen_before.cursor);
+    let vim_after = d.screen("vim");
+    assert_eq!(
+        (vim_after.text, vim_after.cursor),
+        (vim_before.text, vim_before.cursor),
+        "vim's screen is the same"
+    );
+    d.cli_ok(&["send", "vim", "G"]);
+    d.wait_screen("vim", "vim answering a key", |t| {
+        t.contains("line 40 of the poem") && t.contains("40,1")
+    });
+    let cat_after = d.slot("cat");
+    assert_eq!(
+        (cat_after.state, cat_after.state_since),
+        (cat_before.state, cat_before.state_since),
+        "the state is handed over"
+    );
+    // The counter printed on through the handover: no line lost, none twice.
+    let later = poll(STEP, || {
+        let n = counted(&d);
+        (n.last().copied().unwrap_or(0) > at_upgrade + 200).then_some(n)
+    })
+    .expect("the counter counts on after the upgrade");
+    let from = later
+        .iter()
+        .position(|&n| n == at_upgrade)
+        .unwrap_or_else(|| panic!("{at_upgrade} is not in the scrollback any more"));
+    for pair in later[from..].windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "a line was lost or repeated: {pair:?}"
+        );
+    }
+    // Keys typed right up to the upgrade and after it reach the same program, in order.
+    d.cli_ok(&["send", "cat", "--enter", "typed-just-before"]);
+    d.cli_ok(&["upgrade", "--binary", BIN]);
+    d.cli_ok(&["send", "cat", "--enter", "typed-after"]);
+    let text = d.wait_screen("cat", "the echo", |t| t.matches("typed-after").count() == 2);
+    assert_eq!(text.matches("typed-just-before").count(), 2, "{text}");
+    assert!(
+        text.find("typed-before") < text.find("typed-just-before"),
+        "{text}"
+    );
+    assert!(
+        text.find("typed-just-before") < text.find("typed-after"),
+        "{text}"
+    );
+    assert_eq!(d.slot("cat").status, SlotStatus::Running);
+
+    // The orphan guard was handed over too: it still ends the programs of a killed daemon.
+    let cat = d.slot("cat").pid.expect("pid");
+    d.kill_hard();
+    assert!(
+        poll(STEP, || (!alive(cat)).then_some(())).is_some(),
+        "the guard did not end cat after the upgraded daemon died"
+    );
+}
+
+#[test]
+fn a_binary_that_cannot_take_over_leaves_the_daemon_serving() {
+    let d = Daemon::start();
+    create(&d, serde_json::json!({"id": "cat", "command": "cat"}));
+    let before = pids(&d);
+    let script = d.dir().join("not-missiond");
+    std::fs::write(&script, "#!/bin/sh\necho hello\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for (binary, why) in [
+        (
+            "/bin/false".to_string(),
+            "not a missiond that can take over",
+        ),
+        (
+            script.display().to_string(),
+            "not a missiond that can take over",
+        ),
+    ] {
+        let err = d.cli_err(&["upgrade", "--binary", &binary]);
+        assert!(err.contains(why), "{binary}: {err}");
+    }
+    let err = d.cli_err(&["upgrade", "--binary", "/nonexistent/missiond"]);
+    assert!(err.contains("/nonexistent/missiond"), "{err}");
+    assert_eq!(pids(&d), before);
+    d.cli_ok(&["send", "cat", "--enter", "still-here"]);
+    d.wait_screen("cat", "the echo", |t| t.matches("still-here").count() == 2);
+}
+
+/// A viewer's WebSocket closes with 1012 ("service restart") when the daemon upgrades, and
+/// the viewer that connects again gets the slot's screen from the new daemon.
+#[test]
+fn viewers_are_told_to_reconnect_and_find_their_slot_again() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let d = Daemon::start();
+    create(&d, serde_json::json!({"id": "cat", "command": "cat"}));
+    d.cli_ok(&["send", "cat", "--enter", "seen-before"]);
+    d.wait_screen("cat", "the echo", |t| t.contains("seen-before"));
+    let url = format!(
+        "{}/pty/cat?token={}",
+        d.url.replacen("http://", "ws://", 1),
+        d.token
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut ws = runtime
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("connect")
+        .0;
+    let first = runtime
+        .block_on(ws.next())
+        .expect("a frame")
+        .expect("a message");
+    assert!(
+        first.to_text().unwrap_or("").contains("\"screen\""),
+        "{first:?}"
+    );
+    let code = std::thread::scope(|s| {
+        let upgrading = s.spawn(|| d.cli_ok(&["upgrade", "--binary", BIN]));
+        let code = runtime.block_on(async {
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Close(frame) = msg {
+                    return frame.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        });
+        upgrading.join().expect("upgrade thread");
+        code
+    });
+    assert_eq!(code, Some(1012), "the documented close code");
+    let mut again = runtime
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("reconnect")
+        .0;
+    let screen = runtime
+        .block_on(again.next())
+        .expect("a frame")
+        .expect("a message");
+    assert!(
+        screen.to_text().unwrap_or("").contains("seen-before"),
+        "{screen:?}"
+    );
+}
