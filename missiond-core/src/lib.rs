@@ -12,6 +12,7 @@
 //! - [`server`]: HTTP, WebSocket routes, auth.
 //! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
+//! - [`recording`]: every run kept as an asciicast, with markers; disk limits.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod notify;
 pub mod protocol;
 pub mod pty;
+pub mod recording;
 pub mod screen;
 pub mod semantic;
 pub mod server;

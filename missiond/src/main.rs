@@ -9,6 +9,7 @@ mod attach;
 mod audit_cmd;
 mod client;
 mod output;
+mod rec_cmd;
 mod serve;
 mod slots;
 mod tasks_cmd;
@@ -219,6 +220,22 @@ Examples:
   missiond notify test --slot agent1"
     )]
     Notify(audit_cmd::NotifyVerb),
+    /// Recordings of runs: list them, replay one in the terminal, export it as asciicast.
+    #[command(
+        subcommand,
+        after_help = "\
+Every run of a slot is recorded as an asciicast v2 file in the daemon's state directory, with
+markers for states, dialogs, answers (and who gave them), prompts and tasks (docs/RECORDINGS.md).
+Turn it off with `record = false` on a slot or `[record] enabled = false` in the config.
+
+Examples:
+  missiond rec ls                              disk use per slot, totals and limits
+  missiond rec ls agent1                       the runs of agent1
+  missiond rec play agent1                     replay the latest run (Ctrl-C stops)
+  missiond rec play agent1 --run 3 --speed 4 --from dialog
+  missiond rec export agent1 --run 3 > run.cast      then: asciinema play run.cast"
+    )]
+    Rec(rec_cmd::RecVerb),
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +465,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Attach(a) => attach::run(&client, a).await,
                 Verb::Audit(a) => audit_cmd::audit(&client, &conn, a).await,
                 Verb::Notify(v) => audit_cmd::notify(&client, &conn, v).await,
+                Verb::Rec(v) => rec_cmd::run(&client, &conn, v).await,
                 Verb::Serve(_) | Verb::Token => unreachable_verb(),
             }
         }

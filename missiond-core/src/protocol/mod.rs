@@ -4,6 +4,7 @@
 //! Field names are camelCase on the wire; enum values are snake_case.
 
 pub mod audit;
+pub mod recording;
 pub mod tasks;
 pub mod worktree;
 
@@ -78,6 +79,10 @@ pub struct SlotSpec {
     /// Run in a git worktree of its own (see [`worktree::WorktreeSpec`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<worktree::WorktreeSpec>,
+    /// `false`: this slot's runs are not recorded (docs/RECORDINGS.md). Absent: the daemon's
+    /// `[record] enabled` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
 }
 
 fn default_command() -> String {
@@ -104,6 +109,7 @@ impl SlotSpec {
             restart: RestartPolicy::Never,
             scrollback: None,
             worktree: None,
+            record: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod connections;
 pub mod error;
 pub mod pty_ws;
+pub mod recordings_api;
 pub mod streams;
 
 use crate::config::{Config, ConfigError, TokenSource};
@@ -91,11 +92,24 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         },
         None => None,
     };
+    let state_dir = crate::config::state_dir()?;
+    let recordings = match crate::recording::Recordings::open(
+        &crate::recording::Recordings::default_dir(&state_dir),
+        config.record.clone(),
+    ) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            tracing::warn!("runs are not recorded: cannot open the recordings directory: {e}");
+            eprintln!("missiond: runs are not recorded: cannot open the recordings directory in {}: {e}", state_dir.display());
+            None
+        }
+    };
     let settings = Settings {
         kill_grace: config.server.kill_grace(),
         max_viewers: config.server.max_viewers,
         stuck_viewer: config.server.stuck_viewer(),
         worktree_root: config.server.worktree_root(),
+        recordings,
     };
     let supervisor = Supervisor::new(settings, rules, guard);
     let tasks = TaskHub::start(
@@ -104,6 +118,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     )
     .map_err(|e| ServeError::Tasks(e.to_string()))?;
     spawn_session_status_bridge(&tasks, &supervisor);
+    spawn_task_marker_bridge(&tasks, &supervisor);
 
     let fd_limit = connections::raise_fd_limit();
     let listener = tokio::net::TcpListener::bind(listen)
@@ -113,7 +128,6 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             source,
         })?;
     let local = listener.local_addr()?;
-    let state_dir = crate::config::state_dir()?;
     let audit = crate::audit::AuditLog::open(&state_dir, config.audit.clone())
         .map_err(|e| ServeError::Audit(state_dir.clone(), e))?;
     let notifier = {
@@ -160,6 +174,16 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     connections::serve(listener, app, max_unauthenticated, shutdown_signal()).await;
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
+    if let Some(recordings) = supervisor.settings().recordings.clone() {
+        let closed = tokio::task::spawn_blocking(move || {
+            recordings.wait_closed(std::time::Duration::from_secs(5))
+        })
+        .await
+        .unwrap_or(false);
+        if !closed {
+            tracing::warn!("some recordings were still being written at exit");
+        }
+    }
     Ok(())
 }
 
@@ -173,6 +197,26 @@ fn spawn_session_status_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
                 Ok(status) => supervisor.session_status(status.pid, status.busy),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
+            }
+        }
+    });
+}
+
+/// Task starts and completions become markers in the recording of the slot that runs them.
+fn spawn_task_marker_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
+    use crate::protocol::tasks::TaskEvent;
+    let mut rx = tasks.subscribe();
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        loop {
+            let (t, what) = match rx.recv().await {
+                Ok(TaskEvent::CcTaskStarted(t)) => (t, "started"),
+                Ok(TaskEvent::CcTaskCompleted(t)) => (t, "completed"),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            if let Some(slot) = t.slot_id.as_deref().and_then(|id| supervisor.get(id).ok()) {
+                slot.record_marker(format!("task:{what} {}", t.task.subject));
             }
         }
     });
@@ -213,6 +257,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/slots/{id}/tasks", get(slot_tasks))
         .route("/slots/{id}/diff", get(api::diff))
         .route("/tasks", get(all_tasks))
+        .route("/slots/{id}/runs", get(recordings_api::runs))
+        .route("/slots/{id}/runs/{file}", get(recordings_api::cast))
+        .route("/recordings", get(recordings_api::usage))
         .route("/audit", get(audit_api::list))
         .route("/notify/test", post(audit_api::notify_test))
         .fallback(api::not_found);
@@ -266,13 +313,14 @@ async fn slot_tasks(
     Ok(Json(state.tasks.slot_lists(&id)))
 }
 
-/// The page may load nothing from anywhere but the daemon, and may not be framed.
+/// The page may load nothing from anywhere but the daemon, and may not be framed. WebAssembly
+/// may be compiled (`'wasm-unsafe-eval'`, not JS eval): the History view's player needs it.
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

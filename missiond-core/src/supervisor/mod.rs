@@ -63,6 +63,8 @@ pub struct Settings {
     pub stuck_viewer: Duration,
     /// Where worktree slots get their worktrees (see [`crate::worktree`]).
     pub worktree_root: PathBuf,
+    /// Where runs are recorded; `None` records nothing (see [`crate::recording`]).
+    pub recordings: Option<Arc<crate::recording::Recordings>>,
 }
 
 #[derive(Clone)]
@@ -400,6 +402,10 @@ fn resolve(spec: &SlotSpec, settings: &Settings) -> Result<SlotConfig, Superviso
         restart: spec.restart,
         scrollback: spec.scrollback.unwrap_or(DEFAULT_SCROLLBACK),
         worktree,
+        recordings: settings
+            .recordings
+            .clone()
+            .filter(|r| spec.record.unwrap_or(r.config().enabled)),
     })
 }
 

@@ -10,10 +10,15 @@
 //! their byte offset. The parser queue is bounded (the emulator must see every byte, so a
 //! flood waits for it); the fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow
 //! viewer falls behind alone and is healed with a fresh snapshot.
+//!
+//! A recorded run also hands each chunk to its [`Recorder`] (a reference-counted `Bytes` on an
+//! unbounded channel, bounded in bytes, see [`crate::recording`]); the parser thread adds
+//! markers for states and dialogs, and the exit closes the recording.
 
 use super::fanout::{FanoutReceiver, FanoutSender};
 use crate::protocol::{SemanticState, StateDetail};
 use crate::pty::{ExitInfo, PtyError, PtyEvents, PtyProcess, SpawnRequest};
+use crate::recording::Recorder;
 use crate::screen::Screen;
 use crate::semantic::{Classifier, Rules, Transition};
 use bytes::Bytes;
@@ -132,6 +137,7 @@ pub struct Run {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     viewers: Arc<AtomicUsize>,
+    recorder: Option<Recorder>,
 }
 
 impl std::fmt::Debug for Run {
@@ -148,6 +154,7 @@ impl Run {
         scrollback: usize,
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
+        recorder: Option<Recorder>,
     ) -> Result<Arc<Run>, PtyError> {
         let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
         let output = FanoutSender::new();
@@ -163,6 +170,7 @@ impl Run {
             eof_rx,
             last_query: last_query.clone(),
             epoch,
+            recorder: recorder.clone(),
         });
         let process = PtyProcess::spawn(req, events)?;
         let pipeline = Pipeline {
@@ -176,6 +184,8 @@ impl Run {
             epoch,
             parsed_end: 0,
             compact_at: None,
+            recorder: recorder.clone(),
+            last_dialog: None,
         };
         std::thread::Builder::new()
             .name(format!("slot-parse-{}", process.pid()))
@@ -189,7 +199,13 @@ impl Run {
             last_query,
             epoch,
             viewers: Arc::new(AtomicUsize::new(0)),
+            recorder,
         }))
+    }
+
+    /// The run's recording, when it is recorded.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     pub fn pid(&self) -> u32 {
@@ -252,6 +268,9 @@ impl Run {
             .send_async(ParserMsg::Resize { cols, rows })
             .await;
         self.output.send(ViewerMsg::Resize { cols, rows });
+        if let Some(recorder) = &self.recorder {
+            recorder.resize(cols, rows);
+        }
         Ok(())
     }
 
@@ -332,6 +351,7 @@ struct PumpEvents {
     /// Shared with [`Run`]: when the program last asked for the cursor position.
     last_query: Arc<AtomicU64>,
     epoch: Instant,
+    recorder: Option<Recorder>,
 }
 
 impl PtyEvents for PumpEvents {
@@ -349,6 +369,9 @@ impl PtyEvents for PumpEvents {
             start,
             bytes: bytes.clone(),
         });
+        if let Some(recorder) = &self.recorder {
+            recorder.output(&bytes);
+        }
         self.output
             .send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
     }
@@ -387,6 +410,9 @@ struct Pipeline {
     parsed_end: u64,
     /// When to compact the scrollback: [`COMPACT_WHEN_QUIET`] after the last output.
     compact_at: Option<Instant>,
+    recorder: Option<Recorder>,
+    /// The last dialog marked in the recording, so a redraw is not marked twice.
+    last_dialog: Option<String>,
 }
 
 impl Pipeline {
@@ -470,10 +496,43 @@ impl Pipeline {
                 let t = self.classifier.on_exit();
                 self.publish(t);
                 self.observer.exited(&exit);
+                if let Some(recorder) = &self.recorder {
+                    recorder.marker(match (&exit.code, &exit.signal) {
+                        (_, Some(signal)) => format!("exit:signal {signal}"),
+                        (Some(code), None) => format!("exit:code {code}"),
+                        (None, None) => "exit:unknown".to_string(),
+                    });
+                    recorder.finish();
+                }
                 self.output.send(ViewerMsg::Exit(exit.clone()));
                 let _ = self.exit.send(Some(exit));
                 0
             }
+        }
+    }
+
+    /// Markers of a state change in the recording: `state:`, `dialog:`, `error:`.
+    fn mark(&mut self, t: &Transition) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        if t.state != t.prev {
+            recorder.marker(format!("state:{}", t.state.as_str()));
+        }
+        let dialog = t
+            .detail
+            .dialog
+            .as_ref()
+            .filter(|_| t.state == SemanticState::Confirming)
+            .map(crate::recording::dialog_label);
+        if let Some(label) = &dialog {
+            if self.last_dialog.as_ref() != Some(label) {
+                recorder.marker(label.clone());
+            }
+        }
+        self.last_dialog = dialog;
+        if let (SemanticState::Error, Some(error)) = (t.state, &t.detail.error) {
+            recorder.marker(format!("error:{}", error.reason));
         }
     }
 
@@ -486,9 +545,10 @@ impl Pipeline {
         }
     }
 
-    fn publish(&self, transition: Option<Transition>) {
+    fn publish(&mut self, transition: Option<Transition>) {
         let Some(t) = transition else { return };
         self.observer.state_changed(&t);
+        self.mark(&t);
         self.output.send(ViewerMsg::State {
             state: t.state,
             prev: t.prev,

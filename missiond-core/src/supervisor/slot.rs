@@ -26,6 +26,8 @@ pub struct SlotConfig {
     pub scrollback: usize,
     /// The slot's own git worktree, when it runs in one (`cwd` is inside it).
     pub worktree: Option<crate::worktree::Checkout>,
+    /// Where this slot's runs are recorded; `None` when it is not recorded.
+    pub recordings: Option<Arc<crate::recording::Recordings>>,
 }
 
 /// Backoff of automatic restarts: 1 s doubling to 60 s, reset after a minute of healthy running.
@@ -203,8 +205,21 @@ impl Slot {
             rows: life.rows,
         };
         let observer: Arc<dyn RunObserver> = Arc::new(Observer(self.me.clone()));
-        let run = Run::start(&req, self.config.scrollback, self.rules.clone(), observer)
-            .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
+        let recorder = self.begin_recording(&req);
+        let run = Run::start(
+            &req,
+            self.config.scrollback,
+            self.rules.clone(),
+            observer,
+            recorder.clone(),
+        )
+        .map_err(|e| {
+            if let Some(recorder) = &recorder {
+                recorder.marker(format!("exit:spawn failed: {e}"));
+                recorder.finish();
+            }
+            SupervisorError::Spawn(self.config.id.clone(), e.to_string())
+        })?;
         if automatic {
             life.restarts += 1;
         }
@@ -230,6 +245,29 @@ impl Slot {
             self.spawn_version_query();
         }
         Ok(())
+    }
+
+    /// A new recording for the run `req` starts, unless the slot is not recorded. A recording
+    /// that cannot be opened is logged and the slot runs unrecorded.
+    fn begin_recording(&self, req: &SpawnRequest) -> Option<crate::recording::Recorder> {
+        let recordings = self.config.recordings.as_ref()?;
+        let mut command = vec![req.command.clone()];
+        command.extend(req.args.iter().cloned());
+        let command = command.join(" ");
+        match recordings.begin(&self.config.id, req.cols, req.rows, &command) {
+            Ok(recorder) => Some(recorder),
+            Err(e) => {
+                tracing::warn!(slot = %self.config.id, "run not recorded: {e}");
+                None
+            }
+        }
+    }
+
+    /// Adds a marker to the current run's recording, if it is recorded.
+    pub fn record_marker(&self, label: impl Into<String>) {
+        if let Some(recorder) = self.run().and_then(|r| r.recorder().cloned()) {
+            recorder.marker(label);
+        }
     }
 
     /// Asks the slot's command which Claude Code release it is (off the caller's path: the
