@@ -6,9 +6,10 @@
 //! ```
 //! The header says the size, command, slot and start; the rest is written by the run's
 //! [`Recorder`] off the slot's threads. The disk is bounded by `[record]`: runs older than
-//! `max_age_days`, then the oldest runs of a slot over `max_slot_bytes`, then the oldest runs
-//! of all over `max_total_bytes` are removed; a run being written is never removed (alone over
-//! the slot's limit it stops recording output and says so with a `rec:limit` marker).
+//! `max_age_days`, then the oldest runs of a slot over `max_slot_bytes` (never its newest), then
+//! the oldest runs of all over `max_total_bytes` are removed; a run being written is never
+//! removed. A run that reaches `max_slot_bytes` by itself stops recording output and says so
+//! with a `rec:limit` marker, so it stays about that size.
 
 pub mod cast;
 mod writer;
@@ -323,9 +324,16 @@ impl Recordings {
         for f in &files {
             *per_slot.entry(&f.slot).or_default() += f.bytes;
         }
+        // A slot's newest run stays: it was cut at the limit (`rec:limit`) if it reached it.
+        let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+        for f in &files {
+            let n = newest.entry(&f.slot).or_default();
+            *n = (*n).max(f.run);
+        }
         for f in &files {
             let used = per_slot.get(f.slot.as_str()).copied().unwrap_or(0);
-            if used > self.config.max_slot_bytes && !is_active(f) {
+            let is_newest = newest.get(f.slot.as_str()) == Some(&f.run);
+            if used > self.config.max_slot_bytes && !is_active(f) && !is_newest {
                 remove(f, "the slot's recordings exceed record.max_slot_bytes", &mut removed);
                 per_slot.insert(&f.slot, used - f.bytes);
             }
@@ -461,6 +469,16 @@ mod tests {
         let usage = store.usage();
         assert_eq!(usage.total_bytes, 2000);
         assert_eq!(usage.runs, 2);
+    }
+
+    #[test]
+    fn a_slots_newest_run_stays_even_over_the_slot_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path(), "a", 1, 1000);
+        write_run(tmp.path(), "a", 2, 3000);
+        let store = Recordings::open(tmp.path(), config(2500, u64::MAX)).unwrap();
+        let kept: Vec<u64> = store.runs("a").iter().map(|r| r.run).collect();
+        assert_eq!(kept, vec![2]);
     }
 
     #[test]
