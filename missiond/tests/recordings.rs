@@ -87,8 +87,11 @@ fn wall_ms(cast: &Cast, t: f64) -> i64 {
 
 #[test]
 fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
+    // A command with a side effect, so Claude Code asks before running it.
+    let outside = tempfile::tempdir().expect("temp dir");
+    let flag = outside.path().join("flag.txt");
     let stand_in = StandIn::start(vec![
-        Turn::bash("echo recorded-run-ok", "Print a word"),
+        Turn::bash(format!("touch {}", flag.display()), "Create the flag file"),
         Turn::text("The command ran."),
     ]);
     let daemon = Daemon::start();
@@ -119,19 +122,21 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
     let confirming_since = daemon.slot("cc").state_since;
     daemon.cli_ok(&["--json", "confirm", "cc", "1"]);
     daemon.wait_screen("cc", "the answer after the tool", |s| s.contains("The command ran."));
+    assert!(flag.exists(), "the answered command ran");
     wait("idle");
 
-    // While the run goes on, what happened so far is on disk within about a second.
-    let live = poll(STEP, || {
+    // While the run goes on, what happened so far is on disk within about a second: the
+    // answer, and output that replays to the screen the slot shows.
+    let mut last = String::new();
+    poll(STEP, || {
         let (_, cast) = export(&daemon, "cc", 1);
-        markers(&cast)
-            .iter()
-            .any(|(_, l)| l.starts_with("answer:"))
-            .then_some(cast)
+        let answered = markers(&cast).iter().any(|(_, l)| l.starts_with("answer:"));
+        last = replay(&cast).screen().contents();
+        (answered && last == daemon.screen("cc").text).then_some(())
     })
-    .expect("the answer marker is flushed while the run goes on");
+    .unwrap_or_else(|| panic!("the live recording never caught up; replayed:\n{last}\nscreen:\n{}", daemon.screen("cc").text));
+    assert!(last.contains("The command ran."), "{last}");
     assert!(runs(&daemon, "cc")[0].recording);
-    assert!(!live.events.is_empty());
 
     daemon.cli_ok(&["kill", "cc"]);
     daemon.wait_slot("cc", "exited", |s| s.status == SlotStatus::Exited);
@@ -195,7 +200,7 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
     assert_eq!(replayed.screen().contents(), screen.text, "replayed screen differs");
     let (row, col) = replayed.screen().cursor_position();
     assert_eq!([row, col], screen.cursor);
-    assert!(screen.text.contains("The command ran."), "{}", screen.text);
+    assert!(screen.text.contains("claude --"), "the exit message: {}", screen.text);
 
     // REST: the list and the file (read-only token too).
     let (status, body) = daemon.http("GET", "/api/slots/cc/runs/1.cast", Some(&daemon.token), None);
@@ -220,7 +225,8 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut played = vt100::Parser::new(40, 120, 0);
     played.process(&out.stdout);
-    assert!(played.screen().contents().contains("The command ran."));
+    let resume = screen.text.lines().find(|l| l.contains("--resume")).expect("a resume line");
+    assert!(played.screen().contents().contains(resume.trim()), "{}", played.screen().contents());
 }
 
 /// The read-only token the daemon wrote into its state directory.
