@@ -121,7 +121,7 @@ export class HistoryView {
       const [Player, text] = await Promise.all([loadPlayer(), this.api.cast(this.slotId, run)]);
       this.text = text;
       this.cast = parseCast(text);
-      this.mount(Player, 0, false);
+      await this.mount(Player, 0);
       this.drawStrip();
       const dialogs = this.cast.markers.filter((m) => m.label.startsWith('dialog:')).length;
       const answers = this.cast.markers.filter((m) => m.label.startsWith('answer:')).length;
@@ -131,12 +131,21 @@ export class HistoryView {
     }
   }
 
-  mount(Player, startAt, autoPlay) {
+  /** A new player at `startAt` seconds (a seek: the player's own `startAt` waits for a play). */
+  async mount(Player, startAt) {
     this.player?.dispose();
     replaceChildren(this.playerEl);
     this.player = Player.create({ data: this.text }, this.playerEl, {
-      speed: this.speed, startAt, autoPlay, fit: 'width', theme: 'asciinema', preload: true,
+      speed: this.speed, fit: 'width', theme: 'asciinema', preload: true,
     });
+    if (startAt > 0) {
+      // A seek before the recording is loaded is lost: wait until the player knows its length.
+      const player = this.player;
+      for (let i = 0; i < 100 && !(await player.getDuration()); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await player.seek(startAt);
+    }
   }
 
   drawStrip() {
@@ -187,7 +196,7 @@ export class HistoryView {
     this.speed = speed;
     if (!this.player) return;
     const at = await this.player.getCurrentTime();
-    this.mount(window.AsciinemaPlayer, at, false);
+    await this.mount(window.AsciinemaPlayer, at);
   }
 
   close() {
