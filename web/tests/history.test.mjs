@@ -175,6 +175,11 @@ env = { PS1 = "$ ", HISTFILE = "/dev/null" }
     await history((d) => window.__missiond.history().seek(d), castDuration);
     // The run ended with a kill: Claude Code's last words are how to resume the session.
     await waitFor('the final screen', async () => (await playerText()).includes('--resume'));
+    // docs/history.png (RECORDINGS.md), at the dialog.
+    const dialog = castMarkers.find((m) => m[2].startsWith('dialog:'));
+    await history((d) => window.__missiond.history().seek(d), dialog[0] + 0.01);
+    await waitFor('the dialog again', async () => Math.abs((await playerTime()) - dialog[0] - 0.01) < 0.05);
+    await page.screenshot({ path: path.resolve(WEB_DIR, '..', 'docs', 'history.png') });
   });
 
   step('the speed control makes a player at that speed, at the same position', async () => {

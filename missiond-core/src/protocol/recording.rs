@@ -12,7 +12,7 @@ pub struct RunSummary {
     pub run: u64,
     /// When the run started, milliseconds since the Unix epoch.
     pub started_at: u64,
-    /// Seconds from the start to the last write so far.
+    /// Seconds from the start to the last event written so far.
     pub duration: f64,
     /// Size of the `.cast` file.
     pub bytes: u64,

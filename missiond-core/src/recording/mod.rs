@@ -249,16 +249,11 @@ impl Recordings {
                     .as_ref()
                     .map(|o| o.started_at)
                     .unwrap_or(header.timestamp * 1000);
-                let modified = f
-                    .modified
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(started_at);
                 Some(RunSummary {
                     slot: f.slot.clone(),
                     run: f.run,
                     started_at,
-                    duration: modified.saturating_sub(started_at) as f64 / 1000.0,
+                    duration: last_event_time(&f.path).unwrap_or(0.0),
                     bytes: f.bytes,
                     cols: header.width,
                     rows: header.height,
@@ -398,6 +393,23 @@ fn read_header(path: &Path) -> Option<cast::Header> {
     serde_json::from_str(&line).ok()
 }
 
+/// The time of the last complete event line, read from the end of the file.
+fn last_event_time(path: &Path) -> Option<f64> {
+    use std::io::{Read, Seek, SeekFrom};
+    /// Longer than any event line (a 16 KiB read, escaped).
+    const TAIL: u64 = 256 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    text.lines().rev().find_map(|line| {
+        let line = line.strip_prefix('[')?;
+        line.split_once(',')?.0.trim().parse().ok()
+    })
+}
+
 /// The marker of a dialog: `dialog:<title>|<n>. <label>|...`.
 pub fn dialog_label(dialog: &crate::protocol::Dialog) -> String {
     let mut label = format!("dialog:{}", dialog.title);
@@ -516,6 +528,7 @@ mod tests {
         assert!(matches!(cast.events[1], cast::Event::Resize(_, 100, 30)));
         assert!(matches!(&cast.events[2], cast::Event::Marker(_, s) if s == "state:idle second line"));
         assert!(store.runs("s1")[0].recording);
+        assert_eq!(store.runs("s1")[0].duration, cast.events[2].time());
         rec.finish();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while store.runs("s1")[0].recording && std::time::Instant::now() < deadline {
