@@ -54,16 +54,19 @@ pub fn format_time(t: f64) -> String {
     format!("{t:.6}")
 }
 
-/// One event line, `[t, "code", "data"]\n`; `escaped_data` is already the inside of a JSON
-/// string (see [`crate::supervisor::run::json_escape`]).
-pub fn event_line(out: &mut Vec<u8>, t: f64, code: &str, escaped_data: &str) {
+/// Appends one event line, `[t, "code", "data"]\n`: `data` is JSON-escaped straight into `out`
+/// (no copy of it is made: this runs for every chunk of output).
+pub fn event_line(out: &mut Vec<u8>, t: f64, code: &str, data: &str) {
     out.push(b'[');
     out.extend_from_slice(format_time(t).as_bytes());
     out.extend_from_slice(b", \"");
     out.extend_from_slice(code.as_bytes());
-    out.extend_from_slice(b"\", \"");
-    out.extend_from_slice(escaped_data.as_bytes());
-    out.extend_from_slice(b"\"]\n");
+    out.extend_from_slice(b"\", ");
+    if serde_json::to_writer(&mut *out, data).is_err() {
+        // Writing a &str into a Vec cannot fail; an empty string keeps the line valid anyway.
+        out.extend_from_slice(b"\"\"");
+    }
+    out.extend_from_slice(b"]\n");
 }
 
 /// A parsed recording: the header and every complete event line (a half-written last line,
@@ -113,7 +116,7 @@ mod tests {
     fn event_lines_parse_back() {
         let mut text = br#"{"version":2,"width":80,"height":24,"timestamp":1}"#.to_vec();
         text.push(b'\n');
-        event_line(&mut text, 0.5, "o", &crate::supervisor::run::json_escape(b"a\"\x1b[0m\n"));
+        event_line(&mut text, 0.5, "o", "a\"\x1b[0m\n");
         event_line(&mut text, 1.0, "r", "100x30");
         event_line(&mut text, 1.25, "m", "state:idle");
         text.extend_from_slice(b"[2.0, \"o\", \"half a li");

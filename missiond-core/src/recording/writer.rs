@@ -1,7 +1,8 @@
 //! Writes one run's recording on a thread of its own, so the slot never waits for the disk.
 //!
 //! The reader thread hands each output chunk over with [`Recorder::output`]: a clone of the
-//! `Bytes` (a reference count) and one channel send. The writer thread escapes it, buffers it
+//! `Bytes` (a reference count) and one channel send. The writer thread JSON-escapes it straight
+//! into its write buffer (valid UTF-8 is not copied first; the reader never splits a character)
 //! and flushes at least every [`FLUSH_EVERY`], so a daemon crash loses about a second at most.
 //! Output waiting for the writer is bounded by [`MAX_PENDING`] bytes: past it chunks are
 //! dropped rather than slowing the slot, and the recording gets a `rec:dropped` marker saying
@@ -9,7 +10,6 @@
 
 use super::cast::{self, Header};
 use super::Recordings;
-use crate::supervisor::run::json_escape;
 use bytes::Bytes;
 use std::fs::File;
 use std::io::Write;
@@ -202,7 +202,7 @@ impl Writer {
                     self.marker_at(t, "rec:limit");
                     return;
                 }
-                cast::event_line(&mut self.buf, t, "o", &json_escape(&bytes));
+                cast::event_line(&mut self.buf, t, "o", &String::from_utf8_lossy(&bytes));
             }
             Message::Resize(t, cols, rows) => {
                 let t = self.time(t);
@@ -217,7 +217,7 @@ impl Writer {
     }
 
     fn marker_at(&mut self, t: f64, label: &str) {
-        cast::event_line(&mut self.buf, t, "m", &json_escape(label.as_bytes()));
+        cast::event_line(&mut self.buf, t, "m", label);
     }
 
     fn time(&mut self, t: f64) -> f64 {
