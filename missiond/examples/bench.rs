@@ -1110,6 +1110,11 @@ async fn record(
         eff_ratio.push(a.mb_per_cpu_s / b.mb_per_cpu_s);
     }
     let recordings = recorded.dir.path().join("state/missiond/recordings");
+    // Output the recorder had to drop (it fell more than 64 MiB behind): said in the notes.
+    let dropped: usize = (0..s.runs)
+        .filter_map(|run| std::fs::read(recordings.join(format!("rec-{run}/1.cast"))).ok())
+        .map(|cast| String::from_utf8_lossy(&cast).matches("rec:dropped").count())
+        .sum();
     let cast_bytes: u64 = std::fs::read_dir(recordings.join("rec-0"))
         .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
@@ -1133,7 +1138,7 @@ async fn record(
         &ratio,
         "ratio",
         format!(
-            "same run; one run's .cast is {:.1} MB for {:.1} MB of output",
+            "same run; one run's .cast is {:.1} MB for {:.1} MB of output; {dropped} rec:dropped markers",
             cast_bytes as f64 / MB,
             bytes as f64 / MB
         ),

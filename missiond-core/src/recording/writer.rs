@@ -152,6 +152,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: flume::Receiver<Message>) {
+        yield_to_the_slot();
         let mut flush_at: Option<Instant> = None;
         loop {
             let msg = match flush_at {
@@ -247,6 +248,21 @@ impl Writer {
         if self.size - self.checked_at >= PRUNE_EVERY {
             self.checked_at = self.size;
             self.store.prune();
+        }
+    }
+}
+
+/// Lowers this thread's scheduling priority (nice 10): on a busy machine the slot's reader and
+/// parser threads go first and the recording catches up when the output pauses (the backlog is
+/// bounded by [`MAX_PENDING`]).
+fn yield_to_the_slot() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; on Linux PRIO_PROCESS with a thread id
+    // changes the nice value of that thread only.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
+            tracing::debug!("recording thread keeps its priority: {}", std::io::Error::last_os_error());
         }
     }
 }
