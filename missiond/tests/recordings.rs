@@ -6,6 +6,7 @@
 //!   through vt100 gives the slot's final screen. The recording is saved as
 //!   `target/recordings-e2e/claude-permission.cast` (the browser test's fixture
 //!   `web/tests/fixtures/claude-permission.cast` is a copy of one).
+//! - A Claude Code task started through its task tools is a `task:started` marker.
 //! - Tiny limits: the oldest runs go first, per slot and in total; a run alone over the slot's
 //!   limit stops recording output and says so; `record = false` records nothing.
 //!
@@ -334,4 +335,45 @@ fn daemon_wide_record_false_records_nothing() {
     // A slot may still ask for it.
     run_once(&daemon, "t", "echo hi", json!({ "record": true }));
     wait_finished(&daemon, "t", 1);
+}
+
+/// Claude Code's task tools in a recorded slot: the task's start is a `task:started` marker.
+#[test]
+fn a_claude_code_task_start_is_a_marker() {
+    let subject = "Design the API";
+    let stand_in = StandIn::start(vec![
+        Turn::task_create(subject, "Design it", "Designing the API"),
+        Turn::task_update("1", "in_progress"),
+        Turn::text("Task started."),
+    ]);
+    let daemon = Daemon::start();
+    let env = ClaudeEnvBuilder::new(stand_in.base_url())
+        .claude_dir(daemon.dir().join("claude"))
+        .build();
+    let (command, args, env_vars, cwd) = env.launch();
+    let spec = json!({
+        "id": "cc", "command": command, "args": args, "cwd": cwd, "env": env_vars,
+        "profile": "claude-code", "cols": 120, "rows": 40,
+    });
+    let (status, body) = daemon.http(
+        "POST",
+        "/api/slots",
+        Some(&daemon.token),
+        Some(("application/json", spec.to_string().into_bytes())),
+    );
+    assert_eq!(status, 201, "{body}");
+    daemon.cli_ok(&["--json", "wait", "cc", "--state", "idle", "--timeout", STEP_SECS]);
+    daemon.cli_ok(&["--json", "prompt", "cc", "plan the work", "--wait", "--timeout", STEP_SECS]);
+    let label = format!("task:started {subject}");
+    poll(STEP, || {
+        let (_, cast) = export(&daemon, "cc", 1);
+        markers(&cast).iter().any(|(_, l)| *l == label).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {label:?} marker: {:#?}\n{}",
+            markers(&export(&daemon, "cc", 1).1),
+            daemon.log()
+        )
+    });
 }
