@@ -207,6 +207,8 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
     let (status, body) = daemon.http("GET", "/api/slots/cc/runs/1.cast", Some(&daemon.token), None);
     assert_eq!(status, 200);
     assert_eq!(body, text);
+    let on_disk = daemon.dir().join("state/missiond/recordings/cc/1.cast");
+    assert_eq!(body, std::fs::read_to_string(on_disk).expect("the run's file"));
     let ro = missiond_read_only_token(&daemon);
     let (status, list) = daemon.http("GET", "/api/slots/cc/runs", Some(&ro), None);
     assert_eq!(status, 200, "{list}");

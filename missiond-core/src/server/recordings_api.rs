@@ -2,6 +2,7 @@
 //! `GET /api/recordings` (docs/RECORDINGS.md). Read-only tokens may use all three.
 //!
 //! Runs are listed from the disk, so a removed slot's recordings can still be fetched.
+//! A file is streamed, never read whole into memory.
 
 use super::error::ApiError;
 use super::AppState;
@@ -45,7 +46,8 @@ pub async fn runs(
     Ok(Json(blocking(move || store.runs(&id)).await?))
 }
 
-/// The `.cast` file of one run, up to its last complete line.
+/// The `.cast` file of one run, up to its last complete line, streamed: a run may be hundreds
+/// of megabytes.
 pub async fn cast(
     State(state): State<Arc<AppState>>,
     Path((id, file)): Path<(String, String)>,
@@ -60,22 +62,50 @@ pub async fn cast(
     let path = store
         .path(&id, run)
         .ok_or_else(|| ApiError::not_found(format!("slot '{id}' has no recorded run {run}")))?;
-    let mut bytes = tokio::fs::read(&path).await.map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unreadable",
             format!("cannot read {}: {e}", path.display()),
         )
-    })?;
-    // A run being written may end in the middle of a line.
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    bytes.truncate(complete);
+    };
+    // Two opens, not a clone: a cloned descriptor shares the read position.
+    let len = complete_len(tokio::fs::File::open(&path).await.map_err(unreadable)?)
+        .await
+        .map_err(unreadable)?;
+    let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+    let body = futures_util::stream::unfold(
+        (tokio::io::AsyncReadExt::take(file, len), vec![0u8; 64 * 1024]),
+        |(mut reader, mut buf)| async move {
+            match tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+                Ok(0) => None,
+                Ok(n) => Some((Ok(bytes::Bytes::copy_from_slice(&buf[..n])), (reader, buf))),
+                Err(e) => Some((Err(e), (reader, buf))),
+            }
+        },
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-asciicast"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        bytes,
+        axum::body::Body::from_stream(body),
     )
         .into_response())
+}
+
+/// The length of `file` up to its last newline: a run being written may end in the middle of
+/// a line. Reads only the tail (an event line is at most about 100 KiB).
+async fn complete_len(mut file: tokio::fs::File) -> std::io::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    const TAIL: u64 = 256 * 1024;
+    let len = file.metadata().await?.len();
+    let start = len.saturating_sub(TAIL);
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail).await?;
+    Ok(tail
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| start + i as u64 + 1))
 }
