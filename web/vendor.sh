@@ -1,5 +1,5 @@
 #!/bin/sh
-# Copies xterm.js and its addons from node_modules into vendor/, which is committed and embedded
+# Copies xterm.js, its addons and the asciinema player from node_modules into vendor/, which is committed and embedded
 # into the daemon: the viewer never loads code from a CDN. Run after changing their versions in
 # package.json:   npm ci && sh vendor.sh
 set -eu
@@ -42,5 +42,8 @@ fs.writeFileSync(file, src);
 '
 copy @xterm/addon-fit addon-fit lib/addon-fit.mjs
 copy @xterm/addon-unicode11 addon-unicode11 lib/addon-unicode11.mjs
+# The History view's player (a classic script defining window.AsciinemaPlayer; its terminal is
+# WebAssembly, which is why the CSP allows 'wasm-unsafe-eval').
+copy asciinema-player asciinema-player dist/bundle/asciinema-player.min.js dist/bundle/asciinema-player.css
 echo "vendored into $(pwd)/vendor:"
 cat vendor/*/VERSION

@@ -46,6 +46,8 @@ pub struct Config {
     pub semantic: SemanticConfig,
     pub slots: Vec<SlotSpec>,
     pub audit: crate::audit::AuditConfig,
+    /// `[record]`: recordings of runs and their disk limits (docs/RECORDINGS.md).
+    pub record: crate::recording::RecordConfig,
     /// `[[notify]]`: where notifications go.
     pub notify: Vec<crate::notify::NotifyConfig>,
     /// The file this came from, if any (for messages).
@@ -108,6 +110,7 @@ struct ConfigFile {
     #[serde(default)]
     slots: Vec<SlotSpec>,
     audit: Option<crate::audit::AuditConfig>,
+    record: Option<crate::recording::RecordConfig>,
     #[serde(default)]
     notify: Vec<crate::notify::NotifyConfig>,
 }
@@ -224,12 +227,15 @@ impl Config {
                 "server.stuck_viewer_secs must be a number of seconds > 0".into(),
             ));
         }
+        let record = file.record.unwrap_or_default();
+        record.validate().map_err(invalid)?;
         Ok(Config {
             server,
             claude,
             semantic,
             slots: file.slots,
             audit: file.audit.unwrap_or_default(),
+            record,
             notify: file.notify,
             source: Some(path.to_path_buf()),
         })

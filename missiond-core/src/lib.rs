@@ -14,6 +14,7 @@
 //! - [`audit`]: the audit trail of every action on a slot (`audit.jsonl`).
 //! - [`notify`]: notifications out to `[[notify]]` receivers.
 //! - [`metrics`]: counters and the `/metrics` scrape.
+//! - [`recording`]: every run kept as an asciicast, with markers; disk limits.
 //! - [`worktree`]: a slot's own git worktree: creation, stats, diff, safe removal.
 //! - [`claude_args`]: what missiond adds to Claude Code's command line (session id, hooks).
 //! - [`registry`]: slots created at run time, persisted so they outlive the daemon.
@@ -26,6 +27,7 @@ pub mod notify;
 pub mod procfs;
 pub mod protocol;
 pub mod pty;
+pub mod recording;
 pub mod registry;
 pub mod screen;
 pub mod semantic;

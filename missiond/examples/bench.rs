@@ -10,7 +10,8 @@
 //! token, creates slots over REST and reads `/pty`, `/tasks` with tokio-tungstenite clients.
 //! Every figure is the median of `--runs` runs (default 5) with min and max; ratios are taken
 //! within one run. Sections (`--only`): `throughput` (raw PTY rate and 1/4/16 viewers),
-//! `echo`, `slow`, `scale`, `tasks`, `inproc` (vt100 parse, frame encoding, classifier).
+//! `echo`, `slow`, `scale`, `tasks`, `inproc` (vt100 parse, frame encoding, classifier),
+//! `record` (throughput with and without recording the run).
 //!
 //! The machine is shared: compare figures of one run with each other, not across days.
 
@@ -38,7 +39,7 @@ struct Args {
     /// Shorter runs for development: 3 runs, 16 MiB file, 10 s idle, fewer keys and writes.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections: throughput, echo, slow, scale, tasks, inproc (repeatable).
+    /// Run only these sections: throughput, echo, slow, scale, tasks, inproc, record (repeatable).
     #[arg(long)]
     only: Vec<String>,
     /// Runs per figure (default 5, or 3 with --quick).
@@ -111,8 +112,18 @@ impl Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     for name in &args.only {
-        if !["throughput", "echo", "slow", "scale", "tasks", "inproc"].contains(&name.as_str()) {
-            bail!("unknown section {name:?}: use throughput, echo, slow, scale, tasks or inproc");
+        if ![
+            "throughput",
+            "echo",
+            "slow",
+            "scale",
+            "tasks",
+            "inproc",
+            "record",
+        ]
+        .contains(&name.as_str())
+        {
+            bail!("unknown section {name:?}: use throughput, echo, slow, scale, tasks, inproc or record");
         }
     }
     let s = args.settings();
@@ -132,7 +143,11 @@ async fn main() -> Result<()> {
     let file = work.path().join("colour.txt");
     let fan_file = work.path().join("colour-fan.txt");
     for (path, mib, wanted) in [
-        (&file, s.file_mib, args.wants("throughput")),
+        (
+            &file,
+            s.file_mib,
+            args.wants("throughput") || args.wants("record"),
+        ),
         (&fan_file, s.fan_mib, args.wants("slow")),
     ] {
         if wanted {
@@ -158,6 +173,9 @@ async fn main() -> Result<()> {
         if args.wants("slow") {
             slow(&daemon, &fan_file, &s, &mut table).await?;
         }
+    }
+    if args.wants("record") {
+        record(&exe, &file, &s, &mut table, !args.json).await?;
     }
     if args.wants("scale") {
         scale(&exe, &s, &mut table).await?;
@@ -1036,6 +1054,106 @@ async fn throughput(d: &Daemon, file: &Path, s: &Settings, table: &mut Table) ->
             format!("{} resyncs in all runs (lag -> fresh screen)", resyncs[i]),
         );
     }
+    Ok(())
+}
+
+/// Section 8: the same stream to one viewer from a daemon that records the run (the default)
+/// and from one with `[record] enabled = false`, alternating which goes first.
+async fn record(
+    exe: &Path,
+    file: &Path,
+    s: &Settings,
+    table: &mut Table,
+    binary: bool,
+) -> Result<()> {
+    eprintln!("== 8 recording: 1 viewer, recorded vs not, per run");
+    let mut recorded = Daemon::start(exe, "")?;
+    recorded.binary_viewers = binary;
+    let mut plain = Daemon::start(exe, "\n[record]\nenabled = false")?;
+    plain.binary_viewers = binary;
+    let bytes = std::fs::metadata(file)?.len();
+    let (mut on, mut off, mut ratio, mut cpu_on, mut cpu_off) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut eff_ratio = Vec::new();
+    // One unmeasured pass each: a daemon's first stream grows its heap.
+    stream_run(&recorded, "rec-warm", file, bytes, 1, 0).await?;
+    stream_run(&plain, "rec-warm", file, bytes, 1, 0).await?;
+    for run in 0..s.runs {
+        let id = format!("rec-{run}");
+        let (a, b) = if run % 2 == 0 {
+            let a = stream_run(&recorded, &id, file, bytes, 1, 0).await?;
+            (a, stream_run(&plain, &id, file, bytes, 1, 0).await?)
+        } else {
+            let b = stream_run(&plain, &id, file, bytes, 1, 0).await?;
+            (stream_run(&recorded, &id, file, bytes, 1, 0).await?, b)
+        };
+        let (ra, rb) = (
+            Stat::of(&a.per_viewer).median,
+            Stat::of(&b.per_viewer).median,
+        );
+        eprintln!(
+            "  run {run}: recorded {ra:.1} MB/s (daemon cpu {:.0}%), not recorded {rb:.1} MB/s (daemon cpu {:.0}%), ratio {:.3}",
+            a.daemon_cpu,
+            b.daemon_cpu,
+            ra / rb
+        );
+        on.push(ra);
+        off.push(rb);
+        ratio.push(ra / rb);
+        cpu_on.push(a.daemon_cpu);
+        cpu_off.push(b.daemon_cpu);
+        eff_ratio.push(a.mb_per_cpu_s / b.mb_per_cpu_s);
+    }
+    let recordings = recorded.dir.path().join("state/missiond/recordings");
+    // Output the recorder had to drop (it fell more than 64 MiB behind): said in the notes.
+    let dropped: usize = (0..s.runs)
+        .filter_map(|run| std::fs::read(recordings.join(format!("rec-{run}/1.cast"))).ok())
+        .map(|cast| {
+            String::from_utf8_lossy(&cast)
+                .matches("rec:dropped")
+                .count()
+        })
+        .sum();
+    let cast_bytes: u64 = std::fs::read_dir(recordings.join("rec-0"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    table.add(
+        "8",
+        "1 viewer, run recorded: MB/s per viewer",
+        &on,
+        "MB/s",
+        format!("daemon CPU {}% of one core", fmt(Stat::of(&cpu_on).median)),
+    );
+    table.add(
+        "8",
+        "1 viewer, not recorded: MB/s per viewer",
+        &off,
+        "MB/s",
+        format!("daemon CPU {}% of one core", fmt(Stat::of(&cpu_off).median)),
+    );
+    table.add(
+        "8",
+        "recorded / not recorded",
+        &ratio,
+        "ratio",
+        format!(
+            "same run; one run's .cast is {:.1} MB for {:.1} MB of output; {dropped} rec:dropped markers",
+            cast_bytes as f64 / MB,
+            bytes as f64 / MB
+        ),
+    );
+    table.add(
+        "8",
+        "MB delivered per daemon CPU-second, recorded / not recorded",
+        &eff_ratio,
+        "ratio",
+        "same run; what recording costs in CPU, robust to a busy machine",
+    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod client;
 mod doctor_cmd;
 mod hook_cmd;
 mod output;
+mod rec_cmd;
 mod serve;
 mod shell_docs;
 mod slots;
@@ -262,6 +263,22 @@ Examples:
   missiond man | man -l -
   missiond man --dir ~/.local/share/man/man1          then: man missiond-launch")]
     Man(shell_docs::ManArgs),
+    /// Recordings of runs: list them, replay one in the terminal, export it as asciicast.
+    #[command(
+        subcommand,
+        after_help = "\
+Every run of a slot is recorded as an asciicast v2 file in the daemon's state directory, with
+markers for states, dialogs, answers (and who gave them), prompts and tasks (docs/RECORDINGS.md).
+Turn it off with `record = false` on a slot or `[record] enabled = false` in the config.
+
+Examples:
+  missiond rec ls                              disk use per slot, totals and limits
+  missiond rec ls agent1                       the runs of agent1
+  missiond rec play agent1                     replay the latest run (Ctrl-C stops)
+  missiond rec play agent1 --run 3 --speed 4 --from dialog
+  missiond rec export agent1 --run 3 > run.cast      then: asciinema play run.cast"
+    )]
+    Rec(rec_cmd::RecVerb),
 }
 
 #[derive(Debug, Args)]
@@ -512,6 +529,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 Verb::Attach(a) => attach::run(&client, a).await,
                 Verb::Audit(a) => audit_cmd::audit(&client, &conn, a).await,
                 Verb::Notify(v) => audit_cmd::notify(&client, &conn, v).await,
+                Verb::Rec(v) => rec_cmd::run(&client, &conn, v).await,
                 Verb::Upgrade(a) => upgrade(&client, a).await,
                 Verb::Doctor => doctor_cmd::run(&client, &conn).await,
                 Verb::Serve(_) | Verb::Token | Verb::Completions(_) | Verb::Man(_) => {

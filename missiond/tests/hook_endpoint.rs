@@ -206,6 +206,13 @@ fn the_endpoint_takes_only_the_slots_secret_and_well_formed_json() {
         .find(|c| c.name == format!("slot {SLOT}: hooks"))
         .expect("hooks check");
     assert!(hooks.detail.starts_with("1 heard"), "{report:?}");
+    // Doctor also says where runs are recorded and how much they take: the fake's run is one.
+    let recordings = report
+        .checks
+        .iter()
+        .find(|c| c.name == "recordings")
+        .expect("recordings check");
+    assert!(recordings.detail.contains("1 run(s)"), "{recordings:?}");
     // And so does /metrics (one daemon per test: the count is this test's).
     let (status, metrics) = rig.daemon.http("GET", "/metrics", Some(&token), None);
     assert_eq!(status, 200);

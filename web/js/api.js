@@ -58,6 +58,8 @@ export class Api {
     return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);
   }
   audit(id, limit = 200) { return this.request('GET', `/api/audit?slot=${enc(id)}&limit=${limit}`); }
+  runs(id) { return this.request('GET', `/api/slots/${enc(id)}/runs`); }
+  cast(id, run) { return this.request('GET', `/api/slots/${enc(id)}/runs/${run}.cast`, undefined, { text: true }); }
   diff(id) { return this.request('GET', `/api/slots/${enc(id)}/diff`, undefined, { text: true }); }
 }
 

@@ -7,6 +7,7 @@ import { Api, socketUrl } from './api.js';
 import { ReconnectingSocket } from './socket.js';
 import { SlotStore } from './slots.js';
 import { SlotList, tickDurations } from './slot-list.js';
+import { HistoryView } from './history.js';
 import { Workspace } from './workspace.js';
 import { dialogCard, dialogKey } from './dialog.js';
 import { TaskStore, renderTasks } from './tasks.js';
@@ -62,7 +63,9 @@ function startApp(token, api, initialSlots) {
     tabsEl: $('tabs'), panesEl: $('panes'), emptyEl: $('panes-empty'), api, token, store,
   });
   const openSlot = (id) => { workspace.show(id); renderAll(); };
-  const slotList = new SlotList($('slot-list'), { store, api, openSlot });
+  let history = null;
+  const openHistory = (id) => { history ??= new HistoryView(api); history.open(id); };
+  const slotList = new SlotList($('slot-list'), { store, api, openSlot, openHistory });
 
   const attentionKeys = new Map();
   function renderAttention() {
@@ -172,6 +175,7 @@ function startApp(token, api, initialSlots) {
     },
     paneStatus: (id) => workspace.pane(id)?.view?.status ?? null,
     eventsOpen: () => events.open,
+    history: () => history,
   };
 }
 

@@ -7,13 +7,14 @@ import { badgeFor, exitText } from './states.js';
 export class SlotList {
   /**
    * @param {HTMLElement} listEl
-   * @param {object} deps  store, api, openSlot(id)
+   * @param {object} deps  store, api, openSlot(id), openHistory(id)
    */
-  constructor(listEl, { store, api, openSlot }) {
+  constructor(listEl, { store, api, openSlot, openHistory }) {
     this.listEl = listEl;
     this.store = store;
     this.api = api;
     this.openSlot = openSlot;
+    this.openHistory = openHistory;
     /** @type {Map<string, SlotRow>} */
     this.rows = new Map();
   }
@@ -81,6 +82,7 @@ class SlotRow {
     this.killBtn = actionButton('Kill', `Kill ${id} (SIGTERM, then SIGKILL)`, () => list.act(`kill ${id}`, () => api.kill(id)));
     this.removeBtn = actionButton('Remove', `Remove ${id}`, () => this.remove());
     this.removeBtn.classList.add('danger');
+    this.historyBtn = actionButton('History', `Recorded runs of ${id}`, () => list.openHistory?.(id));
     // A worktree slot: its branch and diff stat; a click shows the diff under the card.
     this.worktree = h('button', {
       type: 'button',
@@ -96,7 +98,7 @@ class SlotRow {
       this.open,
       this.worktree,
       this.diff,
-      h('div', { class: 'slot-actions' }, this.startBtn, this.restartBtn, this.killBtn, this.removeBtn));
+      h('div', { class: 'slot-actions' }, this.startBtn, this.restartBtn, this.killBtn, this.historyBtn, this.removeBtn));
     this.armedUntil = 0;
   }
 

@@ -4,6 +4,7 @@
 //! Field names are camelCase on the wire; enum values are snake_case.
 
 pub mod audit;
+pub mod recording;
 pub mod signals;
 pub mod tasks;
 pub mod worktree;
@@ -83,6 +84,10 @@ pub struct SlotSpec {
     /// `None` follows the daemon's `[claude] hooks` (default on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<bool>,
+    /// `false`: this slot's runs are not recorded (docs/RECORDINGS.md). Absent: the daemon's
+    /// `[record] enabled` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
 }
 
 fn default_command() -> String {
@@ -110,6 +115,7 @@ impl SlotSpec {
             scrollback: None,
             worktree: None,
             hooks: None,
+            record: None,
         }
     }
 }

@@ -279,6 +279,7 @@ pub async fn prompt(
         let mut entry = AuditEntry::new(now_millis(), &id, AuditAction::Prompt, actor);
         entry.text = Some(req.text.clone());
         record(&state, &entry)?;
+        slot.record_marker(crate::recording::prompt_label(&req.text));
     }
     let view = crate::supervisor::interact::prompt(&slot, &req).await?;
     crate::metrics::add(&crate::metrics::COUNTERS.prompts_submitted, 1);
@@ -300,6 +301,7 @@ pub async fn confirm(
     // nothing to record.
     if let Some(entry) = audit_api::confirm_entry(&slot, answer, actor) {
         record(&state, &entry)?;
+        slot.record_marker(crate::recording::answer_label(&entry));
     }
     let view = crate::supervisor::interact::confirm(&slot, answer).await?;
     crate::metrics::add(&crate::metrics::COUNTERS.dialogs_answered, 1);

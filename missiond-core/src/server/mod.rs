@@ -9,6 +9,7 @@ pub mod auth;
 pub mod connections;
 pub mod error;
 pub mod pty_ws;
+pub mod recordings_api;
 pub mod signals_api;
 pub mod streams;
 pub mod upgrade_api;
@@ -115,6 +116,21 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         },
         (None, None) => None,
     };
+    let state_dir = crate::config::state_dir()?;
+    let recordings = match crate::recording::Recordings::open(
+        &crate::recording::Recordings::default_dir(&state_dir),
+        config.record.clone(),
+    ) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            tracing::warn!("runs are not recorded: cannot open the recordings directory: {e}");
+            eprintln!(
+                "missiond: runs are not recorded: cannot open the recordings directory in {}: {e}",
+                state_dir.display()
+            );
+            None
+        }
+    };
     let settings = Settings {
         kill_grace: config.server.kill_grace(),
         max_viewers: config.server.max_viewers,
@@ -125,6 +141,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
             hooks: config.claude.hooks,
             claude_dir: config.claude.config_dir.clone(),
         },
+        recordings,
     };
     let supervisor = Supervisor::new(settings, rules, guard);
     let tasks = TaskHub::start(
@@ -133,6 +150,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     )
     .map_err(|e| ServeError::Tasks(e.to_string()))?;
     spawn_session_status_bridge(&tasks, &supervisor);
+    spawn_task_marker_bridge(&tasks, &supervisor);
 
     let fd_limit = connections::raise_fd_limit();
     let listener = match &handover {
@@ -147,7 +165,6 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     let listener_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let local = listener.local_addr()?;
     supervisor.set_listen_addr(local);
-    let state_dir = crate::config::state_dir()?;
     let config_ids = config.slots.iter().map(|s| s.id.clone()).collect();
     let mut recorded = supervisor.open_registry(&state_dir, &config_ids);
     let handed_slots = handover.map(|h| h.slots).unwrap_or_default();
@@ -242,6 +259,16 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
     connections::serve(listener, app, max_unauthenticated, stopping).await;
     eprintln!("missiond: stopping every slot");
     supervisor.shutdown().await;
+    if let Some(recordings) = supervisor.settings().recordings.clone() {
+        let closed = tokio::task::spawn_blocking(move || {
+            recordings.wait_closed(std::time::Duration::from_secs(5))
+        })
+        .await
+        .unwrap_or(false);
+        if !closed {
+            tracing::warn!("some recordings were still being written at exit");
+        }
+    }
     Ok(())
 }
 
@@ -258,6 +285,26 @@ fn spawn_session_status_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
+            }
+        }
+    });
+}
+
+/// Task starts and completions become markers in the recording of the slot that runs them.
+fn spawn_task_marker_bridge(tasks: &TaskHub, supervisor: &Supervisor) {
+    use crate::protocol::tasks::TaskEvent;
+    let mut rx = tasks.subscribe();
+    let supervisor = supervisor.clone();
+    tokio::spawn(async move {
+        loop {
+            let (t, what) = match rx.recv().await {
+                Ok(TaskEvent::CcTaskStarted(t)) => (t, "started"),
+                Ok(TaskEvent::CcTaskCompleted(t)) => (t, "completed"),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            if let Some(slot) = t.slot_id.as_deref().and_then(|id| supervisor.get(id).ok()) {
+                slot.record_marker(format!("task:{what} {}", t.task.subject));
             }
         }
     });
@@ -298,6 +345,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/slots/{id}/tasks", get(slot_tasks))
         .route("/slots/{id}/diff", get(api::diff))
         .route("/tasks", get(all_tasks))
+        .route("/slots/{id}/runs", get(recordings_api::runs))
+        .route("/slots/{id}/runs/{file}", get(recordings_api::cast))
+        .route("/recordings", get(recordings_api::usage))
         .route("/audit", get(audit_api::list))
         .route("/notify/test", post(audit_api::notify_test))
         .route("/doctor", get(signals_api::doctor))
@@ -372,13 +422,14 @@ async fn slot_tasks(
     Ok(Json(state.tasks.slot_lists(&id)))
 }
 
-/// The page may load nothing from anywhere but the daemon, and may not be framed.
+/// The page may load nothing from anywhere but the daemon, and may not be framed. WebAssembly
+/// may be compiled (`'wasm-unsafe-eval'`, not JS eval): the History view's player needs it.
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

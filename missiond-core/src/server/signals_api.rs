@@ -108,6 +108,7 @@ pub fn report(state: &AppState) -> DoctorReport {
             "run the daemon as `missiond serve` from an installed binary",
         ));
     }
+    checks.push(recordings_check(sup.settings().recordings.as_deref()));
     let now = crate::supervisor::now_millis();
     for slot in sup
         .list()
@@ -177,6 +178,37 @@ pub fn report(state: &AppState) -> DoctorReport {
         }
     }
     DoctorReport { checks }
+}
+
+/// Where runs are recorded, how much disk they take against the limits.
+fn recordings_check(recordings: Option<&crate::recording::Recordings>) -> DoctorCheck {
+    let Some(recordings) = recordings else {
+        return with_fix(
+            check(
+                "recordings",
+                CheckStatus::Warn,
+                "not recorded: the recordings directory could not be opened",
+            ),
+            "see the daemon's log at start; the state directory must be writable",
+        );
+    };
+    let usage = recordings.usage();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let detail = format!(
+        "{}: {} run(s), {:.1} MiB of {:.0} MiB (per slot {:.0} MiB, {} days){}",
+        usage.dir,
+        usage.runs,
+        mib(usage.total_bytes),
+        mib(usage.limits.max_total_bytes),
+        mib(usage.limits.max_slot_bytes),
+        usage.limits.max_age_days,
+        if usage.limits.enabled {
+            ""
+        } else {
+            "; off unless a slot asks"
+        }
+    );
+    check("recordings", CheckStatus::Ok, detail)
 }
 
 /// The token files exist only for their owner (mode 0600).

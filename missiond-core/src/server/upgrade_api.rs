@@ -64,6 +64,10 @@ pub async fn upgrade(
         }
     });
     let _ = closing.await;
+    paused.close_recordings(
+        state.supervisor.settings().recordings.as_deref(),
+        Duration::from_secs(2),
+    );
     tracing::info!(binary = %binary.display(), "upgrading: executing the new binary");
     let mut command = std::process::Command::new(&binary);
     command.arg("serve");

@@ -96,6 +96,29 @@ impl Paused {
     }
 }
 
+impl Paused {
+    /// Ends each paused run's recording with an `upgrade:handed over` marker and waits (up to
+    /// `within`) until they are on disk: the new image records the runs on from the
+    /// handed-over screen, in new files. If the upgrade then fails, the runs go on unrecorded.
+    pub fn close_recordings(
+        &self,
+        recordings: Option<&crate::recording::Recordings>,
+        within: Duration,
+    ) {
+        for run in &self.runs {
+            if let Some(recorder) = run.recorder() {
+                recorder.marker("upgrade:handed over");
+                recorder.finish();
+            }
+        }
+        if let Some(recordings) = recordings {
+            if !recordings.wait_closed(within) {
+                tracing::warn!("some recordings were still being written at the upgrade");
+            }
+        }
+    }
+}
+
 impl Supervisor {
     /// Stops reading every running slot, snapshots it, and makes its terminal survive
     /// `execve`. On error everything is resumed. `listener_fd` and the guard's pipe are kept
@@ -212,6 +235,15 @@ impl Supervisor {
             // nothing else in this process owns it.
             let master = unsafe { OwnedFd::from_raw_fd(run.master_fd) };
             let observer = slot.observer();
+            // The run goes on in a new recording that starts from the handed-over screen.
+            let command = std::iter::once(slot.config.command.clone())
+                .chain(slot.config.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let recorder = slot.begin_recording_of(handed.cols, handed.rows, &command);
+            if let Some(recorder) = &recorder {
+                recorder.marker("upgrade:continued");
+            }
             let adopted = super::Run::adopt(
                 run.pid,
                 master,
@@ -220,6 +252,7 @@ impl Supervisor {
                 slot.config.scrollback,
                 self.shared.rules.rules(slot.config.profile),
                 observer,
+                recorder,
             )
             .map_err(|e| SupervisorError::Spawn(slot.id().to_string(), e.to_string()))?;
             slot.adopt_run(adopted, run.started_at, handed.restarts);

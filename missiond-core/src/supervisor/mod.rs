@@ -68,6 +68,8 @@ pub struct Settings {
     pub worktree_root: PathBuf,
     /// Claude Code's own signals: hooks, status line (see [`signals`]).
     pub signals: signals::SignalSettings,
+    /// Where runs are recorded; `None` records nothing (see [`crate::recording`]).
+    pub recordings: Option<Arc<crate::recording::Recordings>>,
 }
 
 #[derive(Clone)]
@@ -516,6 +518,10 @@ fn resolve(
         scrollback: spec.scrollback.unwrap_or(DEFAULT_SCROLLBACK),
         worktree,
         hooks: spec.hooks,
+        recordings: settings
+            .recordings
+            .clone()
+            .filter(|r| spec.record.unwrap_or(r.config().enabled)),
     })
 }
 

@@ -10,10 +10,15 @@
 //! their byte offset. The parser queue is bounded (the emulator must see every byte, so a
 //! flood waits for it); the fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow
 //! viewer falls behind alone and is healed with a fresh snapshot.
+//!
+//! A recorded run also hands each chunk to its [`Recorder`] (a reference-counted `Bytes` on an
+//! unbounded channel, bounded in bytes, see [`crate::recording`]); the parser thread adds
+//! markers for states and dialogs, and the exit closes the recording.
 
 use super::fanout::{FanoutReceiver, FanoutSender};
 use crate::protocol::{SemanticState, StateDetail};
 use crate::pty::{ExitInfo, PtyError, PtyEvents, PtyProcess, SpawnRequest};
+use crate::recording::Recorder;
 use crate::screen::Screen;
 use crate::semantic::{Classifier, Rules, Transition};
 use bytes::Bytes;
@@ -138,6 +143,7 @@ pub struct Run {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     viewers: Arc<AtomicUsize>,
+    recorder: Option<Recorder>,
 }
 
 impl std::fmt::Debug for Run {
@@ -154,8 +160,9 @@ impl Run {
         scrollback: usize,
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
+        recorder: Option<Recorder>,
     ) -> Result<Arc<Run>, PtyError> {
-        Run::start_after(req, scrollback, rules, observer, &[])
+        Run::start_after(req, scrollback, rules, observer, &[], recorder)
     }
 
     /// [`Run::start`] with the lines an earlier run showed (see [`Screen::restore_lines`])
@@ -166,10 +173,11 @@ impl Run {
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
         earlier: &[u8],
+        recorder: Option<Recorder>,
     ) -> Result<Arc<Run>, PtyError> {
         let mut screen = Screen::new(req.cols, req.rows, scrollback);
         screen.restore_lines(earlier, EARLIER_RUN_NOTE);
-        Run::assemble(screen, rules, observer, |events| {
+        Run::assemble(screen, rules, observer, recorder, |events| {
             PtyProcess::spawn(req, events)
         })
     }
@@ -185,13 +193,17 @@ impl Run {
         scrollback: usize,
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
+        recorder: Option<Recorder>,
     ) -> Result<Arc<Run>, PtyError> {
         let mut screen = Screen::new(cols, rows, scrollback);
         // Replies to queries in a replayed screen were owed long ago, by the previous image.
         let _ = screen.process(screen_ansi);
         // The slot keeps the state the previous image read; the classifier reads on from the
-        // program's next output.
-        Run::assemble(screen, rules, observer, |events| {
+        // program's next output. A recording starts with the screen as it was handed over.
+        if let Some(recorder) = &recorder {
+            recorder.output(&Bytes::copy_from_slice(screen_ansi));
+        }
+        Run::assemble(screen, rules, observer, recorder, |events| {
             PtyProcess::adopt(pid, master, events)
         })
     }
@@ -201,6 +213,7 @@ impl Run {
         screen: Screen,
         rules: Arc<Rules>,
         observer: Arc<dyn RunObserver>,
+        recorder: Option<Recorder>,
         open: impl FnOnce(Arc<dyn PtyEvents>) -> Result<PtyProcess, PtyError>,
     ) -> Result<Arc<Run>, PtyError> {
         let (parser_tx, parser_rx) = flume::bounded(PARSER_QUEUE);
@@ -217,6 +230,7 @@ impl Run {
             eof_rx,
             last_query: last_query.clone(),
             epoch,
+            recorder: recorder.clone(),
         });
         let process = open(events)?;
         let pipeline = Pipeline {
@@ -230,6 +244,8 @@ impl Run {
             epoch,
             parsed_end: 0,
             compact_at: None,
+            recorder: recorder.clone(),
+            last_dialog: None,
         };
         std::thread::Builder::new()
             .name(format!("slot-parse-{}", process.pid()))
@@ -243,7 +259,13 @@ impl Run {
             last_query,
             epoch,
             viewers: Arc::new(AtomicUsize::new(0)),
+            recorder,
         }))
+    }
+
+    /// The run's recording, when it is recorded.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     pub fn pid(&self) -> u32 {
@@ -325,6 +347,9 @@ impl Run {
             .send_async(ParserMsg::Resize { cols, rows })
             .await;
         self.output.send(ViewerMsg::Resize { cols, rows });
+        if let Some(recorder) = &self.recorder {
+            recorder.resize(cols, rows);
+        }
         Ok(())
     }
 
@@ -410,6 +435,7 @@ struct PumpEvents {
     /// Shared with [`Run`]: when the program last asked for the cursor position.
     last_query: Arc<AtomicU64>,
     epoch: Instant,
+    recorder: Option<Recorder>,
 }
 
 impl PtyEvents for PumpEvents {
@@ -427,6 +453,9 @@ impl PtyEvents for PumpEvents {
             start,
             bytes: bytes.clone(),
         });
+        if let Some(recorder) = &self.recorder {
+            recorder.output(&bytes);
+        }
         self.output
             .send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
     }
@@ -465,6 +494,9 @@ struct Pipeline {
     parsed_end: u64,
     /// When to compact the scrollback: [`COMPACT_WHEN_QUIET`] after the last output.
     compact_at: Option<Instant>,
+    recorder: Option<Recorder>,
+    /// The last dialog marked in the recording, so a redraw is not marked twice.
+    last_dialog: Option<String>,
 }
 
 impl Pipeline {
@@ -555,10 +587,43 @@ impl Pipeline {
                 self.publish(t);
                 self.observer.screen_settled(&mut self.screen);
                 self.observer.exited(&exit);
+                if let Some(recorder) = &self.recorder {
+                    recorder.marker(match (&exit.code, &exit.signal) {
+                        (_, Some(signal)) => format!("exit:signal {signal}"),
+                        (Some(code), None) => format!("exit:code {code}"),
+                        (None, None) => "exit:unknown".to_string(),
+                    });
+                    recorder.finish();
+                }
                 self.output.send(ViewerMsg::Exit(exit.clone()));
                 let _ = self.exit.send(Some(exit));
                 0
             }
+        }
+    }
+
+    /// Markers of a state change in the recording: `state:`, `dialog:`, `error:`.
+    fn mark(&mut self, t: &Transition) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        if t.state != t.prev {
+            recorder.marker(format!("state:{}", t.state.as_str()));
+        }
+        let dialog = t
+            .detail
+            .dialog
+            .as_ref()
+            .filter(|_| t.state == SemanticState::Confirming)
+            .map(crate::recording::dialog_label);
+        if let Some(label) = &dialog {
+            if self.last_dialog.as_ref() != Some(label) {
+                recorder.marker(label.clone());
+            }
+        }
+        self.last_dialog = dialog;
+        if let (SemanticState::Error, Some(error)) = (t.state, &t.detail.error) {
+            recorder.marker(format!("error:{}", error.reason));
         }
     }
 
@@ -571,9 +636,10 @@ impl Pipeline {
         }
     }
 
-    fn publish(&self, transition: Option<Transition>) {
+    fn publish(&mut self, transition: Option<Transition>) {
         let Some(t) = transition else { return };
         self.observer.state_changed(&t);
+        self.mark(&t);
         self.output.send(ViewerMsg::State {
             state: t.state,
             prev: t.prev,

@@ -357,6 +357,7 @@ mod tests {
             scrollback: 0,
             worktree: None,
             hooks,
+            recordings: None,
         };
         let s = signals(Some("/bin/missiond"));
         let l = launch(&config("/x/claude", None), &s, "sec");

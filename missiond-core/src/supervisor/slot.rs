@@ -31,6 +31,8 @@ pub struct SlotConfig {
     pub worktree: Option<crate::worktree::Checkout>,
     /// Claude Code's hooks and status line: `None` follows the daemon's default.
     pub hooks: Option<bool>,
+    /// Where this slot's runs are recorded; `None` when it is not recorded.
+    pub recordings: Option<Arc<crate::recording::Recordings>>,
 }
 
 /// Backoff of automatic restarts: 1 s doubling to 60 s, reset after a minute of healthy running.
@@ -389,14 +391,22 @@ impl Slot {
             rows: life.rows,
         };
         let observer: Arc<dyn RunObserver> = Arc::new(Observer(self.me.clone()));
+        let recorder = self.begin_recording(&req);
         let run = Run::start_after(
             &req,
             self.config.scrollback,
             self.rules.clone(),
             observer,
             earlier,
+            recorder.clone(),
         )
-        .map_err(|e| SupervisorError::Spawn(self.config.id.clone(), e.to_string()))?;
+        .map_err(|e| {
+            if let Some(recorder) = &recorder {
+                recorder.marker(format!("exit:spawn failed: {e}"));
+                recorder.finish();
+            }
+            SupervisorError::Spawn(self.config.id.clone(), e.to_string())
+        })?;
         self.own_signals.started(&launch);
         if automatic {
             life.restarts += 1;
@@ -459,6 +469,38 @@ impl Slot {
     /// The spec this slot was recorded with, if it is recorded.
     pub(crate) fn recorded_spec(&self) -> Option<SlotSpec> {
         self.recording.get().map(|r| r.spec.clone())
+    }
+
+    /// A new recording for the run `req` starts, unless the slot is not recorded.
+    fn begin_recording(&self, req: &SpawnRequest) -> Option<crate::recording::Recorder> {
+        let mut command = vec![req.command.clone()];
+        command.extend(req.args.iter().cloned());
+        self.begin_recording_of(req.cols, req.rows, &command.join(" "))
+    }
+
+    /// A new recording (of a run started here, or adopted after an upgrade). A recording that
+    /// cannot be opened is logged and the slot runs unrecorded.
+    pub(crate) fn begin_recording_of(
+        &self,
+        cols: u16,
+        rows: u16,
+        command: &str,
+    ) -> Option<crate::recording::Recorder> {
+        let recordings = self.config.recordings.as_ref()?;
+        match recordings.begin(&self.config.id, cols, rows, command) {
+            Ok(recorder) => Some(recorder),
+            Err(e) => {
+                tracing::warn!(slot = %self.config.id, "run not recorded: {e}");
+                None
+            }
+        }
+    }
+
+    /// Adds a marker to the current run's recording, if it is recorded.
+    pub fn record_marker(&self, label: impl Into<String>) {
+        if let Some(recorder) = self.run().and_then(|r| r.recorder().cloned()) {
+            recorder.marker(label);
+        }
     }
 
     /// Asks the slot's command which Claude Code release it is (off the caller's path: the
