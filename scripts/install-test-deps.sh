@@ -4,7 +4,8 @@
 #   - the viewer's test dependencies (npm ci in web/), for the browser tests;
 #   - Debian's chromium (browser tests) and jq (examples), via apt-get; needs root, skipped
 #     when present;
-#   - Python's websockets package, for the example scripts.
+#   - Python's websockets package, for the example scripts;
+#   - rustfmt and clippy (rustup components), for the format and lint checks.
 # Idempotent: a second run only checks.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,4 +32,12 @@ fi
 
 if ! python3 -c 'import websockets.sync.client' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'websockets>=13,<18'
+fi
+
+# rustfmt and clippy keep the code formatted and lint-free (scripts/test checks both).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy || {
+        echo "error: the tests need rustfmt and clippy: run 'rustup component add rustfmt clippy'" >&2
+        exit 1
+    }
 fi

@@ -245,8 +245,7 @@ impl Supervisor {
                 recorder.marker("upgrade:continued");
             }
             let adopted = super::Run::adopt(
-                run.pid,
-                master,
+                (run.pid, master),
                 (handed.cols, handed.rows),
                 run.screen.as_bytes(),
                 slot.config.scrollback,

@@ -201,14 +201,18 @@ impl Supervisor {
         let rules = self.shared.rules.rules(config.profile);
         let slot = Slot::new(
             config,
-            spec.cols.unwrap_or(DEFAULT_COLS),
-            spec.rows.unwrap_or(DEFAULT_ROWS),
-            rules,
-            self.shared.events.clone(),
-            self.shared.guard.clone(),
+            (
+                spec.cols.unwrap_or(DEFAULT_COLS),
+                spec.rows.unwrap_or(DEFAULT_ROWS),
+            ),
             tracker,
-            self.shared.settings.kill_grace,
-            self.shared.signals.clone(),
+            slot::SlotShared {
+                rules,
+                events: self.shared.events.clone(),
+                guard: self.shared.guard.clone(),
+                kill_grace: self.shared.settings.kill_grace,
+                signals: self.shared.signals.clone(),
+            },
         );
         self.announce_worktree_changes(&slot);
         Ok(slot)

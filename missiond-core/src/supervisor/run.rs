@@ -186,8 +186,7 @@ impl Run {
     /// open across `execve`; `screen` the ANSI snapshot (scrollback and screen) the previous
     /// image took once it had stopped reading, so the first byte read here follows it.
     pub fn adopt(
-        pid: u32,
-        master: std::os::fd::OwnedFd,
+        (pid, master): (u32, std::os::fd::OwnedFd),
         (cols, rows): (u16, u16),
         screen_ansi: &[u8],
         scrollback: usize,

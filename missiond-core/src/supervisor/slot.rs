@@ -83,6 +83,16 @@ struct Carried {
     restored: Option<Restored>,
 }
 
+/// What a slot takes from its supervisor: its profile's rules, the event channel, the orphan
+/// guard, the kill grace and Claude Code's signals.
+pub struct SlotShared {
+    pub rules: Arc<Rules>,
+    pub events: broadcast::Sender<SlotEvent>,
+    pub guard: Option<Arc<super::guard::OrphanGuard>>,
+    pub kill_grace: Duration,
+    pub signals: Arc<Signals>,
+}
+
 pub struct Slot {
     pub config: SlotConfig,
     life: Mutex<Lifecycle>,
@@ -113,15 +123,17 @@ impl std::fmt::Debug for Slot {
 impl Slot {
     pub fn new(
         config: SlotConfig,
-        cols: u16,
-        rows: u16,
-        rules: Arc<Rules>,
-        events: broadcast::Sender<SlotEvent>,
-        guard: Option<Arc<super::guard::OrphanGuard>>,
+        (cols, rows): (u16, u16),
         worktree: Option<Arc<Tracker>>,
-        kill_grace: Duration,
-        signals: Arc<Signals>,
+        shared: SlotShared,
     ) -> Arc<Slot> {
+        let SlotShared {
+            rules,
+            events,
+            guard,
+            kill_grace,
+            signals,
+        } = shared;
         let (state, _) = watch::channel(StateView {
             state: SemanticState::Starting,
             detail: StateDetail::default(),
