@@ -129,6 +129,37 @@ fn programs_keep_running_through_an_upgrade() {
     );
     assert_eq!(d.slot("cat").status, SlotStatus::Running);
 
+    // Two upgrades, three recordings of cat's one process: each closed at the handover, the
+    // next opened with the handed-over screen and going on from there.
+    let (status, runs) = d.http("GET", "/api/slots/cat/runs", Some(&d.token), None);
+    assert_eq!(status, 200, "{runs}");
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&runs).expect("runs");
+    let numbers: Vec<u64> = runs.iter().filter_map(|r| r["run"].as_u64()).collect();
+    assert_eq!(numbers.len(), 3, "{runs:?}");
+    let cast = |n: u64| {
+        let (status, text) = d.http(
+            "GET",
+            &format!("/api/slots/cat/runs/{n}.cast"),
+            Some(&d.token),
+            None,
+        );
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    let last_run = numbers.iter().copied().max().unwrap_or(3);
+    let first = cast(numbers.iter().copied().min().unwrap_or(1));
+    assert!(first.contains("\"upgrade:handed over\""), "{first}");
+    // Written within a second (the recorder flushes at least that often).
+    let after = poll(STEP, || {
+        let text = cast(last_run);
+        (text.contains("\"upgrade:continued\"") && text.contains("typed-after")).then_some(())
+    });
+    assert!(
+        after.is_some(),
+        "the last recording opens with its marker and goes on: {}",
+        cast(last_run)
+    );
+
     // The orphan guard was handed over too: it still ends the programs of a killed daemon.
     let cat = d.slot("cat").pid.expect("pid");
     d.kill_hard();
