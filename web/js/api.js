@@ -1,3 +1,4 @@
+// @ts-check
 // REST client for the daemon's /api: JSON in and out, `Authorization: Bearer`, and errors from
 // `{"error": {"code", "message"}}` turned into ApiError.
 

@@ -1,7 +1,9 @@
+// @ts-check
 // The dialog panel: a confirming slot's parsed dialog (title, question, body, options) with one
 // button per option; a click answers through POST /api/slots/{id}/confirm.
 
 import { h } from './dom.js';
+import { Meaning, State } from './protocol.js';
 
 const KIND_LABEL = {
   permission: 'Permission',
@@ -55,10 +57,10 @@ export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
     },
   }, h('span', { class: 'opt-n', text: n }), h('span', { class: 'opt-label', text: label }));
   const buttons = dialog.options.map((opt) => button(opt.n, `${opt.n}.`, opt.label,
-    { selected: opt.selected, refuses: opt.meaning === 'no', meaning: opt.meaning }));
+    { selected: opt.selected, refuses: opt.meaning === Meaning.NO, meaning: opt.meaning }));
   // No option refuses but Escape does (Claude Code 2.0.x): offer it as its own button.
-  if (dialog.cancellable && !dialog.options.some((o) => o.meaning === 'no')) {
-    buttons.push(button('no', 'Esc', 'Refuse', { refuses: true }));
+  if (dialog.cancellable && !dialog.options.some((o) => o.meaning === Meaning.NO)) {
+    buttons.push(button(Meaning.NO, 'Esc', 'Refuse', { refuses: true }));
   }
   card.append(h('div', { class: 'dialog-options' }, buttons), status);
   return card;
@@ -66,5 +68,5 @@ export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
 
 /** A stable key for a dialog, to avoid rebuilding (and losing focus) when nothing changed. */
 export function dialogKey(slot) {
-  return slot.state === 'confirming' ? JSON.stringify(slot.stateDetail && slot.stateDetail.dialog) : '';
+  return slot.state === State.CONFIRMING ? JSON.stringify(slot.stateDetail && slot.stateDetail.dialog) : '';
 }

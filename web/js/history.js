@@ -1,3 +1,4 @@
+// @ts-check
 // The History view of a slot: its recorded runs (GET /api/slots/{id}/runs), one of them in the
 // vendored asciinema player (loaded on first use), a timeline strip coloured by the slot's
 // state with ticks for dialogs and answers, "Next dialog" and a speed control.
@@ -15,12 +16,12 @@ let playerLoading = null;
 
 /** Loads the asciinema player once (a classic script defining window.AsciinemaPlayer). */
 function loadPlayer() {
-  if (window.AsciinemaPlayer) return Promise.resolve(window.AsciinemaPlayer);
+  if (/** @type {any} */ (window).AsciinemaPlayer) return Promise.resolve(/** @type {any} */ (window).AsciinemaPlayer);
   if (!playerLoading) {
     playerLoading = new Promise((resolve, reject) => {
       document.head.append(h('link', { rel: 'stylesheet', href: PLAYER_CSS }));
       const script = h('script', { src: PLAYER_JS });
-      script.addEventListener('load', () => resolve(window.AsciinemaPlayer));
+      script.addEventListener('load', () => resolve(/** @type {any} */ (window).AsciinemaPlayer));
       script.addEventListener('error', () => { playerLoading = null; reject(new Error('cannot load the player')); });
       document.head.append(script);
     });
@@ -196,7 +197,7 @@ export class HistoryView {
     this.speed = speed;
     if (!this.player) return;
     const at = await this.player.getCurrentTime();
-    await this.mount(window.AsciinemaPlayer, at);
+    await this.mount(/** @type {any} */ (window).AsciinemaPlayer, at);
   }
 
   close() {

@@ -1,9 +1,11 @@
+// @ts-check
 // A slot's pane: header (state, connection, fit, read-only toggle, close), the dialog panel when
 // the slot needs an answer, the terminal, a key bar for touch screens, a prompt box for Claude
 // Code slots, and the slot's history of answers (from the daemon's audit trail).
 
 import { h, toast } from './dom.js';
 import { badgeFor } from './states.js';
+import { State } from './protocol.js';
 import { dialogCard, dialogKey } from './dialog.js';
 import { TerminalView } from './terminal.js';
 
@@ -115,9 +117,9 @@ export class Pane {
       token,
       lastScreen: () => this.api.screen(this.slotId, 'ansi'),
     });
-    this.view.addEventListener('status', (ev) => this.showStatus(ev.detail));
-    this.view.addEventListener('size', (ev) => { this.size.textContent = `${ev.detail.cols}×${ev.detail.rows}`; });
-    this.view.addEventListener('error', (ev) => toast(`${this.slotId}: ${ev.detail}`, 'error'));
+    this.view.addEventListener('status', (/** @type {CustomEvent} */ ev) => this.showStatus(ev.detail));
+    this.view.addEventListener('size', (/** @type {CustomEvent} */ ev) => { this.size.textContent = `${ev.detail.cols}×${ev.detail.rows}`; });
+    this.view.addEventListener('error', (/** @type {CustomEvent} */ ev) => toast(`${this.slotId}: ${ev.detail}`, 'error'));
     this.showStatus({ status: this.view.status, text: this.view.statusText });
     this.update();
   }
@@ -146,7 +148,7 @@ export class Pane {
     if (key !== this.dialogKey) {
       this.dialogKey = key;
       this.dialogHost.replaceChildren();
-      if (slot.state === 'confirming') {
+      if (slot.state === State.CONFIRMING) {
         this.dialogHost.append(dialogCard(slot, (n) => this.api.confirm(this.slotId, n)));
       }
     }

@@ -1,3 +1,4 @@
+// @ts-check
 // A JSON WebSocket (plus binary frames of raw bytes, if asked for) that reconnects with exponential backoff (plus jitter) when it closes, until
 // stopped or until `shouldReconnect(closeEvent)` says no (e.g. "slot exited" close codes).
 

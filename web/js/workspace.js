@@ -1,3 +1,4 @@
+// @ts-check
 // The open terminals: a tab per attached slot, shown one at a time or side by side.
 
 import { h } from './dom.js';

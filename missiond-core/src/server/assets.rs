@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 #[exclude = "node_modules/*"]
 #[exclude = "package.json"]
 #[exclude = "package-lock.json"]
+#[exclude = "tsconfig.json"]
 #[exclude = "*.sh"]
 struct Web;
 

@@ -1,0 +1,106 @@
+// @ts-check
+// The daemon's wire vocabulary as the viewer uses it (docs/API.md): message types of the
+// /pty, /events and /tasks WebSockets, semantic states, the busy family, process statuses,
+// WebSocket close codes and the meanings of a dialog's options. Every other module imports
+// these names instead of retyping strings and numbers.
+
+/** Messages on `/pty/<slot>`, both ways. */
+export const PtyMsg = Object.freeze({
+  SCREEN: 'screen',
+  DATA: 'data',
+  RESIZE: 'resize',
+  STATE: 'state',
+  EXIT: 'exit',
+  ERROR: 'error',
+  INPUT: 'input',
+});
+
+/** Messages on `/events`. */
+export const EventMsg = Object.freeze({
+  SLOTS: 'slots',
+  SLOT_CREATED: 'slot_created',
+  SLOT_STARTED: 'slot_started',
+  SLOT_STATE: 'slot_state',
+  SLOT_EXITED: 'slot_exited',
+  SLOT_UPDATED: 'slot_updated',
+  SLOT_REMOVED: 'slot_removed',
+  USAGE: 'usage',
+});
+
+/** Messages on `/tasks` (docs/TASKS.md). */
+export const TaskMsg = Object.freeze({
+  OVERVIEW: 'cc_tasks_overview',
+  CHANGED: 'cc_tasks_changed',
+  TASK_STARTED: 'cc_task_started',
+  TASK_COMPLETED: 'cc_task_completed',
+  SESSION_ACTIVE: 'cc_session_active',
+  SESSION_INACTIVE: 'cc_session_inactive',
+});
+
+/**
+ * A slot's semantic state (`state` in SlotInfo, `slot_state` and `/pty` `state` messages).
+ * @typedef {'starting'|'idle'|'thinking'|'tool_running'|'responding'|'confirming'|'error'|'exited'} SemanticState
+ */
+export const State = Object.freeze({
+  STARTING: 'starting',
+  IDLE: 'idle',
+  THINKING: 'thinking',
+  TOOL_RUNNING: 'tool_running',
+  RESPONDING: 'responding',
+  CONFIRMING: 'confirming',
+  ERROR: 'error',
+  EXITED: 'exited',
+});
+
+/** The busy family: the program is working on a turn. */
+export const BUSY_STATES = Object.freeze([State.THINKING, State.TOOL_RUNNING, State.RESPONDING]);
+
+/** @param {string | null | undefined} state */
+export function isBusy(state) {
+  return /** @type {readonly (string | null | undefined)[]} */ (BUSY_STATES).includes(state);
+}
+
+/** A slot's process status (`status` in SlotInfo). */
+export const Status = Object.freeze({
+  STARTING: 'starting',
+  RUNNING: 'running',
+  EXITED: 'exited',
+});
+
+/** WebSocket close codes the daemon sends. */
+export const Close = Object.freeze({
+  /** The viewer took nothing for `[server] stuck_viewer_secs`. */
+  STUCK_VIEWER: 1008,
+  /** A message over 1 MiB. */
+  TOO_BIG: 1009,
+  /** The daemon is upgrading (`missiond upgrade`): connect again, the slot runs on. */
+  SERVICE_RESTART: 1012,
+  /** Invalid URL (`/pty/`, `/pty/a/b`, a bad id). */
+  INVALID: 4000,
+  /** Slot not found or not running. */
+  NOT_FOUND: 4001,
+  /** Cannot attach (viewer cap reached). */
+  CANNOT_ATTACH: 4002,
+  /** The slot exited. */
+  EXITED: 4003,
+});
+
+/** Close codes after which reconnecting to `/pty/<slot>` is pointless until the slot runs again. */
+export const FINAL_PTY_CLOSES = Object.freeze([Close.INVALID, Close.NOT_FOUND, Close.EXITED]);
+
+/**
+ * What a dialog option means (`meaning` in a dialog's options, `answer` of `confirm`).
+ * @typedef {'yes'|'always'|'no'} Meaning
+ */
+export const Meaning = Object.freeze({
+  YES: /** @type {Meaning} */ ('yes'),
+  ALWAYS: /** @type {Meaning} */ ('always'),
+  NO: /** @type {Meaning} */ ('no'),
+});
+
+/** A Claude Code task's status (docs/TASKS.md). */
+export const TaskStatus = Object.freeze({
+  PENDING: 'pending',
+  IN_PROGRESS: 'in_progress',
+  COMPLETED: 'completed',
+});
