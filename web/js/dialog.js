@@ -16,6 +16,9 @@ const KIND_LABEL = {
 /**
  * A card for `slot` (state confirming). `onAnswer(option)` returns a promise; buttons are
  * disabled while it runs so a double click cannot answer the next dialog too.
+ * @param {import('./protocol.js').SlotInfo} slot
+ * @param {(answer: number | import('./protocol.js').Meaning) => Promise<unknown>} onAnswer
+ * @param {{ showSlot?: boolean }} [opts]
  */
 export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
   const dialog = slot.stateDetail && slot.stateDetail.dialog;
@@ -66,7 +69,10 @@ export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
   return card;
 }
 
-/** A stable key for a dialog, to avoid rebuilding (and losing focus) when nothing changed. */
+/**
+ * A stable key for a dialog, to avoid rebuilding (and losing focus) when nothing changed.
+ * @param {import('./protocol.js').SlotInfo} slot
+ */
 export function dialogKey(slot) {
   return slot.state === State.CONFIRMING ? JSON.stringify(slot.stateDetail && slot.stateDetail.dialog) : '';
 }

@@ -5,7 +5,7 @@
 
 import { h, toast } from './dom.js';
 import { badgeFor } from './states.js';
-import { State } from './protocol.js';
+import { AUDIT_CONFIRM, PROFILE_CLAUDE_CODE, State } from './protocol.js';
 import { dialogCard, dialogKey } from './dialog.js';
 import { TerminalView } from './terminal.js';
 
@@ -101,7 +101,7 @@ export class Pane {
       if (!panel.open) return;
       list.replaceChildren(h('li', { class: 'empty', text: 'loading…' }));
       try {
-        const entries = (await this.api.audit(this.slotId)).filter((e) => e.action === 'confirm');
+        const entries = (await this.api.audit(this.slotId)).filter((e) => e.action === AUDIT_CONFIRM);
         list.replaceChildren(...entries.reverse().map(historyItem));
         if (!entries.length) list.append(h('li', { class: 'empty', text: 'No answers yet.' }));
       } catch (err) {
@@ -143,7 +143,7 @@ export class Pane {
     const badge = badgeFor(slot.state);
     this.badge.className = `badge ${badge.cls}`;
     this.badge.textContent = badge.label;
-    this.promptForm.hidden = slot.profile !== 'claude-code';
+    this.promptForm.hidden = slot.profile !== PROFILE_CLAUDE_CODE;
     const key = dialogKey(slot);
     if (key !== this.dialogKey) {
       this.dialogKey = key;

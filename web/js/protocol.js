@@ -104,3 +104,34 @@ export const TaskStatus = Object.freeze({
   IN_PROGRESS: 'in_progress',
   COMPLETED: 'completed',
 });
+
+/** The profile of a slot that runs Claude Code (`profile` in SlotInfo). */
+export const PROFILE_CLAUDE_CODE = 'claude-code';
+
+/** The audit action of an answered dialog (`action` of an AuditEntry). */
+export const AUDIT_CONFIRM = 'confirm';
+
+/**
+ * One option of a dialog (`stateDetail.dialog.options`).
+ * @typedef {{ n: number, label: string, selected?: boolean, meaning: Meaning | null }} DialogOption
+ */
+
+/**
+ * The dialog of a confirming slot (`stateDetail.dialog`).
+ * @typedef {{ kind: string, title?: string, body?: string, question?: string,
+ *   options: DialogOption[], cancellable?: boolean }} Dialog
+ */
+
+/**
+ * A slot as `/api/slots` and `/events` describe it (docs/API.md, `SlotInfo`); the fields the
+ * viewer reads.
+ * @typedef {{
+ *   id: string, command: string, args?: string[], cwd?: string, cols?: number, rows?: number,
+ *   profile?: string, pid: number | null, status: string, state: SemanticState,
+ *   stateDetail?: { dialog?: Dialog, error?: object, reason?: string, tool?: object, drift?: object } | null,
+ *   stateSince?: number, startedAt?: number | null, exitCode?: number | null,
+ *   exitSignal?: string | null, restarts?: number, viewers?: number,
+ *   claudeVersion?: string | null, worktree?: object | null, sessionId?: string | null,
+ *   usage?: { costUsd?: number | null, contextUsedPercent?: number | null, model?: string | null } | null,
+ * }} SlotInfo
+ */

@@ -7,7 +7,7 @@ import { EventMsg, State, Status } from './protocol.js';
 export class SlotStore extends EventTarget {
   constructor() {
     super();
-    /** @type {Map<string, object>} SlotInfo by id, in the daemon's order */
+    /** @type {Map<string, import('./protocol.js').SlotInfo>} SlotInfo by id, in the daemon's order */
     this.slots = new Map();
   }
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 #[exclude = "package.json"]
 #[exclude = "package-lock.json"]
 #[exclude = "tsconfig.json"]
+#[exclude = "*.d.mts"]
 #[exclude = "*.sh"]
 struct Web;
 
