@@ -86,6 +86,7 @@ export const Close = Object.freeze({
 });
 
 /** Close codes after which reconnecting to `/pty/<slot>` is pointless until the slot runs again. */
+/** @type {readonly number[]} */
 export const FINAL_PTY_CLOSES = Object.freeze([Close.INVALID, Close.NOT_FOUND, Close.EXITED]);
 
 /**
@@ -135,3 +136,12 @@ export const AUDIT_CONFIRM = 'confirm';
  *   usage?: { costUsd?: number | null, contextUsedPercent?: number | null, model?: string | null } | null,
  * }} SlotInfo
  */
+
+/** A recorded run (`/api/slots/{id}/runs/{n}.cast`, asciicast v2): the marker event code and
+ * the prefixes of its marker labels (`state:idle`, `dialog:…`, `answer:…`). */
+export const Cast = Object.freeze({
+  MARKER: 'm',
+  STATE_PREFIX: 'state:',
+  DIALOG_PREFIX: 'dialog:',
+  ANSWER_PREFIX: 'answer:',
+});

@@ -71,7 +71,7 @@ export class SlotStore extends EventTarget {
       case EventMsg.SLOT_STARTED: {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
-        slot.status = 'running';
+        slot.status = Status.RUNNING;
         slot.pid = msg.pid ?? null;
         slot.exitCode = null;
         slot.exitSignal = null;
@@ -83,7 +83,7 @@ export class SlotStore extends EventTarget {
       case EventMsg.SLOT_EXITED: {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
-        slot.status = 'exited';
+        slot.status = Status.EXITED;
         slot.exitCode = msg.code ?? null;
         slot.exitSignal = msg.signal ?? null;
         this.emit('change', msg.slotId);
