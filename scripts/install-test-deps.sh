@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, Node/npm and Python:
 #   - the pinned Claude Code CLI (npm, into .e2e-tools/), for the end-to-end tests;
-#   - the viewer's test dependencies (npm ci in web/), for the browser tests;
+#   - the viewer's test dependencies (npm ci in web/): playwright-core for the browser tests,
+#     typescript for the viewer's type check;
 #   - Debian's chromium (browser tests) and jq (examples), via apt-get; needs root, skipped
 #     when present;
 #   - Python's websockets package, for the example scripts;
@@ -12,7 +13,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 "$repo/scripts/install-e2e-tools.sh"
 
-if [ ! -d "$repo/web/node_modules/playwright-core" ]; then
+if [ ! -d "$repo/web/node_modules/playwright-core" ] || [ ! -d "$repo/web/node_modules/typescript" ]; then
     (cd "$repo/web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -19,6 +19,12 @@ copy() { # package, dest dir, files...
     echo "$pkg@$version" > "vendor/$dest/VERSION"
 }
 
+types() { # package, dest dir, module name: a declaration next to the .mjs that `tsc` reads
+    # instead of the minified code (the package's own typings; not served, see tsconfig.json)
+    printf "// Types for tsc only (not served): the package's own typings for the vendored %s.\nexport * from '%s';\n" \
+        "$3.mjs" "$1" > "vendor/$2/$3.d.mts"
+}
+
 copy @xterm/xterm xterm lib/xterm.mjs css/xterm.css
 # CSP patches. The page runs under `style-src 'self'`, which refuses inline styles, and xterm.js's
 # DOM renderer uses two kinds:
@@ -42,6 +48,9 @@ fs.writeFileSync(file, src);
 '
 copy @xterm/addon-fit addon-fit lib/addon-fit.mjs
 copy @xterm/addon-unicode11 addon-unicode11 lib/addon-unicode11.mjs
+types @xterm/xterm xterm xterm
+types @xterm/addon-fit addon-fit addon-fit
+types @xterm/addon-unicode11 addon-unicode11 addon-unicode11
 # The History view's player (a classic script defining window.AsciinemaPlayer; its terminal is
 # WebAssembly, which is why the CSP allows 'wasm-unsafe-eval').
 copy asciinema-player asciinema-player dist/bundle/asciinema-player.min.js dist/bundle/asciinema-player.css

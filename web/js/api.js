@@ -1,3 +1,4 @@
+// @ts-check
 // REST client for the daemon's /api: JSON in and out, `Authorization: Bearer`, and errors from
 // `{"error": {"code", "message"}}` turned into ApiError.
 
@@ -52,7 +53,11 @@ export class Api {
   remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
   screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
-  /** `answer`: an option number, or a meaning (`'yes'`, `'always'`, `'no'`). */
+  /**
+   * `answer`: an option number, or a meaning (`'yes'`, `'always'`, `'no'`: `Meaning` in protocol.js).
+   * @param {string} id
+   * @param {number | import('./protocol.js').Meaning} answer
+   */
   confirm(id, answer) {
     const body = typeof answer === 'number' ? { option: answer } : { answer };
     return this.request('POST', `/api/slots/${enc(id)}/confirm`, body);

@@ -1,3 +1,4 @@
+// @ts-check
 // The access token: arrives in the URL fragment (`#token=...`, never sent to a server by the
 // browser), is kept in sessionStorage for this tab, and is removed from the address bar so it
 // does not end up in bookmarks, screenshots or the history.

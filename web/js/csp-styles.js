@@ -1,3 +1,4 @@
+// @ts-check
 // xterm.js's DOM renderer sizes and colours its rows with <style> elements whose text it sets
 // from JS, which the daemon's Content-Security-Policy (`style-src 'self'`) refuses. vendor.sh
 // turns those elements into inert <xterm-style> elements; this copies their text into a

@@ -1,7 +1,9 @@
+// @ts-check
 // The dialog panel: a confirming slot's parsed dialog (title, question, body, options) with one
 // button per option; a click answers through POST /api/slots/{id}/confirm.
 
 import { h } from './dom.js';
+import { Meaning, State } from './protocol.js';
 
 const KIND_LABEL = {
   permission: 'Permission',
@@ -14,6 +16,9 @@ const KIND_LABEL = {
 /**
  * A card for `slot` (state confirming). `onAnswer(option)` returns a promise; buttons are
  * disabled while it runs so a double click cannot answer the next dialog too.
+ * @param {import('./protocol.js').SlotInfo} slot
+ * @param {(answer: number | import('./protocol.js').Meaning) => Promise<unknown>} onAnswer
+ * @param {{ showSlot?: boolean }} [opts]
  */
 export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
   const dialog = slot.stateDetail && slot.stateDetail.dialog;
@@ -55,16 +60,19 @@ export function dialogCard(slot, onAnswer, { showSlot = false } = {}) {
     },
   }, h('span', { class: 'opt-n', text: n }), h('span', { class: 'opt-label', text: label }));
   const buttons = dialog.options.map((opt) => button(opt.n, `${opt.n}.`, opt.label,
-    { selected: opt.selected, refuses: opt.meaning === 'no', meaning: opt.meaning }));
+    { selected: opt.selected, refuses: opt.meaning === Meaning.NO, meaning: opt.meaning }));
   // No option refuses but Escape does (Claude Code 2.0.x): offer it as its own button.
-  if (dialog.cancellable && !dialog.options.some((o) => o.meaning === 'no')) {
-    buttons.push(button('no', 'Esc', 'Refuse', { refuses: true }));
+  if (dialog.cancellable && !dialog.options.some((o) => o.meaning === Meaning.NO)) {
+    buttons.push(button(Meaning.NO, 'Esc', 'Refuse', { refuses: true }));
   }
   card.append(h('div', { class: 'dialog-options' }, buttons), status);
   return card;
 }
 
-/** A stable key for a dialog, to avoid rebuilding (and losing focus) when nothing changed. */
+/**
+ * A stable key for a dialog, to avoid rebuilding (and losing focus) when nothing changed.
+ * @param {import('./protocol.js').SlotInfo} slot
+ */
 export function dialogKey(slot) {
-  return slot.state === 'confirming' ? JSON.stringify(slot.stateDetail && slot.stateDetail.dialog) : '';
+  return slot.state === State.CONFIRMING ? JSON.stringify(slot.stateDetail && slot.stateDetail.dialog) : '';
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers: build elements without innerHTML (no markup injection from slot data)
 // and without style attributes (the page runs under a strict Content-Security-Policy).
 

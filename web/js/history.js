@@ -1,3 +1,4 @@
+// @ts-check
 // The History view of a slot: its recorded runs (GET /api/slots/{id}/runs), one of them in the
 // vendored asciinema player (loaded on first use), a timeline strip coloured by the slot's
 // state with ticks for dialogs and answers, "Next dialog" and a speed control.
@@ -6,6 +7,7 @@
 // `dialog:...` and `answer:...` are ticks; a click on the strip or a tick seeks there.
 
 import { h, replaceChildren, formatDuration, toast } from './dom.js';
+import { Cast, State } from './protocol.js';
 
 const PLAYER_JS = 'vendor/asciinema-player/asciinema-player.min.js';
 const PLAYER_CSS = 'vendor/asciinema-player/asciinema-player.css';
@@ -15,12 +17,12 @@ let playerLoading = null;
 
 /** Loads the asciinema player once (a classic script defining window.AsciinemaPlayer). */
 function loadPlayer() {
-  if (window.AsciinemaPlayer) return Promise.resolve(window.AsciinemaPlayer);
+  if (/** @type {any} */ (window).AsciinemaPlayer) return Promise.resolve(/** @type {any} */ (window).AsciinemaPlayer);
   if (!playerLoading) {
     playerLoading = new Promise((resolve, reject) => {
       document.head.append(h('link', { rel: 'stylesheet', href: PLAYER_CSS }));
       const script = h('script', { src: PLAYER_JS });
-      script.addEventListener('load', () => resolve(window.AsciinemaPlayer));
+      script.addEventListener('load', () => resolve(/** @type {any} */ (window).AsciinemaPlayer));
       script.addEventListener('error', () => { playerLoading = null; reject(new Error('cannot load the player')); });
       document.head.append(script);
     });
@@ -39,7 +41,7 @@ export function parseCast(text) {
     let event;
     try { event = JSON.parse(line); } catch { continue; }
     duration = Math.max(duration, event[0]);
-    if (event[1] === 'm') markers.push({ time: event[0], label: event[2] });
+    if (event[1] === Cast.MARKER) markers.push({ time: event[0], label: event[2] });
   }
   return { header, duration, markers };
 }
@@ -47,11 +49,11 @@ export function parseCast(text) {
 /** Segments of the strip: [{state, from, to}] from the `state:` markers. */
 export function stateSegments(markers, duration) {
   const segments = [];
-  let current = { state: 'starting', from: 0 };
+  let current = { state: State.STARTING, from: 0 };
   for (const m of markers) {
-    if (!m.label.startsWith('state:')) continue;
+    if (!m.label.startsWith(Cast.STATE_PREFIX)) continue;
     segments.push({ ...current, to: m.time });
-    current = { state: m.label.slice(6), from: m.time };
+    current = { state: m.label.slice(Cast.STATE_PREFIX.length), from: m.time };
   }
   segments.push({ ...current, to: duration });
   return segments.filter((s) => s.to > s.from);
@@ -123,8 +125,8 @@ export class HistoryView {
       this.cast = parseCast(text);
       await this.mount(Player, 0);
       this.drawStrip();
-      const dialogs = this.cast.markers.filter((m) => m.label.startsWith('dialog:')).length;
-      const answers = this.cast.markers.filter((m) => m.label.startsWith('answer:')).length;
+      const dialogs = this.cast.markers.filter((m) => m.label.startsWith(Cast.DIALOG_PREFIX)).length;
+      const answers = this.cast.markers.filter((m) => m.label.startsWith(Cast.ANSWER_PREFIX)).length;
       this.infoEl.textContent = `${this.cast.header.command || ''} · ${this.cast.header.width}×${this.cast.header.height} · ${dialogs} dialog(s), ${answers} answer(s)`;
     } catch (err) {
       toast(`run ${run}: ${err.message}`, 'error');
@@ -158,7 +160,7 @@ export class HistoryView {
       return seg;
     });
     for (const m of markers) {
-      const kind = m.label.startsWith('dialog:') ? 'dialog' : m.label.startsWith('answer:') ? 'answer' : null;
+      const kind = m.label.startsWith(Cast.DIALOG_PREFIX) ? 'dialog' : m.label.startsWith(Cast.ANSWER_PREFIX) ? 'answer' : null;
       if (!kind) continue;
       const tick = h('button', {
         type: 'button', class: `tick tick-${kind}`, title: `${m.time.toFixed(1)} s ${m.label}`,
@@ -183,7 +185,7 @@ export class HistoryView {
   async nextDialog() {
     if (!this.player || !this.cast) return;
     const now = await this.player.getCurrentTime();
-    const next = this.cast.markers.find((m) => m.label.startsWith('dialog:') && m.time > now + 0.01);
+    const next = this.cast.markers.find((m) => m.label.startsWith(Cast.DIALOG_PREFIX) && m.time > now + 0.01);
     if (!next) {
       toast('no later dialog in this run');
       return;
@@ -196,7 +198,7 @@ export class HistoryView {
     this.speed = speed;
     if (!this.player) return;
     const at = await this.player.getCurrentTime();
-    await this.mount(window.AsciinemaPlayer, at);
+    await this.mount(/** @type {any} */ (window).AsciinemaPlayer, at);
   }
 
   close() {

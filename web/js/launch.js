@@ -1,3 +1,4 @@
+// @ts-check
 // The "Launch slot" dialog: builds a SlotSpec and POSTs it to /api/slots.
 
 export function setupLaunch({ button, dialog, form, errorEl, api, onLaunched }) {

@@ -1,3 +1,4 @@
+// @ts-check
 // Entry point: takes the token, checks it, then wires the live streams (/events, /tasks) to the
 // slot list, the terminals, the dialog panels and the tasks panel.
 
@@ -28,7 +29,7 @@ function showAuth(reason) {
 
 $('auth-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const value = $('auth-token').value.trim();
+  const value = /** @type {HTMLInputElement} */ ($('auth-token')).value.trim();
   if (!value) return;
   saveToken(value);
   location.reload();
@@ -73,7 +74,7 @@ function startApp(token, api, initialSlots) {
     const host = $('attention');
     const waiting = store.needingYou().filter((s) => !workspace.has(s.id));
     const ids = new Set(waiting.map((s) => s.id));
-    for (const card of [...host.children]) {
+    for (const card of /** @type {HTMLElement[]} */ ([...host.children])) {
       if (!ids.has(card.dataset.slotId)) { card.remove(); attentionKeys.delete(card.dataset.slotId); }
     }
     for (const slot of waiting) {
@@ -84,7 +85,7 @@ function startApp(token, api, initialSlots) {
       card.append(h('button', {
         type: 'button', class: 'btn small ghost open-slot', text: `Open ${slot.id}`, onclick: () => openSlot(slot.id),
       }));
-      const old = [...host.children].find((c) => c.dataset.slotId === slot.id);
+      const old = /** @type {HTMLElement[]} */ ([...host.children]).find((c) => c.dataset.slotId === slot.id);
       if (old) old.replaceWith(card); else host.append(card);
     }
   }
@@ -102,9 +103,9 @@ function startApp(token, api, initialSlots) {
   }
 
   store.addEventListener('change', renderAll);
-  store.addEventListener('started', (ev) => workspace.slotStarted(ev.detail));
-  store.addEventListener('removed', (ev) => workspace.close(ev.detail));
-  store.addEventListener('confirming', (ev) => {
+  store.addEventListener('started', (/** @type {CustomEvent} */ ev) => workspace.slotStarted(ev.detail));
+  store.addEventListener('removed', (/** @type {CustomEvent} */ ev) => workspace.close(ev.detail));
+  store.addEventListener('confirming', (/** @type {CustomEvent} */ ev) => {
     const slot = store.get(ev.detail);
     if (slot && (document.hidden || !workspace.has(slot.id))) notifyConfirming(slot, openSlot);
   });
@@ -163,7 +164,7 @@ function startApp(token, api, initialSlots) {
   if (linked && /^[A-Za-z0-9_-]{1,64}$/.test(linked)) openSlot(linked);
 
   // Test and debugging hook: read-only views of the page's state.
-  window.__missiond = {
+  /** @type {any} */ (window).__missiond = {
     store,
     tasks,
     workspace,

@@ -1,3 +1,4 @@
+// @ts-check
 // Telling the user a slot needs them: a count in the document title and the header, and a
 // browser notification when a slot starts waiting for a confirmation (if the user allowed it).
 

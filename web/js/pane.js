@@ -1,9 +1,11 @@
+// @ts-check
 // A slot's pane: header (state, connection, fit, read-only toggle, close), the dialog panel when
 // the slot needs an answer, the terminal, a key bar for touch screens, a prompt box for Claude
 // Code slots, and the slot's history of answers (from the daemon's audit trail).
 
 import { h, toast } from './dom.js';
 import { badgeFor } from './states.js';
+import { AUDIT_CONFIRM, PROFILE_CLAUDE_CODE, State } from './protocol.js';
 import { dialogCard, dialogKey } from './dialog.js';
 import { TerminalView } from './terminal.js';
 
@@ -99,7 +101,7 @@ export class Pane {
       if (!panel.open) return;
       list.replaceChildren(h('li', { class: 'empty', text: 'loading…' }));
       try {
-        const entries = (await this.api.audit(this.slotId)).filter((e) => e.action === 'confirm');
+        const entries = (await this.api.audit(this.slotId)).filter((e) => e.action === AUDIT_CONFIRM);
         list.replaceChildren(...entries.reverse().map(historyItem));
         if (!entries.length) list.append(h('li', { class: 'empty', text: 'No answers yet.' }));
       } catch (err) {
@@ -115,9 +117,9 @@ export class Pane {
       token,
       lastScreen: () => this.api.screen(this.slotId, 'ansi'),
     });
-    this.view.addEventListener('status', (ev) => this.showStatus(ev.detail));
-    this.view.addEventListener('size', (ev) => { this.size.textContent = `${ev.detail.cols}×${ev.detail.rows}`; });
-    this.view.addEventListener('error', (ev) => toast(`${this.slotId}: ${ev.detail}`, 'error'));
+    this.view.addEventListener('status', (/** @type {CustomEvent} */ ev) => this.showStatus(ev.detail));
+    this.view.addEventListener('size', (/** @type {CustomEvent} */ ev) => { this.size.textContent = `${ev.detail.cols}×${ev.detail.rows}`; });
+    this.view.addEventListener('error', (/** @type {CustomEvent} */ ev) => toast(`${this.slotId}: ${ev.detail}`, 'error'));
     this.showStatus({ status: this.view.status, text: this.view.statusText });
     this.update();
   }
@@ -141,12 +143,12 @@ export class Pane {
     const badge = badgeFor(slot.state);
     this.badge.className = `badge ${badge.cls}`;
     this.badge.textContent = badge.label;
-    this.promptForm.hidden = slot.profile !== 'claude-code';
+    this.promptForm.hidden = slot.profile !== PROFILE_CLAUDE_CODE;
     const key = dialogKey(slot);
     if (key !== this.dialogKey) {
       this.dialogKey = key;
       this.dialogHost.replaceChildren();
-      if (slot.state === 'confirming') {
+      if (slot.state === State.CONFIRMING) {
         this.dialogHost.append(dialogCard(slot, (n) => this.api.confirm(this.slotId, n)));
       }
     }

@@ -1,8 +1,10 @@
+// @ts-check
 // The sidebar: one row per slot (id, command, state badge, time in state, actions), kept in
 // place between updates so keyboard focus survives the live stream.
 
 import { h, formatDuration, formatCost, toast } from './dom.js';
 import { badgeFor, exitText } from './states.js';
+import { State, Status } from './protocol.js';
 
 export class SlotList {
   /**
@@ -148,7 +150,7 @@ class SlotRow {
     this.badge.className = `badge ${badge.cls}`;
     this.badge.textContent = badge.label;
     this.badge.title = badge.title;
-    this.el.classList.toggle('attn', slot.state === 'confirming');
+    this.el.classList.toggle('attn', slot.state === State.CONFIRMING);
     this.since.dataset.since = String(slot.stateSince);
     this.since.textContent = formatDuration(Date.now() - slot.stateSince);
     this.since.title = `in this state since ${new Date(slot.stateSince).toLocaleTimeString()}`;
@@ -169,7 +171,7 @@ class SlotRow {
       ? `⚠ states may be wrong for Claude Code ${drift.claudeVersion || '(unknown release)'}: update the rules`
       : '';
     this.drift.title = drift ? `the screen says ${drift.screen}, Claude Code's hooks say ${drift.hooks}` : '';
-    const exited = slot.status === 'exited';
+    const exited = slot.status === Status.EXITED;
     this.exit.textContent = exited ? exitText(slot) : '';
     this.exit.hidden = !exited;
     this.startBtn.hidden = !exited;
@@ -184,7 +186,7 @@ function actionButton(text, title, onclick) {
 /** Refreshes every "time in state" label; one timer for the whole page. */
 export function tickDurations(root = document) {
   const now = Date.now();
-  for (const el of root.querySelectorAll('[data-since]')) {
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (root.querySelectorAll('[data-since]'))) {
     el.textContent = formatDuration(now - Number(el.dataset.since));
   }
 }

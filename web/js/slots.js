@@ -1,10 +1,13 @@
+// @ts-check
 // The live model of every slot, fed by the /events stream (and the first REST listing).
 // Views subscribe to 'change' events; 'confirming' fires when a slot starts waiting for the user.
+
+import { EventMsg, State, Status } from './protocol.js';
 
 export class SlotStore extends EventTarget {
   constructor() {
     super();
-    /** @type {Map<string, object>} SlotInfo by id, in the daemon's order */
+    /** @type {Map<string, import('./protocol.js').SlotInfo>} SlotInfo by id, in the daemon's order */
     this.slots = new Map();
   }
 
@@ -18,7 +21,7 @@ export class SlotStore extends EventTarget {
 
   /** Slots waiting for a confirmation. */
   needingYou() {
-    return this.list().filter((s) => s.state === 'confirming');
+    return this.list().filter((s) => s.state === State.CONFIRMING);
   }
 
   /** What every slot has cost so far, in US dollars (slots without figures count nothing). */
@@ -34,11 +37,11 @@ export class SlotStore extends EventTarget {
     for (const slot of this.slots.values()) {
       const old = before.get(slot.id);
       // A process we did not see start (the daemon restarted, or we were away): views reattach.
-      if (slot.status === 'running' && (!old || old.status === 'exited' || old.pid !== slot.pid)) {
+      if (slot.status === Status.RUNNING && (!old || old.status === Status.EXITED || old.pid !== slot.pid)) {
         this.emit('started', slot.id);
       }
       // On the very first snapshot the page itself shows what waits; no notification for that.
-      if (slot.state === 'confirming' && old && old.state !== 'confirming') this.emit('confirming', slot.id);
+      if (slot.state === State.CONFIRMING && old && old.state !== State.CONFIRMING) this.emit('confirming', slot.id);
     }
     this.emit('change', null);
   }
@@ -46,29 +49,29 @@ export class SlotStore extends EventTarget {
   /** Applies one `/events` frame. */
   apply(msg) {
     switch (msg.type) {
-      case 'slots':
+      case EventMsg.SLOTS:
         this.replaceAll(msg.slots || []);
         return;
-      case 'slot_created':
+      case EventMsg.SLOT_CREATED:
         this.slots.set(msg.slot.id, normalise(msg.slot));
         this.emit('change', msg.slot.id);
         return;
-      case 'slot_state': {
+      case EventMsg.SLOT_STATE: {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
-        const wasConfirming = slot.state === 'confirming';
+        const wasConfirming = slot.state === State.CONFIRMING;
         // The same state again brings news in its detail (another dialog, tool or a drift).
         if (slot.state !== msg.state) slot.stateSince = Date.now();
         slot.state = msg.state;
         slot.stateDetail = msg.detail || {};
-        if (msg.state === 'confirming' && !wasConfirming) this.emit('confirming', msg.slotId);
+        if (msg.state === State.CONFIRMING && !wasConfirming) this.emit('confirming', msg.slotId);
         this.emit('change', msg.slotId);
         return;
       }
-      case 'slot_started': {
+      case EventMsg.SLOT_STARTED: {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
-        slot.status = 'running';
+        slot.status = Status.RUNNING;
         slot.pid = msg.pid ?? null;
         slot.exitCode = null;
         slot.exitSignal = null;
@@ -77,16 +80,16 @@ export class SlotStore extends EventTarget {
         this.emit('change', msg.slotId);
         return;
       }
-      case 'slot_exited': {
+      case EventMsg.SLOT_EXITED: {
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
-        slot.status = 'exited';
+        slot.status = Status.EXITED;
         slot.exitCode = msg.code ?? null;
         slot.exitSignal = msg.signal ?? null;
         this.emit('change', msg.slotId);
         return;
       }
-      case 'slot_updated': {
+      case EventMsg.SLOT_UPDATED: {
         // Facts other than the state changed (a worktree's diff stat): take the new info.
         const old = this.slots.get(msg.slot.id);
         if (!old) return;
@@ -94,7 +97,7 @@ export class SlotStore extends EventTarget {
         this.emit('change', msg.slot.id);
         return;
       }
-      case 'usage': {
+      case EventMsg.USAGE: {
         // Cost and context figures from Claude Code's status line (at most one a second).
         const slot = this.slots.get(msg.slotId);
         if (!slot) return;
@@ -102,7 +105,7 @@ export class SlotStore extends EventTarget {
         this.emit('change', msg.slotId);
         return;
       }
-      case 'slot_removed':
+      case EventMsg.SLOT_REMOVED:
         if (this.slots.delete(msg.slotId)) {
           this.emit('removed', msg.slotId);
           this.emit('change', msg.slotId);

@@ -1,15 +1,23 @@
+// @ts-check
 // A JSON WebSocket (plus binary frames of raw bytes, if asked for) that reconnects with exponential backoff (plus jitter) when it closes, until
 // stopped or until `shouldReconnect(closeEvent)` says no (e.g. "slot exited" close codes).
 
 const MIN_DELAY_MS = 300;
 const MAX_DELAY_MS = 8000;
 
+/**
+ * @typedef {object} SocketHandlers
+ * @property {(msg: any) => void} onMessage  a JSON text frame, parsed
+ * @property {() => void} [onOpen]
+ * @property {(event: CloseEvent, willRetry: boolean, delayMs: number) => void} [onClose]
+ * @property {(event: CloseEvent) => boolean} [shouldReconnect]  default: always
+ * @property {(bytes: Uint8Array) => void} [onBytes]  a binary frame
+ */
+
 export class ReconnectingSocket {
   /**
    * @param {() => string} url  called before every attempt (the URL may change, e.g. read-only)
-   * @param {object} handlers   onMessage(msg), onOpen(), onClose(event, willRetry, delayMs),
-   *                            shouldReconnect(event) -> bool, and onBytes(Uint8Array) for
-   *                            binary frames (without it they are ignored)
+   * @param {SocketHandlers} handlers  binary frames are ignored without `onBytes`
    */
   constructor(url, handlers) {
     this.url = url;

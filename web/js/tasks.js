@@ -1,7 +1,9 @@
+// @ts-check
 // Claude Code task lists, live from the /tasks stream: an overview on connect, then changes.
 // Lists are grouped under their slot when a supervised slot owns the session.
 
 import { h } from './dom.js';
+import { TaskMsg, TaskStatus } from './protocol.js';
 
 const STATUS = {
   pending: { icon: '○', label: 'pending' },
@@ -24,10 +26,10 @@ export class TaskStore extends EventTarget {
   apply(msg) {
     const p = msg.payload || {};
     switch (msg.type) {
-      case 'cc_tasks_overview':
+      case TaskMsg.OVERVIEW:
         this.lists = new Map((p.sessions || []).map((s) => [listKey(s), { ...s, tasks: s.tasks || [] }]));
         break;
-      case 'cc_tasks_changed': {
+      case TaskMsg.CHANGED: {
         const key = listKey(p);
         const prev = this.lists.get(key);
         if (!p.tasks || p.tasks.length === 0) {
@@ -45,8 +47,8 @@ export class TaskStore extends EventTarget {
         }
         break;
       }
-      case 'cc_task_started':
-      case 'cc_task_completed':
+      case TaskMsg.TASK_STARTED:
+      case TaskMsg.TASK_COMPLETED:
         // The matching cc_tasks_changed carries the whole list; this keeps a lone event right too.
         for (const list of this.lists.values()) {
           if (list.sessionId !== p.sessionId || !p.task) continue;
@@ -54,11 +56,11 @@ export class TaskStore extends EventTarget {
           if (i >= 0) list.tasks[i] = p.task;
         }
         break;
-      case 'cc_session_active':
-      case 'cc_session_inactive':
+      case TaskMsg.SESSION_ACTIVE:
+      case TaskMsg.SESSION_INACTIVE:
         for (const list of this.lists.values()) {
           if (list.sessionId === p.sessionId) {
-            list.active = msg.type === 'cc_session_active';
+            list.active = msg.type === TaskMsg.SESSION_ACTIVE;
             if (p.slotId) list.slotId = p.slotId;
           }
         }
@@ -126,7 +128,7 @@ function renderList(list) {
 
 function renderTask(task, all) {
   const st = STATUS[task.status] || { icon: '?', label: task.status };
-  const open = new Set(all.filter((t) => t.status !== 'completed').map((t) => t.id));
+  const open = new Set(all.filter((t) => t.status !== TaskStatus.COMPLETED).map((t) => t.id));
   const blockers = (task.blockedBy || []).filter((id) => open.has(id));
   return h('li', {
     class: `task ${task.status}`,
@@ -136,8 +138,8 @@ function renderTask(task, all) {
   h('span', { class: 'task-status', title: st.label, 'aria-label': st.label, text: st.icon }),
   h('span', { class: 'task-id', text: `#${task.id}` }),
   h('span', { class: 'task-subject', text: task.subject }),
-  task.status === 'in_progress' && task.activeForm ? h('span', { class: 'task-active', text: task.activeForm }) : null,
-  blockers.length && task.status !== 'completed'
+  task.status === TaskStatus.IN_PROGRESS && task.activeForm ? h('span', { class: 'task-active', text: task.activeForm }) : null,
+  blockers.length && task.status !== TaskStatus.COMPLETED
     ? h('span', { class: 'task-blocked', text: `blocked by ${blockers.map((b) => `#${b}`).join(', ')}` })
     : null,
   task.owner ? h('span', { class: 'task-owner', text: task.owner }) : null);

@@ -1,3 +1,4 @@
+// @ts-check
 // One attached terminal: xterm.js on /pty/<slot>. Shows the slot's screen at its real size,
 // forwards keys (unless read-only), and reconnects with backoff, resetting before each fresh
 // `screen` frame so nothing is duplicated.
@@ -13,11 +14,8 @@ import { Unicode11Addon } from '../vendor/addon-unicode11/addon-unicode11.mjs';
 import { ReconnectingSocket } from './socket.js';
 import { socketUrl } from './api.js';
 import { mirrorInlineStyles } from './csp-styles.js';
+import { Close, FINAL_PTY_CLOSES, PtyMsg } from './protocol.js';
 
-/** Close codes after which reconnecting is pointless until the slot runs again. */
-const CLOSE_INVALID = 4000;
-const CLOSE_NOT_FOUND = 4001;
-const CLOSE_EXITED = 4003;
 /** A phone-sized viewport (the same width the stylesheet's one-column layout starts at). */
 const PHONE = window.matchMedia('(max-width: 700px)');
 
@@ -81,7 +79,7 @@ export class TerminalView extends EventTarget {
         onMessage: (msg) => this.onMessage(msg),
         onBytes: (bytes) => this.term.write(bytes),
         onClose: (ev, retry, delay) => this.onClose(ev, retry, delay),
-        shouldReconnect: (ev) => ![CLOSE_INVALID, CLOSE_NOT_FOUND, CLOSE_EXITED].includes(ev.code),
+        shouldReconnect: (ev) => !FINAL_PTY_CLOSES.includes(ev.code),
       },
     );
 
@@ -96,7 +94,7 @@ export class TerminalView extends EventTarget {
 
   onMessage(msg) {
     switch (msg.type) {
-      case 'screen':
+      case PtyMsg.SCREEN:
         // First frame of every (re)attach, and again after this viewer lagged: start afresh.
         this.term.reset();
         if (msg.cols && msg.rows) this.applySlotSize(msg.cols, msg.rows);
@@ -109,20 +107,20 @@ export class TerminalView extends EventTarget {
           this.fitToPane();
         });
         break;
-      case 'data':
+      case PtyMsg.DATA:
         this.term.write(msg.data || '');
         break;
-      case 'resize':
+      case PtyMsg.RESIZE:
         // After the output written before it, which was drawn at the old size.
         this.term.write('', () => this.applySlotSize(msg.cols, msg.rows));
         break;
-      case 'state':
+      case PtyMsg.STATE:
         this.dispatchEvent(new CustomEvent('state', { detail: msg }));
         break;
-      case 'exit':
+      case PtyMsg.EXIT:
         this.setStatus('exited', exitLabel(msg));
         break;
-      case 'error':
+      case PtyMsg.ERROR:
         this.dispatchEvent(new CustomEvent('error', { detail: msg.message }));
         break;
       default:
@@ -132,9 +130,9 @@ export class TerminalView extends EventTarget {
   onClose(ev, retry, delay) {
     if (retry) {
       this.setStatus('reconnecting', `disconnected; retrying in ${(delay / 1000).toFixed(1)}s`);
-    } else if (ev.code === CLOSE_EXITED) {
+    } else if (ev.code === Close.EXITED) {
       if (this.status !== 'exited') this.setStatus('exited', 'exited');
-    } else if (ev.code === CLOSE_NOT_FOUND) {
+    } else if (ev.code === Close.NOT_FOUND) {
       this.setStatus('gone', ev.reason || 'slot not running');
       this.showLastScreen();
     } else if (this.socket.stopped) {
@@ -177,7 +175,7 @@ export class TerminalView extends EventTarget {
 
   sendInput(data) {
     if (this.readOnly) return;
-    this.socket.send({ type: 'input', data });
+    this.socket.send({ type: PtyMsg.INPUT, data });
   }
 
   applySlotSize(cols, rows) {
@@ -201,7 +199,7 @@ export class TerminalView extends EventTarget {
     if (this.slotSize && this.slotSize.cols === cols && this.slotSize.rows === rows) return;
     if (!force && this.lastSentSize && this.lastSentSize.cols === cols && this.lastSentSize.rows === rows) return;
     this.lastSentSize = { cols, rows };
-    this.socket.send(force ? { type: 'resize', cols, rows, force: true } : { type: 'resize', cols, rows });
+    this.socket.send(force ? { type: PtyMsg.RESIZE, cols, rows, force: true } : { type: PtyMsg.RESIZE, cols, rows });
   }
 
   /** A key from the on-screen key bar (phones have no Esc, Tab, arrows or Ctrl). */

@@ -1,7 +1,9 @@
+// @ts-check
 // The open terminals: a tab per attached slot, shown one at a time or side by side.
 
 import { h } from './dom.js';
 import { Pane } from './pane.js';
+import { State } from './protocol.js';
 
 export class Workspace {
   constructor({ tabsEl, panesEl, emptyEl, api, token, store }) {
@@ -92,7 +94,7 @@ export class Workspace {
   update() {
     for (const [id, { pane, tab }] of this.open) {
       const slot = this.deps.store.get(id);
-      tab.dataset.state = slot ? slot.state : 'exited';
+      tab.dataset.state = slot ? slot.state : State.EXITED;
       pane.update();
     }
   }

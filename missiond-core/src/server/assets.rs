@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 #[exclude = "node_modules/*"]
 #[exclude = "package.json"]
 #[exclude = "package-lock.json"]
+#[exclude = "tsconfig.json"]
+#[exclude = "*.d.mts"]
 #[exclude = "*.sh"]
 struct Web;
 
