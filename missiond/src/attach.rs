@@ -231,8 +231,8 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// Close code of a viewer whose daemon is upgrading (`CLOSE_RESTARTING` in the daemon).
-const CLOSE_RESTARTING: u16 = 1012;
+/// Close code of a viewer whose daemon is upgrading.
+use missiond_core::protocol::codes::close::RESTARTING as CLOSE_RESTARTING;
 
 /// Connects again for up to 30 s (the daemon's upgrade takes well under a second).
 async fn reconnect(client: &Client, path: &str) -> Option<Socket> {

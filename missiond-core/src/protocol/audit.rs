@@ -8,7 +8,7 @@ use super::{Dialog, DialogOption, Meaning, SemanticState};
 use serde::{Deserialize, Serialize};
 
 /// What was done to a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     Launch,
@@ -39,7 +39,7 @@ impl AuditAction {
 }
 
 /// Which kind of program asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientKind {
     /// The `missiond` command line (it sends `X-Missiond-Client: cli`).
@@ -64,7 +64,7 @@ impl ClientKind {
 }
 
 /// Which token the request carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     Full,
@@ -74,7 +74,7 @@ pub enum TokenKind {
 }
 
 /// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Actor {
     pub client: ClientKind,
@@ -99,7 +99,7 @@ impl Actor {
 }
 
 /// One line of `audit.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// Milliseconds since the Unix epoch.
@@ -158,7 +158,7 @@ impl AuditEntry {
 }
 
 /// What a notification is about (the `on` list of a `[[notify]]` entry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyKind {
     /// A slot started waiting for an answer.
@@ -186,7 +186,7 @@ impl NotifyKind {
 }
 
 /// The JSON a `[[notify]]` receiver gets (as the POST body, or on a command's stdin).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyEvent {
     pub event: NotifyKind,
@@ -220,7 +220,7 @@ pub struct NotifyEvent {
 }
 
 /// `POST /api/notify/test`: what each receiver said.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyTestResult {
     /// The receiver: its URL or command.

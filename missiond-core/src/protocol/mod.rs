@@ -4,7 +4,10 @@
 //! Field names are camelCase on the wire; enum values are snake_case.
 
 pub mod audit;
+pub mod codes;
+pub mod framing;
 pub mod recording;
+pub mod schema;
 pub mod signals;
 pub mod tasks;
 pub mod worktree;
@@ -13,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How a slot's screen is read into states: by the Claude Code rules or the generic shell rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     ClaudeCode,
@@ -43,7 +46,9 @@ impl Profile {
 }
 
 /// When a slot whose program ended is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     #[default]
@@ -53,7 +58,7 @@ pub enum RestartPolicy {
 }
 
 /// What a client asks for when it creates a slot (REST body, CLI `launch`, config `[[slots]]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SlotSpec {
     pub id: String,
@@ -121,7 +126,7 @@ impl SlotSpec {
 }
 
 /// The process lifecycle of a slot (as opposed to its semantic state).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SlotStatus {
     Starting,
@@ -130,7 +135,7 @@ pub enum SlotStatus {
 }
 
 /// What the program in a slot is doing, read from its screen, title, session file and exit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SemanticState {
     Starting,
@@ -181,7 +186,7 @@ impl SemanticState {
 }
 
 /// Which kind of question a `confirming` slot is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DialogKind {
     Permission,
@@ -193,7 +198,7 @@ pub enum DialogKind {
 
 /// What answering with an option does, so scripts can answer by meaning across releases that
 /// renumber or rename options. Read from the profile's rule file (`[[meaning]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Meaning {
     /// Allow this once.
@@ -215,7 +220,7 @@ impl Meaning {
 }
 
 /// One numbered choice of a dialog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DialogOption {
     pub n: u32,
     pub label: String,
@@ -226,7 +231,7 @@ pub struct DialogOption {
 }
 
 /// A dialog parsed from the screen, so a client can answer it by option number or by meaning.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Dialog {
     pub kind: DialogKind,
     pub title: String,
@@ -247,7 +252,7 @@ impl Dialog {
 }
 
 /// Why a slot is in the `error` state, with what the screen says about it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     /// `api_retry` (an API call failed and is being retried) or `api_error` (the turn ended in
@@ -265,7 +270,7 @@ pub struct ErrorDetail {
 }
 
 /// Extra facts about the current state: the dialog while `confirming`, the rule that matched.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,7 +290,7 @@ pub struct StateDetail {
 }
 
 /// A slot as clients see it (REST, `/events`, CLI `ls`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotInfo {
     pub id: String,
@@ -330,7 +335,7 @@ pub struct SlotInfo {
 }
 
 /// How a slot restored from the registry came back (`restored` in slot info).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Restored {
     /// Claude Code resumed its conversation (`--resume <sessionId>`).
@@ -340,19 +345,19 @@ pub enum Restored {
 }
 
 /// Error body of every failed REST call: `{"error": {"code", "message"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorInfo,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorInfo {
     pub code: String,
     pub message: String,
 }
 
 /// `GET /api/slots/{id}/screen`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScreenText {
     pub cols: u16,
     pub rows: u16,
@@ -363,18 +368,18 @@ pub struct ScreenText {
     pub title: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InputRequest {
     pub data: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResizeRequest {
     pub cols: u16,
     pub rows: u16,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptRequest {
     pub text: String,
@@ -385,7 +390,7 @@ pub struct PromptRequest {
 }
 
 /// `POST /api/slots/{id}/confirm`: `{"option": n}` or `{"answer": "yes" | "always" | "no"}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,7 +421,7 @@ impl ConfirmRequest {
 }
 
 /// Answer of `prompt`, `confirm` and `wait`: the state the slot is in when the call returns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateReply {
     pub state: SemanticState,
@@ -425,7 +430,7 @@ pub struct StateReply {
 }
 
 /// Frames the server sends on `/pty/<slot>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PtyServerMsg {
     /// The whole current screen as ANSI; always the first frame, and again after a viewer lagged.
@@ -458,7 +463,7 @@ pub enum PtyServerMsg {
 }
 
 /// Frames a client sends on `/pty/<slot>` (a non-JSON text or binary frame is raw input).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PtyClientMsg {
     Input {
@@ -475,7 +480,7 @@ pub enum PtyClientMsg {
 }
 
 /// Frames of the `/events` stream: every slot's lifecycle and state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SlotEvent {
     Slots {

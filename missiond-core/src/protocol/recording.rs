@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One recorded run of a slot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     pub slot: String,
@@ -25,7 +25,7 @@ pub struct RunSummary {
 }
 
 /// Disk use of one slot's recordings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotUsage {
     pub slot: String,
@@ -34,7 +34,7 @@ pub struct SlotUsage {
 }
 
 /// The limits recordings are kept within (`[record]` in the config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordLimits {
     /// Recording is on for slots that do not say `record = false`.
@@ -46,7 +46,7 @@ pub struct RecordLimits {
 }
 
 /// `GET /api/recordings`: where recordings are, how much they take, and the limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingUsage {
     pub dir: String,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The tool Claude Code is running, as its PreToolUse hook named it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolDetail {
     /// `Bash`, `Write`, `Edit`, `Task`, an MCP tool's name, ...
@@ -16,7 +16,7 @@ pub struct ToolDetail {
 
 /// The screen and Claude Code's hooks have disagreed for a few seconds: the screen rules are
 /// probably wrong for this release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Drift {
     /// The state the screen rules give (`thinking`, `idle`, ...).
@@ -33,7 +33,7 @@ pub struct Drift {
 
 /// A slot's cost and context figures, from Claude Code's status-line input (and its
 /// transcript where the release gives less). Unknown figures are `null`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub model: Option<String>,
@@ -46,7 +46,9 @@ pub struct Usage {
 }
 
 /// How one check of `missiond doctor` came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Ok,
@@ -65,7 +67,7 @@ impl CheckStatus {
 }
 
 /// One line of `missiond doctor` (`GET /api/doctor`): a section adds one more of these.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DoctorCheck {
     /// What was checked, e.g. `slot cc: hooks`.
@@ -79,7 +81,7 @@ pub struct DoctorCheck {
 }
 
 /// `GET /api/doctor`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DoctorReport {
     pub checks: Vec<DoctorCheck>,

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a task's status stands. Snake_case on the wire, as in Claude Code's files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Pending,
@@ -27,7 +27,7 @@ impl TaskStatus {
 
 /// One task. Current lists give every field; a legacy todo gives `id` (its 1-based position),
 /// `subject` (its `content`), `status` and `activeForm`, and empty `description`/`blocks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
     pub id: String,
@@ -46,7 +46,7 @@ pub struct Task {
 }
 
 /// Which on-disk format a list comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ListSource {
     /// `<claude dir>/tasks/<list id>/<n>.json`, one file per task (Claude Code 2.1.16 and later).
@@ -56,7 +56,9 @@ pub enum ListSource {
 }
 
 /// Task counts over every list in an overview.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TasksByStatus {
     pub pending: usize,
@@ -65,7 +67,7 @@ pub struct TasksByStatus {
 }
 
 /// One task list and what is known of the session that owns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionTasks {
     /// The list id: the Claude Code session id unless `CLAUDE_CODE_TASK_LIST_ID` was set.
@@ -90,7 +92,7 @@ pub struct SessionTasks {
 }
 
 /// Payload of `cc_tasks_overview`, and the body of `GET /api/tasks`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TasksOverview {
     pub total_sessions: usize,
@@ -100,7 +102,7 @@ pub struct TasksOverview {
 }
 
 /// A task whose status changed, with the status it had before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChange {
     pub task: Task,
@@ -108,7 +110,7 @@ pub struct StatusChange {
 }
 
 /// Payload of `cc_tasks_changed`: one per list per change, with the list's tasks afterwards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TasksChanged {
     pub session_id: String,
@@ -129,7 +131,7 @@ pub struct TasksChanged {
 }
 
 /// Payload of `cc_task_started` and `cc_task_completed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskTransition {
     pub session_id: String,
@@ -140,7 +142,7 @@ pub struct TaskTransition {
 }
 
 /// Payload of `cc_session_active` and `cc_session_inactive`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionActivity {
     pub session_id: String,
@@ -155,7 +157,7 @@ pub struct SessionActivity {
 }
 
 /// Server -> client frames of `/tasks`: `{"type": "cc_...", "payload": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum TaskEvent {
     CcTasksOverview(TasksOverview),
@@ -201,7 +203,7 @@ impl TaskEvent {
 }
 
 /// Client -> server frames of `/tasks`. `{"type":"get_tasks"}` asks for the overview again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TasksClientMsg {
     GetTasks,

@@ -7,7 +7,7 @@ pub const DEFAULT_COPY: &str = ".env*";
 
 /// `worktree = { ... }` of a slot spec: run the slot in a git worktree of its own, on a new
 /// branch, so several agents on one repository never edit the same files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorktreeSpec {
     /// Branch of the worktree (default `missiond/<slot id>`); an existing branch is checked out.
@@ -27,7 +27,7 @@ pub struct WorktreeSpec {
 }
 
 /// `worktree` of a slot's info: where it is and how far its work has come.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorktreeInfo {
     /// The top of the repository's main checkout.
@@ -41,7 +41,9 @@ pub struct WorktreeInfo {
 
 /// How the worktree differs from its base, refreshed when the slot goes idle and when files
 /// in the worktree change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct WorktreeStats {
     /// Commits on the branch that are not on the base.
@@ -63,7 +65,9 @@ impl WorktreeStats {
 }
 
 /// What `DELETE /api/slots/{id}?worktree=keep|discard` does with a worktree slot's checkout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorktreeRemoval {
     /// Remove the worktree and its branch when they hold no unsaved work, else refuse.
@@ -76,7 +80,7 @@ pub enum WorktreeRemoval {
 }
 
 /// Answer of removing a worktree slot: what became of its worktree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemovedSlot {
     pub id: String,
@@ -84,7 +88,7 @@ pub struct RemovedSlot {
     pub worktree: Option<RemovedWorktree>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemovedWorktree {
     pub path: String,

@@ -107,7 +107,7 @@ impl Registry {
             evict: Notify::new(),
         });
         let evicted = {
-            let mut open = crate::supervisor::run::lock(&self.unauthenticated);
+            let mut open = crate::supervisor::lock(&self.unauthenticated);
             open.insert(id, entry.clone());
             if open.len() > self.max {
                 open.pop_first().map(|(_, oldest)| oldest)
@@ -123,7 +123,7 @@ impl Registry {
     }
 
     fn forget(&self, id: u64) {
-        crate::supervisor::run::lock(&self.unauthenticated).remove(&id);
+        crate::supervisor::lock(&self.unauthenticated).remove(&id);
     }
 }
 

@@ -13,11 +13,10 @@ use super::auth::Access;
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::audit::{Actor, AuditAction, AuditEntry};
+use crate::protocol::framing::{json_escape, Chunk, DATA_FRAME_HEAD, DATA_FRAME_TAIL};
 use crate::protocol::{PtyClientMsg, PtyServerMsg};
-use crate::supervisor::fanout::{FanoutReceiver, RecvError, TryRecvError};
 use crate::supervisor::now_millis;
-use crate::supervisor::run::json_escape;
-use crate::supervisor::run::Chunk;
+use crate::supervisor::{FanoutReceiver, RecvError, TryRecvError};
 use crate::supervisor::{Run, Snapshot, ViewerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, Query, State};
@@ -27,12 +26,10 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const CLOSE_INVALID_URL: u16 = 4000;
-pub const CLOSE_NOT_FOUND: u16 = 4001;
-pub const CLOSE_CANNOT_ATTACH: u16 = 4002;
-pub const CLOSE_EXITED: u16 = 4003;
-/// The daemon is being upgraded (`missiond upgrade`): reconnect, the slot runs on.
-pub const CLOSE_RESTARTING: u16 = 1012;
+pub use crate::protocol::codes::close::{
+    CANNOT_ATTACH as CLOSE_CANNOT_ATTACH, EXITED as CLOSE_EXITED, INVALID_URL as CLOSE_INVALID_URL,
+    NOT_FOUND as CLOSE_NOT_FOUND, RESTARTING as CLOSE_RESTARTING, STUCK as CLOSE_STUCK,
+};
 /// Largest message a viewer may send; a larger one closes that connection with 1009.
 pub const MAX_INBOUND: usize = 1024 * 1024;
 /// A frame carries at most this much output, so one frame never holds a viewer up for long.
@@ -216,7 +213,7 @@ impl Viewer {
         let close = match end {
             End::Exited => Some((CLOSE_EXITED, "slot exited")),
             End::Restarting => Some((CLOSE_RESTARTING, "the daemon is upgrading; reconnect")),
-            End::Stuck => Some((1008, "viewer stopped reading")),
+            End::Stuck => Some((CLOSE_STUCK, "viewer stopped reading")),
             End::TooLarge => Some((1009, "message too large (limit 1 MiB)")),
             End::Closed => None,
         };
@@ -452,8 +449,6 @@ struct DataFrame {
 }
 
 impl DataFrame {
-    const HEAD: &'static str = r#"{"type":"data","data":""#;
-
     fn new(binary: bool) -> DataFrame {
         DataFrame {
             binary,
@@ -475,7 +470,7 @@ impl DataFrame {
             return;
         }
         if self.json.is_empty() {
-            self.json.push_str(Self::HEAD);
+            self.json.push_str(DATA_FRAME_HEAD);
         }
         if from == 0 {
             self.json.push_str(chunk.json_escaped());
@@ -494,7 +489,7 @@ impl DataFrame {
             return Some(Message::Binary(std::mem::take(&mut self.bytes).into()));
         }
         let mut json = std::mem::take(&mut self.json);
-        json.push_str("\"}");
+        json.push_str(DATA_FRAME_TAIL);
         Some(Message::Text(json.into()))
     }
 

@@ -10,15 +10,15 @@ pub mod run;
 pub mod signals;
 pub mod slot;
 
+pub use fanout::{FanoutReceiver, RecvError, TryRecvError};
 pub use guard::OrphanGuard;
-pub use run::{Run, Snapshot, StateView, ViewerMsg, ViewerToken};
+pub use run::{lock, Run, Snapshot, StateView, ViewerMsg, ViewerToken};
 pub use slot::{Slot, SlotConfig};
 
 use crate::config::{expand_tilde, validate_spec, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_SCROLLBACK};
 use crate::protocol::worktree::{RemovedSlot, RemovedWorktree, WorktreeRemoval};
 use crate::protocol::{Profile, SlotEvent, SlotInfo, SlotSpec};
 use crate::semantic::RuleBook;
-use run::lock;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -16,6 +16,8 @@
 //! markers for states and dialogs, and the exit closes the recording.
 
 use super::fanout::{FanoutReceiver, FanoutSender};
+/// Output framing lives with the wire ([`crate::protocol::framing`]); re-exported for the run's users.
+pub use crate::protocol::framing::{json_escape, Chunk};
 use crate::protocol::{SemanticState, StateDetail};
 use crate::pty::{ExitInfo, PtyError, PtyEvents, PtyProcess, SpawnRequest};
 use crate::recording::Recorder;
@@ -41,48 +43,6 @@ const RELEASE_AFTER_LINES: usize = 256;
 const EARLIER_RUN_NOTE: &str = "[missiond] above: the slot's screen before the daemon restarted";
 /// A viewer's cursor-position report is dropped this long after the program asked for one.
 const QUERY_WINDOW_MS: u64 = 2000;
-
-/// Output bytes `[start, start + bytes.len())` of a run, shared by every viewer.
-#[derive(Debug)]
-pub struct Chunk {
-    pub start: u64,
-    pub bytes: Bytes,
-    /// The bytes as the inside of a JSON string, made by the first viewer that needs it:
-    /// sixteen viewers cost one escaping, not sixteen.
-    escaped: std::sync::OnceLock<String>,
-}
-
-impl Chunk {
-    pub fn new(start: u64, bytes: Bytes) -> Chunk {
-        Chunk {
-            start,
-            bytes,
-            escaped: std::sync::OnceLock::new(),
-        }
-    }
-
-    pub fn end(&self) -> u64 {
-        self.start + self.bytes.len() as u64
-    }
-
-    /// The chunk as JSON string content (no quotes); chunks end on character boundaries, so
-    /// escaped chunks concatenate to the escaping of the whole stream.
-    pub fn json_escaped(&self) -> &str {
-        self.escaped.get_or_init(|| json_escape(&self.bytes))
-    }
-}
-
-/// `bytes` (lossily decoded as UTF-8) as the inside of a JSON string.
-pub fn json_escape(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut quoted = serde_json::to_string(text.as_ref()).unwrap_or_else(|_| "\"\"".to_string());
-    // Drop the quotes in place: no second copy of a 64 KiB frame.
-    quoted.pop();
-    if !quoted.is_empty() {
-        quoted.remove(0);
-    }
-    quoted
-}
 
 /// What viewers of a run receive, in order.
 #[derive(Debug, Clone)]
@@ -674,16 +634,7 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{asks_cursor_position, json_escape};
-
-    #[test]
-    fn json_escape_is_the_inside_of_a_json_string() {
-        assert_eq!(json_escape(b""), "");
-        assert_eq!(
-            json_escape(b"a\"\x1b[0m\n\xff"),
-            "a\\\"\\u001b[0m\\n\u{fffd}"
-        );
-    }
+    use super::asks_cursor_position;
 
     #[test]
     fn cursor_position_queries_are_found_anywhere_in_a_chunk() {
