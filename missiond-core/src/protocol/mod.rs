@@ -4,6 +4,7 @@
 //! Field names are camelCase on the wire; enum values are snake_case.
 
 pub mod audit;
+mod names;
 pub mod recording;
 pub mod signals;
 pub mod tasks;
@@ -35,10 +36,7 @@ impl Profile {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::ClaudeCode => "claude-code",
-            Profile::Shell => "shell",
-        }
+        names::name_of(&self)
     }
 }
 
@@ -153,30 +151,11 @@ impl SemanticState {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            SemanticState::Starting => "starting",
-            SemanticState::Idle => "idle",
-            SemanticState::Thinking => "thinking",
-            SemanticState::ToolRunning => "tool_running",
-            SemanticState::Responding => "responding",
-            SemanticState::Confirming => "confirming",
-            SemanticState::Error => "error",
-            SemanticState::Exited => "exited",
-        }
+        names::name_of(&self)
     }
 
     pub fn parse(s: &str) -> Option<SemanticState> {
-        Some(match s {
-            "starting" => SemanticState::Starting,
-            "idle" => SemanticState::Idle,
-            "thinking" => SemanticState::Thinking,
-            "tool_running" => SemanticState::ToolRunning,
-            "responding" => SemanticState::Responding,
-            "confirming" => SemanticState::Confirming,
-            "error" => SemanticState::Error,
-            "exited" => SemanticState::Exited,
-            _ => return None,
-        })
+        names::parse_name(s)
     }
 }
 
@@ -206,11 +185,7 @@ pub enum Meaning {
 
 impl Meaning {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Meaning::Yes => "yes",
-            Meaning::Always => "always",
-            Meaning::No => "no",
-        }
+        names::name_of(&self)
     }
 }
 
