@@ -50,6 +50,13 @@ pub enum RestartPolicy {
     Always,
 }
 
+impl RestartPolicy {
+    /// The policy named `s` (`never`, `on-failure`, `always`), by its serde name.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        names::parse_name(s)
+    }
+}
+
 /// What a client asks for when it creates a slot (REST body, CLI `launch`, config `[[slots]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -184,6 +191,11 @@ pub enum Meaning {
 }
 
 impl Meaning {
+    /// The meaning named `s` (`yes`, `always`, `no`), by its serde name.
+    pub fn parse(s: &str) -> Option<Meaning> {
+        names::parse_name(s)
+    }
+
     pub fn as_str(self) -> &'static str {
         names::name_of(&self)
     }

@@ -408,12 +408,13 @@ impl Rules {
 
         let mut meanings = Vec::with_capacity(raw.meaning.len());
         for m in raw.meaning {
-            let meaning = match m.meaning.get_ref().as_str() {
-                "yes" => Some(Meaning::Yes),
-                "always" => Some(Meaning::Always),
-                "no" => Some(Meaning::No),
-                "none" => None,
-                other => {
+            let meaning = match (
+                m.meaning.get_ref().as_str(),
+                Meaning::parse(m.meaning.get_ref()),
+            ) {
+                (_, Some(meaning)) => Some(meaning),
+                ("none", None) => None,
+                (other, None) => {
                     return Err(err(
                         Some(m.meaning.span()),
                         format!("unknown meaning `{other}` (expected yes, always, no or none)"),
