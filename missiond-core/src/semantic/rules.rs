@@ -676,4 +676,20 @@ mod tests {
             Some(vec!["b".to_string(), "a".to_string(), "c".to_string()])
         );
     }
+
+    #[test]
+    fn meanings_are_read_by_name_and_unknown_ones_refused() {
+        let src = "[[meaning]]\nlabel='Yes, and'\nmeaning='none'\n\
+                   [[meaning]]\nlabel='^Yes'\nmeaning='yes'\n";
+        let r = Rules::parse(src, "t").map(|r| {
+            r.meanings
+                .iter()
+                .map(|m| m.meaning.map(Meaning::as_str))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(r.ok(), Some(vec![None, Some("yes")]));
+        let e = Rules::parse("[[meaning]]\nlabel='x'\nmeaning='maybe'\n", "t");
+        let message = e.err().map(|e| e.message).unwrap_or_default();
+        assert!(message.contains("unknown meaning `maybe`"), "{message}");
+    }
 }
