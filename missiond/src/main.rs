@@ -415,14 +415,8 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
 }
 
 fn parse_restart(s: &str) -> Result<RestartPolicy, String> {
-    match s {
-        "never" => Ok(RestartPolicy::Never),
-        "on-failure" => Ok(RestartPolicy::OnFailure),
-        "always" => Ok(RestartPolicy::Always),
-        _ => Err(format!(
-            "'{s}' is not a restart policy; use never, on-failure or always"
-        )),
-    }
+    RestartPolicy::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a restart policy; use never, on-failure or always"))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

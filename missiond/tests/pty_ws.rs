@@ -1510,3 +1510,34 @@ fn a_viewer_stuck_past_the_timeout_is_closed() {
         );
     });
 }
+
+/// `format=` and `state=` are typed query parameters: a value outside their set is a 400 that
+/// names what is accepted, and a missing required one is a 400 too.
+#[test]
+fn unknown_query_values_are_refused_with_what_is_accepted() {
+    let d = Daemon::start();
+    block_on(async {
+        let api = Api::new(&d);
+        shell_slot(&api, "q").await;
+        let get = |path: &'static str| api.call(reqwest::Method::GET, path, None);
+        let (status, body) = get("/api/slots/q/screen?format=html").await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["error"]["message"], "unknown format 'html': use text or ansi",
+            "{body}"
+        );
+        let (status, body) = get("/api/slots/q/screen?format=text").await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = get("/api/slots/q/wait?state=sleeping&timeoutMs=10").await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["error"]["message"], "unknown state 'sleeping'",
+            "{body}"
+        );
+        let (status, body) = get("/api/slots/q/wait?timeoutMs=10").await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = get("/api/slots/q/wait?state=idle&timeoutMs=5000").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["state"], "idle", "{body}");
+    });
+}

@@ -24,17 +24,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::Launch => "launch",
-            AuditAction::Start => "start",
-            AuditAction::Kill => "kill",
-            AuditAction::Restart => "restart",
-            AuditAction::Remove => "remove",
-            AuditAction::Resize => "resize",
-            AuditAction::Prompt => "prompt",
-            AuditAction::Confirm => "confirm",
-            AuditAction::Input => "input",
-        }
+        super::names::name_of(&self)
     }
 }
 
@@ -54,12 +44,7 @@ pub enum ClientKind {
 
 impl ClientKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ClientKind::Cli => "cli",
-            ClientKind::Viewer => "viewer",
-            ClientKind::Rest => "rest",
-            ClientKind::Config => "config",
-        }
+        super::names::name_of(&self)
     }
 }
 
@@ -174,14 +159,7 @@ pub enum NotifyKind {
 
 impl NotifyKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyKind::Confirming => "confirming",
-            NotifyKind::Idle => "idle",
-            NotifyKind::Error => "error",
-            NotifyKind::Exited => "exited",
-            NotifyKind::TaskCompleted => "task_completed",
-            NotifyKind::Drift => "drift",
-        }
+        super::names::name_of(&self)
     }
 }
 

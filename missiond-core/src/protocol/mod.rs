@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod codes;
 pub mod framing;
+mod names;
 pub mod recording;
 pub mod schema;
 pub mod signals;
@@ -38,10 +39,7 @@ impl Profile {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::ClaudeCode => "claude-code",
-            Profile::Shell => "shell",
-        }
+        names::name_of(&self)
     }
 }
 
@@ -55,6 +53,13 @@ pub enum RestartPolicy {
     Never,
     OnFailure,
     Always,
+}
+
+impl RestartPolicy {
+    /// The policy named `s` (`never`, `on-failure`, `always`), by its serde name.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        names::parse_name(s)
+    }
 }
 
 /// What a client asks for when it creates a slot (REST body, CLI `launch`, config `[[slots]]`).
@@ -158,30 +163,11 @@ impl SemanticState {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            SemanticState::Starting => "starting",
-            SemanticState::Idle => "idle",
-            SemanticState::Thinking => "thinking",
-            SemanticState::ToolRunning => "tool_running",
-            SemanticState::Responding => "responding",
-            SemanticState::Confirming => "confirming",
-            SemanticState::Error => "error",
-            SemanticState::Exited => "exited",
-        }
+        names::name_of(&self)
     }
 
     pub fn parse(s: &str) -> Option<SemanticState> {
-        Some(match s {
-            "starting" => SemanticState::Starting,
-            "idle" => SemanticState::Idle,
-            "thinking" => SemanticState::Thinking,
-            "tool_running" => SemanticState::ToolRunning,
-            "responding" => SemanticState::Responding,
-            "confirming" => SemanticState::Confirming,
-            "error" => SemanticState::Error,
-            "exited" => SemanticState::Exited,
-            _ => return None,
-        })
+        names::parse_name(s)
     }
 }
 
@@ -210,12 +196,13 @@ pub enum Meaning {
 }
 
 impl Meaning {
+    /// The meaning named `s` (`yes`, `always`, `no`), by its serde name.
+    pub fn parse(s: &str) -> Option<Meaning> {
+        names::parse_name(s)
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Meaning::Yes => "yes",
-            Meaning::Always => "always",
-            Meaning::No => "no",
-        }
+        names::name_of(&self)
     }
 }
 

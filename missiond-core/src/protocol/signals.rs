@@ -58,11 +58,7 @@ pub enum CheckStatus {
 
 impl CheckStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Ok => "ok",
-            CheckStatus::Warn => "warn",
-            CheckStatus::Fail => "fail",
-        }
+        super::names::name_of(&self)
     }
 }
 

@@ -408,12 +408,13 @@ impl Rules {
 
         let mut meanings = Vec::with_capacity(raw.meaning.len());
         for m in raw.meaning {
-            let meaning = match m.meaning.get_ref().as_str() {
-                "yes" => Some(Meaning::Yes),
-                "always" => Some(Meaning::Always),
-                "no" => Some(Meaning::No),
-                "none" => None,
-                other => {
+            let meaning = match (
+                m.meaning.get_ref().as_str(),
+                Meaning::parse(m.meaning.get_ref()),
+            ) {
+                (_, Some(meaning)) => Some(meaning),
+                ("none", None) => None,
+                (other, None) => {
                     return Err(err(
                         Some(m.meaning.span()),
                         format!("unknown meaning `{other}` (expected yes, always, no or none)"),
@@ -674,5 +675,21 @@ mod tests {
             r.ok(),
             Some(vec!["b".to_string(), "a".to_string(), "c".to_string()])
         );
+    }
+
+    #[test]
+    fn meanings_are_read_by_name_and_unknown_ones_refused() {
+        let src = "[[meaning]]\nlabel='Yes, and'\nmeaning='none'\n\
+                   [[meaning]]\nlabel='^Yes'\nmeaning='yes'\n";
+        let r = Rules::parse(src, "t").map(|r| {
+            r.meanings
+                .iter()
+                .map(|m| m.meaning.map(Meaning::as_str))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(r.ok(), Some(vec![None, Some("yes")]));
+        let e = Rules::parse("[[meaning]]\nlabel='x'\nmeaning='maybe'\n", "t");
+        let message = e.err().map(|e| e.message).unwrap_or_default();
+        assert!(message.contains("unknown meaning `maybe`"), "{message}");
     }
 }

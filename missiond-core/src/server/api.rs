@@ -2,7 +2,7 @@
 
 use super::actor::RequestActor;
 use super::audit_api::{self, record};
-use super::error::{ApiError, ApiJson, ApiQuery};
+use super::error::{ApiError, ApiJson, ApiQuery, Choice};
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::audit::{AuditAction, AuditEntry};
@@ -190,10 +190,18 @@ pub async fn resize(
 #[derive(Debug, Deserialize)]
 pub struct ScreenQuery {
     #[serde(default)]
-    format: Option<String>,
+    format: Option<Choice<ScreenFormat>>,
     /// Put the scrollback before the screen.
     #[serde(default)]
     scrollback: bool,
+}
+
+/// `format=`: the screen as plain text (the default) or with its colours as ANSI escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScreenFormat {
+    Text,
+    Ansi,
 }
 
 pub async fn screen(
@@ -209,10 +217,10 @@ pub async fn screen(
             format!("slot '{id}' has not started yet"),
         )
     })?;
-    let ansi = match q.format.as_deref() {
-        None | Some("text") => false,
-        Some("ansi") => true,
-        Some(other) => {
+    let ansi = match q.format {
+        None | Some(Choice::Known(ScreenFormat::Text)) => false,
+        Some(Choice::Known(ScreenFormat::Ansi)) => true,
+        Some(Choice::Unknown(other)) => {
             return Err(ApiError::bad_request(format!(
                 "unknown format '{other}': use text or ansi"
             )))
@@ -241,7 +249,7 @@ pub async fn screen(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitQuery {
-    state: String,
+    state: Choice<SemanticState>,
     #[serde(default)]
     timeout_ms: Option<u64>,
 }
@@ -253,8 +261,12 @@ pub async fn wait(
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<Json<StateReply>> {
     let slot = slot(&state, &id)?;
-    let target = SemanticState::parse(&q.state)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown state '{}'", q.state)))?;
+    let target = match q.state {
+        Choice::Known(state) => state,
+        Choice::Unknown(other) => {
+            return Err(ApiError::bad_request(format!("unknown state '{other}'")))
+        }
+    };
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(300_000).min(3_600_000));
     let view = crate::supervisor::interact::wait_for(&slot, timeout, |s| s == target).await?;
     Ok(Json(StateReply {

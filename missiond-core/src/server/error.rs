@@ -123,3 +123,39 @@ where
         }
     }
 }
+
+/// A query parameter with a fixed set of values: the typed value when it is one of them, else
+/// the text as given, so the handler can answer with its own message naming what is accepted.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Choice<T> {
+    Known(T),
+    Unknown(String),
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::Choice;
+    use crate::protocol::SemanticState;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Q {
+        state: Choice<SemanticState>,
+    }
+
+    fn parse(query: &str) -> Result<Q, String> {
+        let uri: axum::http::Uri = format!("/x?{query}").parse().map_err(|e| format!("{e}"))?;
+        axum::extract::Query::<Q>::try_from_uri(&uri)
+            .map(|q| q.0)
+            .map_err(|e| e.body_text())
+    }
+
+    #[test]
+    fn known_values_are_typed_and_others_kept_as_text() {
+        let q = parse("state=tool_running").map(|q| q.state);
+        assert_eq!(q.ok(), Some(Choice::Known(SemanticState::ToolRunning)));
+        let q = parse("state=sleeping").map(|q| q.state);
+        assert_eq!(q.ok(), Some(Choice::Unknown("sleeping".to_string())));
+        assert!(parse("").is_err(), "a required choice stays required");
+    }
+}

@@ -10,6 +10,7 @@
 use super::actor::RequestActor;
 use super::audit_api::{input_entry, record};
 use super::auth::Access;
+use super::error::Choice;
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::audit::{Actor, AuditAction, AuditEntry};
@@ -44,7 +45,16 @@ pub struct PtyQuery {
     mode: Option<String>,
     /// `binary=1`: output as binary frames of raw bytes instead of `{"type":"data"}` JSON.
     #[serde(default)]
-    binary: Option<String>,
+    binary: Option<Choice<Switch>>,
+}
+
+/// An on/off query parameter: `1` or `true`, `0` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub enum Switch {
+    #[serde(rename = "1", alias = "true")]
+    On,
+    #[serde(rename = "0", alias = "false")]
+    Off,
 }
 
 /// `/pty`, `/pty/`, `/pty/a/b`: upgrade, then close with 4000.
@@ -69,10 +79,10 @@ pub async fn attach(
     if path.contains('/') || validate_slot_id(&path).is_err() {
         return ws.on_upgrade(|s| close(s, CLOSE_INVALID_URL, INVALID_URL.to_string()));
     }
-    let binary = match query.binary.as_deref() {
-        None | Some("0") | Some("false") => false,
-        Some("1") | Some("true") => true,
-        Some(other) => {
+    let binary = match query.binary {
+        None | Some(Choice::Known(Switch::Off)) => false,
+        Some(Choice::Known(Switch::On)) => true,
+        Some(Choice::Unknown(other)) => {
             let reason = format!("invalid binary={other}: use binary=1 or leave it out");
             return ws.on_upgrade(move |s| close(s, CLOSE_INVALID_URL, reason));
         }

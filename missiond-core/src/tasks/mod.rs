@@ -30,6 +30,7 @@
 //! that does not parse keeps its last good content, is re-read after 100, 200 and 400 ms, and is
 //! then reported once with `tracing::warn!`; it never counts as removed.
 
+mod diff;
 mod files;
 mod model;
 mod procs;

@@ -7,13 +7,13 @@
 //! `cc_session_active`, `cc_tasks_changed`, `cc_task_started`/`cc_task_completed` (in task order),
 //! `cc_session_inactive`.
 
+use super::diff;
 use super::files::{self, FileRef, Load, SessionFile, Stamp};
 use super::procs;
 use super::transcripts::Projects;
 use super::{SessionStatus, SlotResolver};
 use crate::protocol::tasks::{
-    ListSource, SessionActivity, SessionTasks, StatusChange, Task, TaskEvent, TaskStatus,
-    TaskTransition, TasksByStatus, TasksChanged, TasksOverview,
+    ListSource, SessionActivity, SessionTasks, Task, TaskEvent, TasksOverview,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -104,36 +104,7 @@ impl TaskList {
     }
 
     fn rebuild(&mut self) {
-        let mut tasks: Vec<Task> = Vec::new();
-        match self.source {
-            ListSource::Todos => {
-                for f in self.files.values() {
-                    tasks.extend(f.tasks.iter().cloned());
-                }
-            }
-            ListSource::Tasks => {
-                let mut seen = BTreeSet::new();
-                for f in self.files.values() {
-                    for t in &f.tasks {
-                        if seen.insert(t.id.clone()) {
-                            tasks.push(t.clone());
-                        }
-                    }
-                }
-                tasks.sort_by(|a, b| id_order(&a.id, &b.id));
-            }
-        }
-        self.tasks = tasks;
-    }
-}
-
-/// Numeric ids in numeric order, then the rest in string order.
-fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-        (Err(_), Err(_)) => a.cmp(b),
+        self.tasks = diff::merge(self.source, self.files.values().map(|f| f.tasks.as_slice()));
     }
 }
 
@@ -359,7 +330,7 @@ impl Model {
         }
         let activity = self.refresh_activity();
         if emit {
-            out.events = self.order_events(changes, activity);
+            out.events = diff::order_events(changes, activity);
         }
         out
     }
@@ -582,61 +553,6 @@ impl Model {
         };
         let empty: Vec<Task> = Vec::new();
         let new = list.map(|l| &l.tasks).unwrap_or(&empty);
-        let keyer = |t: &Task| match key {
-            ListKey::Tasks(_) => t.id.clone(),
-            ListKey::Todos(_) => format!("{}\u{0}{}", t.id, t.subject),
-        };
-        let old_by: HashMap<String, &Task> = old.iter().map(|t| (keyer(t), t)).collect();
-        let new_keys: BTreeSet<String> = new.iter().map(&keyer).collect();
-
-        let mut added = Vec::new();
-        let mut status_changed = Vec::new();
-        let mut updated = Vec::new();
-        let mut transitions = Vec::new();
-        for t in new {
-            match old_by.get(&keyer(t)) {
-                None => {
-                    added.push(t.clone());
-                    if t.status != TaskStatus::Pending {
-                        transitions.push(t.clone());
-                    }
-                }
-                Some(prev) => {
-                    if prev.status != t.status {
-                        status_changed.push(StatusChange {
-                            task: t.clone(),
-                            previous_status: prev.status,
-                        });
-                        if t.status != TaskStatus::Pending {
-                            transitions.push(t.clone());
-                        }
-                    }
-                    let mut same = (*prev).clone();
-                    same.status = t.status;
-                    if &same != t {
-                        updated.push(t.clone());
-                    }
-                }
-            }
-        }
-        let removed: Vec<Task> = old
-            .iter()
-            .filter(|t| !new_keys.contains(&keyer(t)))
-            .cloned()
-            .collect();
-
-        let appeared_or_vanished = old_visible != new_visible;
-        if added.is_empty()
-            && removed.is_empty()
-            && status_changed.is_empty()
-            && updated.is_empty()
-            && !appeared_or_vanished
-        {
-            return Vec::new();
-        }
-        if !old_visible && !new_visible {
-            return Vec::new();
-        }
         let (session_id, agent_id, source) = match list {
             Some(l) => (l.session_id.clone(), l.agent_id.clone(), l.source),
             None => {
@@ -644,38 +560,22 @@ impl Model {
                 (l.session_id, l.agent_id, l.source)
             }
         };
+        let changes = diff::diff(source, old, new);
+        if !diff::reportable(&changes, old_visible, new_visible) {
+            return Vec::new();
+        }
         let mut link = self.link(&session_id);
         if link.cwd.is_none() {
             link.cwd = list.and_then(|l| l.cwd_hint.clone());
         }
-        let slot_id = self.slot_of(&link);
-        let project_name = project_name(&link);
-        let mut events = vec![TaskEvent::CcTasksChanged(TasksChanged {
-            session_id: session_id.clone(),
-            slot_id: slot_id.clone(),
-            project_name: project_name.clone(),
+        let owner = diff::Owner {
+            slot_id: self.slot_of(&link),
+            project_name: project_name(&link),
+            session_id,
             source,
             agent_id,
-            added,
-            removed,
-            status_changed,
-            updated,
-            tasks: new.clone(),
-        })];
-        for task in transitions {
-            let tr = TaskTransition {
-                session_id: session_id.clone(),
-                slot_id: slot_id.clone(),
-                project_name: project_name.clone(),
-                task,
-            };
-            match tr.task.status {
-                TaskStatus::InProgress => events.push(TaskEvent::CcTaskStarted(tr)),
-                TaskStatus::Completed => events.push(TaskEvent::CcTaskCompleted(tr)),
-                TaskStatus::Pending => {}
-            }
-        }
-        events
+        };
+        diff::events(owner, changes, new.clone())
     }
 
     /// Recomputes every shown list's `active`; returns the flips as (key, event).
@@ -736,30 +636,6 @@ impl Model {
             Ok(age) => age < self.active_window,
             Err(_) => true, // changed "in the future": clock skew, count as recent
         }
-    }
-
-    /// Per list: active, changes, inactive; lists in key order.
-    fn order_events(
-        &self,
-        mut changes: BTreeMap<ListKey, Vec<TaskEvent>>,
-        activity: Vec<(ListKey, TaskEvent)>,
-    ) -> Vec<TaskEvent> {
-        let mut act: BTreeMap<ListKey, TaskEvent> = activity.into_iter().collect();
-        let keys: BTreeSet<ListKey> = changes.keys().chain(act.keys()).cloned().collect();
-        let mut out = Vec::new();
-        for key in keys {
-            let a = act.remove(&key);
-            if let Some(ev @ TaskEvent::CcSessionActive(_)) = &a {
-                out.push(ev.clone());
-            }
-            if let Some(evs) = changes.remove(&key) {
-                out.extend(evs);
-            }
-            if let Some(ev @ TaskEvent::CcSessionInactive(_)) = a {
-                out.push(ev);
-            }
-        }
-        out
     }
 
     // ---- views ---------------------------------------------------------------------------
@@ -842,7 +718,7 @@ impl Model {
             if st.active {
                 ov.active_sessions += 1;
             }
-            count(&mut ov.tasks_by_status, &st.tasks);
+            diff::count(&mut ov.tasks_by_status, &st.tasks);
             ov.sessions.push(st);
         }
         ov
@@ -1014,14 +890,4 @@ fn project_name(link: &Link) -> String {
         .and_then(|n| n.to_str())
         .map(str::to_string)
         .unwrap_or_else(|| UNKNOWN_PROJECT.to_string())
-}
-
-fn count(by: &mut TasksByStatus, tasks: &[Task]) {
-    for t in tasks {
-        match t.status {
-            TaskStatus::Pending => by.pending += 1,
-            TaskStatus::InProgress => by.in_progress += 1,
-            TaskStatus::Completed => by.completed += 1,
-        }
-    }
 }
