@@ -1,5 +1,5 @@
 //! A daemon WebSocket (`/events`, `/tasks`) recorded on its own thread, for tests that look
-//! through every frame (the same reader as tests/claude_e2e.rs).
+//! through every frame.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
