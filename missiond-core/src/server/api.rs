@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiJson, ApiQuery, Choice};
 use super::AppState;
 use crate::config::validate_slot_id;
 use crate::protocol::audit::{AuditAction, AuditEntry};
+use crate::protocol::codes;
 use crate::protocol::worktree::WorktreeRemoval;
 use crate::protocol::{
     ConfirmRequest, InputRequest, PromptRequest, ResizeRequest, ScreenText, SemanticState,
@@ -46,7 +47,11 @@ pub async fn create(
     let info = tokio::task::spawn_blocking(move || supervisor.create(spec))
         .await
         .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::error::INTERNAL,
+                e.to_string(),
+            )
         })??;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -100,8 +105,20 @@ pub async fn diff(
         })?;
     let text = tokio::task::spawn_blocking(move || crate::worktree::diff(&checkout))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "git_failed", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::error::INTERNAL,
+                e.to_string(),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                codes::error::GIT_FAILED,
+                e.to_string(),
+            )
+        })?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -166,7 +183,7 @@ pub async fn input(
     run.write(Bytes::from(req.data.into_bytes())).map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "input_failed",
+            codes::error::INPUT_FAILED,
             e.to_string(),
         )
     })?;
@@ -213,7 +230,7 @@ pub async fn screen(
     let run = slot.run().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
-            "not_started",
+            codes::error::NOT_STARTED,
             format!("slot '{id}' has not started yet"),
         )
     })?;
@@ -226,7 +243,13 @@ pub async fn screen(
             )))
         }
     };
-    let gone = || ApiError::new(StatusCode::GONE, "gone", "the slot's screen is gone");
+    let gone = || {
+        ApiError::new(
+            StatusCode::GONE,
+            codes::error::GONE,
+            "the slot's screen is gone",
+        )
+    };
     let text: ScreenText = run
         .inspect(move |screen, _| {
             let history = match (q.scrollback, ansi) {

@@ -1,5 +1,6 @@
 //! The browser viewer: `web/`, embedded into the binary at build time.
 
+use crate::protocol::codes;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
@@ -32,7 +33,7 @@ pub async fn static_file(uri: Uri) -> Response {
         }
         None => super::error::ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            codes::error::NOT_FOUND,
             format!("no such page: /{path}"),
         )
         .into_response(),

@@ -5,6 +5,7 @@ use super::error::{ApiError, ApiQuery};
 use super::AppState;
 use crate::audit::AuditFilter;
 use crate::protocol::audit::{Actor, AuditAction, AuditEntry, NotifyTestResult};
+use crate::protocol::codes;
 use crate::protocol::{Answer, Meaning, SemanticState, SlotSpec};
 use crate::supervisor::{now_millis, Slot};
 use axum::extract::State;
@@ -24,7 +25,7 @@ pub fn record(state: &AppState, entry: &AuditEntry) -> Result<(), ApiError> {
         tracing::error!("audit: cannot write {}: {e}", state.audit.path().display());
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "audit_failed",
+            codes::error::AUDIT_FAILED,
             format!("not done: the audit trail cannot be written ({e})"),
         )
     })
@@ -57,11 +58,17 @@ pub async fn list(
     let audit = state.audit.clone();
     let entries = tokio::task::spawn_blocking(move || audit.read(&filter))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
         .map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "audit_unreadable",
+                codes::error::INTERNAL,
+                e.to_string(),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::error::AUDIT_UNREADABLE,
                 format!("cannot read the audit trail: {e}"),
             )
         })?;
@@ -138,8 +145,13 @@ pub async fn notify_test(
     let request: NotifyTestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         NotifyTestRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", e.to_string()))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::error::BAD_JSON,
+                e.to_string(),
+            )
+        })?
     };
     let slot = request.slot.unwrap_or_else(|| "example".to_string());
     crate::config::validate_slot_id(&slot).map_err(ApiError::bad_request)?;

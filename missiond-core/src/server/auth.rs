@@ -5,6 +5,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::protocol::codes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::middleware::Next;
@@ -42,7 +43,7 @@ pub async fn require_token(
     if access == Access::ReadOnly && req.method() != axum::http::Method::GET {
         return ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
-            "read_only",
+            codes::error::READ_ONLY,
             "this token is read-only: it may watch slots but not change them",
         )
         .into_response();
@@ -62,7 +63,7 @@ pub async fn check_host(State(state): State<Arc<AppState>>, req: Request, next: 
         if !host_allowed(host, &state.listen, &state.allowed_origins) {
             return ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
-                "host_forbidden",
+                codes::error::HOST_FORBIDDEN,
                 format!("requests for host '{host}' are refused: reach the daemon as 127.0.0.1, localhost or its listen address, or add the origin to server.allowed_origins"),
             )
             .into_response();
@@ -125,7 +126,7 @@ pub async fn check_origin(
         if !origin_allowed(origin, host, &state) {
             return ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
-                "origin_forbidden",
+                codes::error::ORIGIN_FORBIDDEN,
                 format!("WebSocket from origin {origin} refused: add it to server.allowed_origins to allow it"),
             )
             .into_response();

@@ -1,5 +1,6 @@
 //! REST errors: `{"error": {"code", "message"}}` with the right HTTP status.
 
+use crate::protocol::codes;
 use crate::protocol::{ErrorBody, ErrorInfo};
 use crate::supervisor::SupervisorError;
 use axum::extract::rejection::JsonRejection;
@@ -26,19 +27,19 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::new(StatusCode::BAD_REQUEST, codes::error::BAD_REQUEST, message)
     }
 
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            codes::error::UNAUTHORIZED,
             "missing or wrong token: send `Authorization: Bearer <token>` (see `missiond token`)",
         )
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(StatusCode::NOT_FOUND, codes::error::NOT_FOUND, message)
     }
 }
 
@@ -58,18 +59,24 @@ impl From<SupervisorError> for ApiError {
     fn from(e: SupervisorError) -> ApiError {
         use SupervisorError::*;
         let (status, code) = match &e {
-            NotFound(_) => (StatusCode::NOT_FOUND, "slot_not_found"),
-            Exists(_) => (StatusCode::CONFLICT, "slot_exists"),
-            Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            NotRunning(_) => (StatusCode::CONFLICT, "not_running"),
-            Spawn(..) => (StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed"),
-            Input(..) => (StatusCode::SERVICE_UNAVAILABLE, "input_failed"),
-            KillTimeout(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kill_timeout"),
-            TooManyViewers(..) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_viewers"),
-            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
-            WorktreeUnsaved(_) => (StatusCode::CONFLICT, "worktree_unsaved"),
-            NotAWorktree(_) => (StatusCode::CONFLICT, "not_a_worktree"),
+            NotFound(_) => (StatusCode::NOT_FOUND, codes::error::SLOT_NOT_FOUND),
+            Exists(_) => (StatusCode::CONFLICT, codes::error::SLOT_EXISTS),
+            Invalid(_) => (StatusCode::BAD_REQUEST, codes::error::INVALID),
+            NotRunning(_) => (StatusCode::CONFLICT, codes::error::NOT_RUNNING),
+            Spawn(..) => (StatusCode::UNPROCESSABLE_ENTITY, codes::error::SPAWN_FAILED),
+            Input(..) => (StatusCode::SERVICE_UNAVAILABLE, codes::error::INPUT_FAILED),
+            KillTimeout(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::error::KILL_TIMEOUT,
+            ),
+            TooManyViewers(..) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::error::TOO_MANY_VIEWERS,
+            ),
+            Conflict(_) => (StatusCode::CONFLICT, codes::error::CONFLICT),
+            Timeout(_) => (StatusCode::REQUEST_TIMEOUT, codes::error::TIMEOUT),
+            WorktreeUnsaved(_) => (StatusCode::CONFLICT, codes::error::WORKTREE_UNSAVED),
+            NotAWorktree(_) => (StatusCode::CONFLICT, codes::error::NOT_A_WORKTREE),
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -91,9 +98,9 @@ where
             Err(rejection) => {
                 let status = rejection.status();
                 let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "too_large"
+                    codes::error::TOO_LARGE
                 } else {
-                    "bad_json"
+                    codes::error::BAD_JSON
                 };
                 let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
                     format!("request body is larger than {} bytes", super::MAX_BODY)

@@ -380,6 +380,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(hooks)
         .merge(protected)
         .fallback(assets::static_file)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            upgrade_api::refuse_while_upgrading,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -125,6 +125,14 @@ pub async fn attach(
 }
 
 const INVALID_URL: &str = "invalid URL: use /pty/<slot id>";
+const RESTARTING_REASON: &str = "the daemon is upgrading; reconnect";
+
+fn restarting_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CLOSE_RESTARTING,
+        reason: RESTARTING_REASON.into(),
+    }))
+}
 
 async fn close(mut socket: WebSocket, code: u16, reason: String) {
     let frame = CloseFrame {
@@ -172,7 +180,17 @@ impl Viewer {
             inner: sink,
             stuck: self.stuck_timeout,
         };
-        let Some((mut rx, snapshot)) = self.run.subscribe().await else {
+        // An upgrade may pause the slot while this viewer is being admitted: it then waits
+        // for the new image like the viewers already attached.
+        let mut upgrading = self.state.upgrading.subscribe();
+        let subscribed = tokio::select! {
+            subscribed = self.run.subscribe() => subscribed,
+            true = async { upgrading.wait_for(|up| *up).await.is_ok() } => {
+                let _ = sink.inner.send(restarting_close()).await;
+                return;
+            }
+        };
+        let Some((mut rx, snapshot)) = subscribed else {
             let _ = sink
                 .inner
                 .send(Message::Close(Some(CloseFrame {
@@ -196,7 +214,6 @@ impl Viewer {
                 return;
             }
         }
-        let mut upgrading = self.state.upgrading.subscribe();
         let end = loop {
             tokio::select! {
                 true = async { upgrading.wait_for(|up| *up).await.is_ok() } => break End::Restarting,
@@ -222,7 +239,7 @@ impl Viewer {
         };
         let close = match end {
             End::Exited => Some((CLOSE_EXITED, "slot exited")),
-            End::Restarting => Some((CLOSE_RESTARTING, "the daemon is upgrading; reconnect")),
+            End::Restarting => Some((CLOSE_RESTARTING, RESTARTING_REASON)),
             End::Stuck => Some((CLOSE_STUCK, "viewer stopped reading")),
             End::TooLarge => Some((1009, "message too large (limit 1 MiB)")),
             End::Closed => None,

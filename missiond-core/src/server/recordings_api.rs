@@ -7,6 +7,7 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::config::validate_slot_id;
+use crate::protocol::codes;
 use crate::protocol::recording::{RecordingUsage, RunSummary};
 use crate::recording::Recordings;
 use axum::extract::{Path, State};
@@ -19,7 +20,7 @@ fn store(state: &AppState) -> Result<Arc<Recordings>, ApiError> {
     state.supervisor.settings().recordings.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no_recordings",
+            codes::error::NO_RECORDINGS,
             "recordings are unavailable: the recordings directory could not be opened (see the daemon's log)",
         )
     })
@@ -29,9 +30,13 @@ fn store(state: &AppState) -> Result<Arc<Recordings>, ApiError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::error::INTERNAL,
+            e.to_string(),
+        )
+    })
 }
 
 pub async fn usage(State(state): State<Arc<AppState>>) -> Result<Json<RecordingUsage>, ApiError> {
@@ -69,7 +74,7 @@ pub async fn cast(
     let unreadable = |e: std::io::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "unreadable",
+            codes::error::UNREADABLE,
             format!("cannot read {}: {e}", path.display()),
         )
     };

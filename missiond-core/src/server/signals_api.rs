@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::protocol::codes;
 use crate::protocol::signals::{CheckStatus, DoctorCheck, DoctorReport};
 use crate::protocol::{Profile, SlotStatus};
 use axum::extract::{Path, State};
@@ -39,7 +40,7 @@ pub async fn hook(
     if !slot.signals().accepts(presented) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            codes::error::UNAUTHORIZED,
             format!("missing or wrong {SECRET_HEADER} for slot '{id}'"),
         ));
     }

@@ -3,10 +3,11 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::protocol::codes;
 use crate::supervisor::handover::HANDOVER_VERSION;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,11 +39,18 @@ pub async fn upgrade(
             .map_err(|e| failed(format!("cannot find the daemon's own binary: {e}")))?,
     };
     check_binary(&binary).await.map_err(failed)?;
-    let (handover, paused) = state
-        .supervisor
-        .hand_over(state.listener_fd)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+    // From here every other request waits for the new image ([`refuse_while_upgrading`]) and
+    // viewers close with a code that tells them to reconnect, so none attaches to a paused
+    // slot or hears `/health` from the image that is about to go.
+    state.upgrading.send_replace(true);
+    let handed = state.supervisor.hand_over(state.listener_fd).await;
+    let (handover, paused) = match handed {
+        Ok(handed) => handed,
+        Err(e) => {
+            state.upgrading.send_replace(false);
+            return Err(failed(e.to_string()));
+        }
+    };
     let path = state
         .state_dir
         .join(format!("handover-{}.json", std::process::id()));
@@ -50,14 +58,14 @@ pub async fn upgrade(
         .map_err(std::io::Error::other)
         .and_then(|bytes| crate::registry::write_atomic(&path, &bytes));
     if let Err(e) = written {
+        state.upgrading.send_replace(false);
         paused.resume();
         return Err(failed(format!(
             "cannot write the handover file {}: {e}",
             path.display()
         )));
     }
-    // Viewers close with a code that tells them to reconnect (not an abrupt end at execve).
-    state.upgrading.send_replace(true);
+    // Viewers close with 1012 before `execve` ends their connections abruptly.
     let closing = tokio::time::timeout(Duration::from_secs(1), async {
         while state.upgrading.receiver_count() > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -86,9 +94,36 @@ pub async fn upgrade(
     )))
 }
 
+/// Middleware: while an upgrade hands over, every request but the upgrade itself is answered
+/// 503 with `Retry-After`, `/health` included: clients retry and reach the new image.
+pub async fn refuse_while_upgrading(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !*state.upgrading.borrow() {
+        return next.run(req).await;
+    }
+    let mut refused = ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        codes::error::UPGRADING,
+        "the daemon is upgrading itself: retry in a moment",
+    )
+    .into_response();
+    refused.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    refused
+}
+
 fn failed(message: String) -> ApiError {
     tracing::warn!("upgrade refused: {message}");
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "upgrade_failed", message)
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        codes::error::UPGRADE_FAILED,
+        message,
+    )
 }
 
 /// This process's executable; when a new one was installed over it, the new one.
