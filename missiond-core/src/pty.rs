@@ -27,16 +27,18 @@ const INPUT_QUEUE: usize = 1024;
 /// Stack size of the per-slot threads: they hold small buffers only.
 const THREAD_STACK: usize = 256 * 1024;
 
+/// Each message is whole on its own (the daemon prints errors by `Display`); `source()` keeps
+/// the cause for callers that look at it.
 #[derive(Debug, thiserror::Error)]
 pub enum PtyError {
     #[error("cannot open a pseudo-terminal: {0}")]
-    Open(String),
+    Open(#[source] std::io::Error),
     #[error("cannot start {command:?}: {message}")]
     Spawn { command: String, message: String },
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("resize failed: {0}")]
-    Resize(String),
+    Resize(#[source] std::io::Error),
     #[error("the program's input queue is full (it is not reading its terminal)")]
     InputFull,
     #[error("the program has exited")]
@@ -156,7 +158,7 @@ impl PtyProcess {
     pub fn spawn(req: &SpawnRequest, events: Arc<dyn PtyEvents>) -> Result<PtyProcess, PtyError> {
         let pair = native_pty_system()
             .openpty(pty_size(req.cols, req.rows))
-            .map_err(|e| PtyError::Open(e.to_string()))?;
+            .map_err(|e| PtyError::Open(std::io::Error::other(e)))?;
         let spawn_err = |message: String| PtyError::Spawn {
             command: req.command.clone(),
             message,
@@ -215,7 +217,7 @@ impl PtyProcess {
         events: Arc<dyn PtyEvents>,
     ) -> Result<PtyProcess, PtyError> {
         use std::os::fd::AsRawFd;
-        let open_err = |e: std::io::Error| PtyError::Open(e.to_string());
+        let open_err = PtyError::Open;
         set_cloexec(master.as_raw_fd(), true).map_err(open_err)?;
         let reader = dup_file(master.as_raw_fd()).map_err(open_err)?;
         let writer: Box<dyn Write + Send> =
@@ -314,10 +316,12 @@ impl PtyProcess {
         let raw = self
             .master
             .lock()
-            .map_err(|_| PtyError::Open("lock poisoned".into()))?
+            .map_err(|_| PtyError::Open(std::io::Error::other("lock poisoned")))?
             .raw_fd()
-            .ok_or_else(|| PtyError::Open("the terminal has no descriptor".into()))?;
-        let reader = dup_file(raw).map_err(|e| PtyError::Open(e.to_string()))?;
+            .ok_or_else(|| {
+                PtyError::Open(std::io::Error::other("the terminal has no descriptor"))
+            })?;
+        let reader = dup_file(raw).map_err(PtyError::Open)?;
         self.reading.set_stopped(false);
         spawn_reader(self.pid, reader, &self.reading, &self.events)
     }
@@ -354,11 +358,11 @@ impl PtyProcess {
         let master = self
             .master
             .lock()
-            .map_err(|_| PtyError::Resize("lock poisoned".into()))?;
+            .map_err(|_| PtyError::Resize(std::io::Error::other("lock poisoned")))?;
         match &*master {
             Master::Opened(m) => m
                 .resize(pty_size(cols, rows))
-                .map_err(|e| PtyError::Resize(e.to_string())),
+                .map_err(|e| PtyError::Resize(std::io::Error::other(e))),
             Master::Handed(fd) => {
                 use std::os::fd::AsRawFd;
                 let size = libc::winsize {
@@ -369,9 +373,7 @@ impl PtyProcess {
                 };
                 // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
                 if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
-                    return Err(PtyError::Resize(
-                        std::io::Error::last_os_error().to_string(),
-                    ));
+                    return Err(PtyError::Resize(std::io::Error::last_os_error()));
                 }
                 Ok(())
             }

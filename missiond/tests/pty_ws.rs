@@ -780,6 +780,8 @@ fn a_binary_viewer_gets_the_same_output_as_raw_frames() {
             close_code_of(&d, "/pty/bin2?binary=maybe").await,
             Some(4000)
         );
+        // A mode that is not `ro` or `rw` is refused, not taken as read-write.
+        assert_eq!(close_code_of(&d, "/pty/bin2?mode=r0").await, Some(4000));
     });
 }
 

@@ -41,8 +41,9 @@ pub const READ_BUFFER: usize = 4096;
 
 #[derive(Debug, Deserialize)]
 pub struct PtyQuery {
+    /// `mode=ro`: watch only (`rw`, the default, types and resizes).
     #[serde(default)]
-    mode: Option<String>,
+    mode: Option<Choice<ViewMode>>,
     /// `binary=1`: output as binary frames of raw bytes instead of `{"type":"data"}` JSON.
     #[serde(default)]
     binary: Option<Choice<Switch>>,
@@ -55,6 +56,15 @@ pub enum Switch {
     On,
     #[serde(rename = "0", alias = "false")]
     Off,
+}
+
+/// What a viewer may do: `mode=ro` or `mode=rw`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub enum ViewMode {
+    #[serde(rename = "ro")]
+    ReadOnly,
+    #[serde(rename = "rw")]
+    ReadWrite,
 }
 
 /// `/pty`, `/pty/`, `/pty/a/b`: upgrade, then close with 4000.
@@ -87,6 +97,14 @@ pub async fn attach(
             return ws.on_upgrade(move |s| close(s, CLOSE_INVALID_URL, reason));
         }
     };
+    let read_only_mode = match query.mode {
+        None | Some(Choice::Known(ViewMode::ReadWrite)) => false,
+        Some(Choice::Known(ViewMode::ReadOnly)) => true,
+        Some(Choice::Unknown(other)) => {
+            let reason = format!("invalid mode={other}: use mode=ro or leave it out");
+            return ws.on_upgrade(move |s| close(s, CLOSE_INVALID_URL, reason));
+        }
+    };
     let slot = match state.supervisor.get(&path) {
         Ok(slot) => slot,
         Err(e) => {
@@ -107,7 +125,7 @@ pub async fn attach(
         let reason = format!("slot '{path}' already has {max} viewers");
         return ws.on_upgrade(move |s| close(s, CLOSE_CANNOT_ATTACH, reason));
     };
-    let read_only = access == Access::ReadOnly || query.mode.as_deref() == Some("ro");
+    let read_only = access == Access::ReadOnly || read_only_mode;
     let state_view = slot.state();
     ws.on_upgrade(move |socket| async move {
         let _token = token;

@@ -253,7 +253,7 @@ impl Supervisor {
                 observer,
                 recorder,
             )
-            .map_err(|e| SupervisorError::Spawn(slot.id().to_string(), e.to_string()))?;
+            .map_err(|e| SupervisorError::Spawn(slot.id().to_string(), e))?;
             slot.adopt_run(adopted, run.started_at, handed.restarts);
             slot.carry_state(super::StateView {
                 state: handed.state,

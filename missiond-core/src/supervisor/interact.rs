@@ -86,8 +86,7 @@ pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, Super
             slot.id()
         )));
     }
-    let input_err =
-        |e: crate::pty::PtyError| SupervisorError::Input(slot.id().to_string(), e.to_string());
+    let input_err = |e: crate::pty::PtyError| SupervisorError::Input(slot.id().to_string(), e);
     let bracketed = run
         .inspect(|screen, _| screen.vt().bracketed_paste())
         .await
@@ -217,7 +216,7 @@ pub async fn confirm(slot: &Slot, answer: Answer) -> Result<StateView, Superviso
     };
     let write = |keys: &'static [u8]| {
         run.write(Bytes::from_static(keys))
-            .map_err(|e| SupervisorError::Input(slot.id().to_string(), e.to_string()))
+            .map_err(|e| SupervisorError::Input(slot.id().to_string(), e))
     };
     let n = match target(&asked, answer)? {
         Target::Option(n) => n,
@@ -370,7 +369,7 @@ async fn select(
             b"\x1b[A"
         };
         run.write(Bytes::from_static(key))
-            .map_err(|e| SupervisorError::Input(slot.id().to_string(), e.to_string()))?;
+            .map_err(|e| SupervisorError::Input(slot.id().to_string(), e))?;
         // The move shows as a new dialog view; if it does not within a step, the key was dropped
         // or is late: the loop reads the screen again and presses whatever moves toward `n`.
         let _ = tokio::time::timeout_at(bound.min(now + STEP_SHOWS), rx.changed()).await;

@@ -39,9 +39,9 @@ pub enum SupervisorError {
     #[error("slot '{0}' is not running")]
     NotRunning(String),
     #[error("cannot start slot '{0}': {1}")]
-    Spawn(String, String),
+    Spawn(String, #[source] crate::pty::PtyError),
     #[error("cannot write to slot '{0}': {1}")]
-    Input(String, String),
+    Input(String, #[source] crate::pty::PtyError),
     #[error("slot '{0}' did not exit after SIGKILL")]
     KillTimeout(String),
     #[error("slot '{0}' already has {1} viewers")]

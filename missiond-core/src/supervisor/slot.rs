@@ -417,7 +417,7 @@ impl Slot {
                 recorder.marker(format!("exit:spawn failed: {e}"));
                 recorder.finish();
             }
-            SupervisorError::Spawn(self.config.id.clone(), e.to_string())
+            SupervisorError::Spawn(self.config.id.clone(), e)
         })?;
         self.own_signals.started(&launch);
         if automatic {
@@ -580,7 +580,7 @@ impl Slot {
         if let Some(run) = run {
             run.resize(cols, rows)
                 .await
-                .map_err(|e| SupervisorError::Input(self.config.id.clone(), e.to_string()))?;
+                .map_err(|e| SupervisorError::Input(self.config.id.clone(), e))?;
         }
         Ok(())
     }

@@ -82,8 +82,9 @@ pub(crate) fn copy_ignored(
         if target.symlink_metadata().is_ok() {
             continue;
         }
-        copy_entry(&from.join(relative), &target).map_err(|e| {
-            WorktreeError::Io(format!("copying {relative} into {}: {e}", to.display()))
+        copy_entry(&from.join(relative), &target).map_err(|e| WorktreeError::Io {
+            what: format!("copying {relative} into {}", to.display()),
+            source: e,
         })?;
         copied.push(relative.to_string());
     }

@@ -32,8 +32,13 @@ pub enum WorktreeError {
     Git(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    Io(String),
+    /// `what` failed on the file system (the message names the path).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A slot's worktree as it was created: all a restarted daemon needs to find it again
@@ -146,15 +151,14 @@ pub fn prepare(
             top.display()
         )));
     }
-    std::fs::create_dir_all(root).map_err(|e| {
-        WorktreeError::Io(format!(
-            "cannot create the worktree root {}: {e}",
-            root.display()
-        ))
+    std::fs::create_dir_all(root).map_err(|e| WorktreeError::Io {
+        what: format!("cannot create the worktree root {}", root.display()),
+        source: e,
     })?;
-    let root = root
-        .canonicalize()
-        .map_err(|e| WorktreeError::Io(format!("worktree root {}: {e}", root.display())))?;
+    let root = root.canonicalize().map_err(|e| WorktreeError::Io {
+        what: format!("worktree root {}", root.display()),
+        source: e,
+    })?;
     let path = root.join(group_name(&top)).join(id);
     let branch_exists = git::succeeds(
         &top,
@@ -170,8 +174,9 @@ pub fn prepare(
         check_existing(&top, &path, &branch)?;
     } else {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                WorktreeError::Io(format!("cannot create {}: {e}", parent.display()))
+            std::fs::create_dir_all(parent).map_err(|e| WorktreeError::Io {
+                what: format!("cannot create {}", parent.display()),
+                source: e,
             })?;
         }
         let path_arg = path.as_os_str().to_owned();
@@ -391,8 +396,10 @@ impl TempIndex {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         if index.exists() {
-            std::fs::copy(index, &path)
-                .map_err(|e| WorktreeError::Io(format!("cannot copy {}: {e}", index.display())))?;
+            std::fs::copy(index, &path).map_err(|e| WorktreeError::Io {
+                what: format!("cannot copy {}", index.display()),
+                source: e,
+            })?;
         }
         Ok(TempIndex(path))
     }
