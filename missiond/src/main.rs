@@ -457,7 +457,7 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|a| a == missiond_core::server::upgrade_api::HANDOVER_VERSION_SUBCOMMAND)
     {
-        println!("{}", missiond_core::supervisor::handover::HANDOVER_VERSION);
+        println!("{}", missiond_core::supervisor::HANDOVER_VERSION);
         return ExitCode::SUCCESS;
     }
     let cli = Cli::parse();

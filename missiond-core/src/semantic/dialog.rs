@@ -1,6 +1,6 @@
 //! Dialogs: reading a dialog's title, question, body and options from its screen rows, and
 //! telling one dialog from another (moving the selection redraws a dialog but does not make it
-//! another one). Answering is `supervisor::interact::confirm`'s: one key at a time, read back.
+//! another one). Answering is `Slot::confirm`'s (supervisor/interact.rs): one key at a time, read back.
 //!
 //! The parser is generic over Claude Code's dialogs (permission, trust, API key, questions): a
 //! title line first, `╌` rules around a body, a question ending in `?`, then a list of options

@@ -291,7 +291,7 @@ pub async fn wait(
         }
     };
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(300_000).min(3_600_000));
-    let view = crate::supervisor::interact::wait_for(&slot, timeout, |s| s == target).await?;
+    let view = slot.wait_for(timeout, |s| s == target).await?;
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,
@@ -316,7 +316,7 @@ pub async fn prompt(
         record(&state, &entry)?;
         slot.record_marker(crate::recording::prompt_label(&req.text));
     }
-    let view = crate::supervisor::interact::prompt(&slot, &req).await?;
+    let view = slot.prompt(&req).await?;
     crate::metrics::add(&crate::metrics::COUNTERS.prompts_submitted, 1);
     Ok(Json(StateReply {
         state: view.state,
@@ -338,7 +338,7 @@ pub async fn confirm(
         record(&state, &entry)?;
         slot.record_marker(crate::recording::answer_label(&entry));
     }
-    let view = crate::supervisor::interact::confirm(&slot, answer).await?;
+    let view = slot.confirm(answer).await?;
     crate::metrics::add(&crate::metrics::COUNTERS.dialogs_answered, 1);
     Ok(Json(StateReply {
         state: view.state,

@@ -136,7 +136,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> Result<(), ServeErr
         max_viewers: config.server.max_viewers,
         stuck_viewer: config.server.stuck_viewer(),
         worktree_root: config.server.worktree_root(),
-        signals: crate::supervisor::signals::SignalSettings {
+        signals: crate::supervisor::SignalSettings {
             exe: options.hook_exe.clone(),
             hooks: config.claude.hooks,
             claude_dir: config.claude.config_dir.clone(),

@@ -55,11 +55,10 @@ pub async fn hook(
         slot.hook(&payload);
     } else {
         // A transcript may be read to fill in figures: off the async threads.
-        let usage = tokio::task::spawn_blocking(move || {
-            crate::supervisor::signals::usage_from_statusline(&payload)
-        })
-        .await
-        .map_err(|e| ApiError::bad_request(format!("status line: {e}")))?;
+        let usage =
+            tokio::task::spawn_blocking(move || crate::supervisor::usage_from_statusline(&payload))
+                .await
+                .map_err(|e| ApiError::bad_request(format!("status line: {e}")))?;
         slot.statusline(usage);
     }
     Ok(StatusCode::NO_CONTENT)

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::protocol::codes;
-use crate::supervisor::handover::HANDOVER_VERSION;
+use crate::supervisor::{Handover, HANDOVER_VERSION};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -162,19 +162,16 @@ async fn check_binary(binary: &PathBuf) -> Result<(), String> {
 }
 
 /// Reads and removes the handover file an upgrade's previous image wrote.
-pub(super) fn read_handover(
-    path: &std::path::Path,
-) -> Result<crate::supervisor::handover::Handover, super::ServeError> {
+pub(super) fn read_handover(path: &std::path::Path) -> Result<Handover, super::ServeError> {
     let bytes = std::fs::read(path)?;
     let _ = std::fs::remove_file(path);
-    let handover: crate::supervisor::handover::Handover =
-        serde_json::from_slice(&bytes).map_err(|e| {
-            super::ServeError::Io(std::io::Error::other(format!(
-                "handover file {}: {e}",
-                path.display()
-            )))
-        })?;
-    if handover.version != crate::supervisor::handover::HANDOVER_VERSION {
+    let handover: Handover = serde_json::from_slice(&bytes).map_err(|e| {
+        super::ServeError::Io(std::io::Error::other(format!(
+            "handover file {}: {e}",
+            path.display()
+        )))
+    })?;
+    if handover.version != HANDOVER_VERSION {
         return Err(super::ServeError::Io(std::io::Error::other(format!(
             "handover file {} has version {}",
             path.display(),

@@ -1,5 +1,5 @@
 //! Talking to the program in a slot the way a person would: type a prompt and press Enter,
-//! answer a dialog, wait for a state.
+//! answer a dialog, wait for a state ([`Slot::prompt`], [`Slot::confirm`], [`Slot::wait_for`]).
 
 use super::{Slot, StateView, SupervisorError};
 use crate::protocol::{Answer, Dialog, Meaning, PromptRequest, SemanticState};
@@ -31,13 +31,15 @@ const SELECT_BOUND: Duration = Duration::from_secs(8);
 /// How long a dialog may look different (a redraw under way) before it counts as another one.
 const DIALOG_SETTLES: Duration = Duration::from_millis(1000);
 
-/// Waits until `accept(state)` holds, returning that view, or times out with the state it is in.
-pub async fn wait_for(
-    slot: &Slot,
-    timeout: Duration,
-    accept: impl Fn(SemanticState) -> bool,
-) -> Result<StateView, SupervisorError> {
-    wait_view(slot, timeout, |v| accept(v.state)).await
+impl Slot {
+    /// Waits until `accept(state)` holds, returning that view, or times out with the state it is in.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        accept: impl Fn(SemanticState) -> bool,
+    ) -> Result<StateView, SupervisorError> {
+        wait_view(self, timeout, |v| accept(v.state)).await
+    }
 }
 
 async fn wait_view(
@@ -67,74 +69,77 @@ async fn wait_view(
     }
 }
 
-/// Types `text` as one prompt and submits it; only when the slot waits for one: `idle`, or
-/// `error` after a turn that ended in an error (the prompt box is back).
-pub async fn prompt(slot: &Slot, req: &PromptRequest) -> Result<StateView, SupervisorError> {
-    let run = slot.live_run()?;
-    let state = slot.state().state;
-    if !matches!(state, SemanticState::Idle | SemanticState::Error) {
-        return Err(SupervisorError::Conflict(format!(
-            "slot '{}' is {}, not idle: wait for it (`missiond wait {} --state idle`)",
-            slot.id(),
-            state.as_str(),
-            slot.id()
-        )));
-    }
-    if req.text.trim().is_empty() {
-        return Err(SupervisorError::Invalid(format!(
-            "the prompt is empty; to press Enter alone use `missiond send {} --enter ''`",
-            slot.id()
-        )));
-    }
-    let input_err = |e: crate::pty::PtyError| SupervisorError::Input(slot.id().to_string(), e);
-    let bracketed = run
-        .inspect(|screen, _| screen.vt().bracketed_paste())
-        .await
-        .unwrap_or(false);
-    let mut typed = Vec::with_capacity(req.text.len() + 12);
-    if bracketed {
-        typed.extend_from_slice(b"\x1b[200~");
-        typed.extend_from_slice(req.text.as_bytes());
-        typed.extend_from_slice(b"\x1b[201~");
-    } else {
-        typed.extend_from_slice(req.text.replace('\n', "\r").as_bytes());
-    }
-    run.write(Bytes::from(typed)).map_err(input_err)?;
-    let before = slot.state();
-    for attempt in 0..2 {
-        // Enter only on what was asked: the text must show where the program takes input.
-        text_visible(slot, &run, &req.text).await?;
-        run.write(Bytes::from_static(b"\r")).map_err(input_err)?;
-        if turn_started(slot, &run, before.state).await {
-            break;
-        }
-        if attempt == 1 {
-            return Err(SupervisorError::Timeout(format!(
-                "slot '{}' did not start a turn after Enter was pressed twice",
+impl Slot {
+    /// Types `text` as one prompt and submits it; only when the slot waits for one: `idle`, or
+    /// `error` after a turn that ended in an error (the prompt box is back).
+    pub async fn prompt(&self, req: &PromptRequest) -> Result<StateView, SupervisorError> {
+        let slot = self;
+        let run = slot.live_run()?;
+        let state = slot.state().state;
+        if !matches!(state, SemanticState::Idle | SemanticState::Error) {
+            return Err(SupervisorError::Conflict(format!(
+                "slot '{}' is {}, not idle: wait for it (`missiond wait {} --state idle`)",
+                slot.id(),
+                state.as_str(),
                 slot.id()
             )));
         }
+        if req.text.trim().is_empty() {
+            return Err(SupervisorError::Invalid(format!(
+                "the prompt is empty; to press Enter alone use `missiond send {} --enter ''`",
+                slot.id()
+            )));
+        }
+        let input_err = |e: crate::pty::PtyError| SupervisorError::Input(slot.id().to_string(), e);
+        let bracketed = run
+            .inspect(|screen, _| screen.vt().bracketed_paste())
+            .await
+            .unwrap_or(false);
+        let mut typed = Vec::with_capacity(req.text.len() + 12);
+        if bracketed {
+            typed.extend_from_slice(b"\x1b[200~");
+            typed.extend_from_slice(req.text.as_bytes());
+            typed.extend_from_slice(b"\x1b[201~");
+        } else {
+            typed.extend_from_slice(req.text.replace('\n', "\r").as_bytes());
+        }
+        run.write(Bytes::from(typed)).map_err(input_err)?;
+        let before = slot.state();
+        for attempt in 0..2 {
+            // Enter only on what was asked: the text must show where the program takes input.
+            text_visible(slot, &run, &req.text).await?;
+            run.write(Bytes::from_static(b"\r")).map_err(input_err)?;
+            if turn_started(slot, &run, before.state).await {
+                break;
+            }
+            if attempt == 1 {
+                return Err(SupervisorError::Timeout(format!(
+                    "slot '{}' did not start a turn after Enter was pressed twice",
+                    slot.id()
+                )));
+            }
+        }
+        if !req.wait {
+            return Ok(slot.state());
+        }
+        // The prompt box empties before the state moves: see the turn leave its state first, or
+        // idle would be the answer at once. A change since Enter counts (a turn may be over already).
+        let _ = wait_view(slot, TURN_BUSY, |v| {
+            v.state != before.state || v.since != before.since
+        })
+        .await;
+        let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(300_000).min(3_600_000));
+        slot.wait_for(timeout, |s| {
+            matches!(
+                s,
+                SemanticState::Idle
+                    | SemanticState::Confirming
+                    | SemanticState::Exited
+                    | SemanticState::Error
+            )
+        })
+        .await
     }
-    if !req.wait {
-        return Ok(slot.state());
-    }
-    // The prompt box empties before the state moves: see the turn leave its state first, or
-    // idle would be the answer at once. A change since Enter counts (a turn may be over already).
-    let _ = wait_view(slot, TURN_BUSY, |v| {
-        v.state != before.state || v.since != before.since
-    })
-    .await;
-    let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(300_000).min(3_600_000));
-    wait_for(slot, timeout, |s| {
-        matches!(
-            s,
-            SemanticState::Idle
-                | SemanticState::Confirming
-                | SemanticState::Exited
-                | SemanticState::Error
-        )
-    })
-    .await
 }
 
 /// Waits until the typed `text` shows where the program takes input: in Claude Code's prompt
@@ -189,59 +194,62 @@ async fn turn_started(slot: &Slot, run: &super::Run, prompted_in: SemanticState)
     }
 }
 
-/// Answers the dialog the slot shows, by option number or by meaning, and waits until that
-/// dialog is gone.
-///
-/// The invariant: Enter is pressed only when the screen shows the asked option selected on the
-/// same dialog that was asked about. The selection is moved one arrow key at a time and read
-/// back from the screen after each (Claude Code 2.1.150-2.1.200 read a burst of arrows and
-/// Enter as Enter alone); if it does not get there within [`SELECT_BOUND`], nothing is
-/// submitted, the dialog stays open and the error says what the screen shows.
-pub async fn confirm(slot: &Slot, answer: Answer) -> Result<StateView, SupervisorError> {
-    let run = slot.live_run()?;
-    let view = slot.state();
-    let asked = match (&view.state, &view.detail.dialog) {
-        (SemanticState::Confirming, Some(dialog)) => dialog.clone(),
-        _ => {
-            return Err(SupervisorError::Conflict(format!(
-                "slot '{}' is {}, not waiting for a confirmation",
-                slot.id(),
-                view.state.as_str()
-            )))
-        }
-    };
-    let episode = Episode {
-        dialog: asked.clone(),
-        since: view.since,
-    };
-    let write = |keys: &'static [u8]| {
-        run.write(Bytes::from_static(keys))
-            .map_err(|e| SupervisorError::Input(slot.id().to_string(), e))
-    };
-    let n = match target(&asked, answer)? {
-        Target::Option(n) => n,
-        Target::Escape => {
-            // Escape refuses a dialog that offers it; pressed again only while the same dialog
-            // still shows (the first one was dropped).
-            let deadline = Instant::now() + DIALOG_GONE;
-            loop {
-                write(b"\x1b")?;
-                match gone(slot, &episode, deadline).await? {
-                    Some(view) => return Ok(view),
-                    None => continue,
+impl Slot {
+    /// Answers the dialog the slot shows, by option number or by meaning, and waits until that
+    /// dialog is gone.
+    ///
+    /// The invariant: Enter is pressed only when the screen shows the asked option selected on the
+    /// same dialog that was asked about. The selection is moved one arrow key at a time and read
+    /// back from the screen after each (Claude Code 2.1.150-2.1.200 read a burst of arrows and
+    /// Enter as Enter alone); if it does not get there within [`SELECT_BOUND`], nothing is
+    /// submitted, the dialog stays open and the error says what the screen shows.
+    pub async fn confirm(&self, answer: Answer) -> Result<StateView, SupervisorError> {
+        let slot = self;
+        let run = slot.live_run()?;
+        let view = slot.state();
+        let asked = match (&view.state, &view.detail.dialog) {
+            (SemanticState::Confirming, Some(dialog)) => dialog.clone(),
+            _ => {
+                return Err(SupervisorError::Conflict(format!(
+                    "slot '{}' is {}, not waiting for a confirmation",
+                    slot.id(),
+                    view.state.as_str()
+                )))
+            }
+        };
+        let episode = Episode {
+            dialog: asked.clone(),
+            since: view.since,
+        };
+        let write = |keys: &'static [u8]| {
+            run.write(Bytes::from_static(keys))
+                .map_err(|e| SupervisorError::Input(slot.id().to_string(), e))
+        };
+        let n = match target(&asked, answer)? {
+            Target::Option(n) => n,
+            Target::Escape => {
+                // Escape refuses a dialog that offers it; pressed again only while the same dialog
+                // still shows (the first one was dropped).
+                let deadline = Instant::now() + DIALOG_GONE;
+                loop {
+                    write(b"\x1b")?;
+                    match gone(slot, &episode, deadline).await? {
+                        Some(view) => return Ok(view),
+                        None => continue,
+                    }
                 }
             }
+        };
+        let deadline = Instant::now() + DIALOG_GONE;
+        loop {
+            select(slot, &run, &episode, n).await?;
+            write(b"\r")?;
+            if let Some(view) = gone(slot, &episode, deadline).await? {
+                return Ok(view);
+            }
+            // The same dialog still asks: Claude Code redrew it and dropped the Enter (its trust
+            // dialog does so about a second after start). Select again from what it shows now.
         }
-    };
-    let deadline = Instant::now() + DIALOG_GONE;
-    loop {
-        select(slot, &run, &episode, n).await?;
-        write(b"\r")?;
-        if let Some(view) = gone(slot, &episode, deadline).await? {
-            return Ok(view);
-        }
-        // The same dialog still asks: Claude Code redrew it and dropped the Enter (its trust
-        // dialog does so about a second after start). Select again from what it shows now.
     }
 }
 

@@ -4,7 +4,7 @@ mod claude_version;
 pub mod fanout;
 pub mod guard;
 pub mod handover;
-pub mod interact;
+mod interact;
 pub mod restore;
 pub mod run;
 pub mod signals;
@@ -12,7 +12,9 @@ pub mod slot;
 
 pub use fanout::{FanoutReceiver, RecvError, TryRecvError};
 pub use guard::OrphanGuard;
+pub use handover::{Handover, HANDOVER_VERSION};
 pub use run::{lock, Run, Snapshot, StateView, ViewerMsg, ViewerToken};
+pub use signals::{usage_from_statusline, SignalSettings};
 pub use slot::{Slot, SlotConfig};
 
 use crate::config::{expand_tilde, validate_spec, DEFAULT_COLS, DEFAULT_ROWS, DEFAULT_SCROLLBACK};
