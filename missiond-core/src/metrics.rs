@@ -1,7 +1,8 @@
 //! Counters of what the daemon has done, and `/metrics` in the Prometheus text format.
 //!
-//! Counters are process-wide atomics, bumped where the work happens (a PTY read, a frame sent to
-//! a viewer, an answer submitted): one relaxed add, nothing to lock and nothing to pass around.
+//! Counters are the daemon's own atomics ([`Counters`], one set per supervisor, so two daemons
+//! in one process count apart), bumped where the work happens (a PTY read, a frame sent to a
+//! viewer, an answer submitted): one relaxed add, nothing to lock.
 //! Gauges (slots by status and state, viewers, tasks) are read from the live state when scraped.
 
 use std::fmt::Write;
@@ -11,6 +12,7 @@ use crate::protocol::tasks::TasksOverview;
 use crate::protocol::{SemanticState, SlotInfo, SlotStatus};
 
 /// Everything counted since the daemon started.
+#[derive(Debug, Default)]
 pub struct Counters {
     pub pty_bytes_read: AtomicU64,
     pub viewer_bytes_sent: AtomicU64,
@@ -21,17 +23,6 @@ pub struct Counters {
     pub hook_events: AtomicU64,
     pub statusline_updates: AtomicU64,
 }
-
-pub static COUNTERS: Counters = Counters {
-    pty_bytes_read: AtomicU64::new(0),
-    viewer_bytes_sent: AtomicU64::new(0),
-    events_sent: AtomicU64::new(0),
-    task_events_sent: AtomicU64::new(0),
-    dialogs_answered: AtomicU64::new(0),
-    prompts_submitted: AtomicU64::new(0),
-    hook_events: AtomicU64::new(0),
-    statusline_updates: AtomicU64::new(0),
-};
 
 /// Adds `n` to a counter.
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -55,7 +46,7 @@ const STATES: [SemanticState; 8] = [
 ];
 
 /// The whole scrape: `text/plain; version=0.0.4`.
-pub fn render(slots: &[SlotInfo], tasks: &TasksOverview) -> String {
+pub fn render(counters: &Counters, slots: &[SlotInfo], tasks: &TasksOverview) -> String {
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -110,49 +101,49 @@ pub fn render(slots: &[SlotInfo], tasks: &TasksOverview) -> String {
         "missiond_pty_read_bytes_total",
         "counter",
         "Bytes the slots' programs wrote to their terminals.",
-        &count(&COUNTERS.pty_bytes_read),
+        &count(&counters.pty_bytes_read),
     );
     family(
         "missiond_viewer_sent_bytes_total",
         "counter",
         "Bytes of frames sent to terminal viewers.",
-        &count(&COUNTERS.viewer_bytes_sent),
+        &count(&counters.viewer_bytes_sent),
     );
     family(
         "missiond_events_sent_total",
         "counter",
         "Messages sent on /events streams.",
-        &count(&COUNTERS.events_sent),
+        &count(&counters.events_sent),
     );
     family(
         "missiond_task_events_sent_total",
         "counter",
         "Messages sent on /tasks streams.",
-        &count(&COUNTERS.task_events_sent),
+        &count(&counters.task_events_sent),
     );
     family(
         "missiond_dialogs_answered_total",
         "counter",
         "Dialogs answered through confirm (REST, CLI, viewer buttons).",
-        &count(&COUNTERS.dialogs_answered),
+        &count(&counters.dialogs_answered),
     );
     family(
         "missiond_prompts_submitted_total",
         "counter",
         "Prompts typed and submitted through prompt.",
-        &count(&COUNTERS.prompts_submitted),
+        &count(&counters.prompts_submitted),
     );
     family(
         "missiond_hook_events_total",
         "counter",
         "Claude Code hook events heard (the second witness of a slot's state).",
-        &count(&COUNTERS.hook_events),
+        &count(&counters.hook_events),
     );
     family(
         "missiond_statusline_updates_total",
         "counter",
         "Status-line reports heard (cost, tokens, context).",
-        &count(&COUNTERS.statusline_updates),
+        &count(&counters.statusline_updates),
     );
     let drifting = slots
         .iter()

@@ -697,16 +697,12 @@ fn read_pump(mut reader: std::fs::File, control: &ReaderControl, events: &dyn Pt
         match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
             Ok(n) => {
-                crate::metrics::add(&crate::metrics::COUNTERS.pty_bytes_read, n as u64);
                 let mut filled = carry + n;
                 // A program writing line by line hands over a line per read; take whatever
                 // else is already waiting, so a flood travels as few large chunks.
                 while filled < buf.len() && readable_now(&reader) {
                     match reader.read(&mut buf[filled..]) {
-                        Ok(n) if n > 0 => {
-                            crate::metrics::add(&crate::metrics::COUNTERS.pty_bytes_read, n as u64);
-                            filled += n
-                        }
+                        Ok(n) if n > 0 => filled += n,
                         _ => break,
                     }
                 }

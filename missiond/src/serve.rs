@@ -1,5 +1,6 @@
 //! `missiond serve`: read the config, apply the command-line overrides, run the daemon.
-//! The daemon itself is `missiond_core::server`; this is only its front door.
+//! The daemon itself is `missiond_core::server::Daemon`; this is its front door: the token
+//! files, the lines printed for the user, logging and the signals that stop it.
 
 use clap::Args;
 use std::net::SocketAddr;
@@ -7,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::client::Failure;
-use missiond_core::server::ServeOptions;
+use missiond_core::config;
+use missiond_core::server::{Daemon, DaemonOptions};
 
 pub const AFTER_HELP: &str = "\
 The config file is TOML (see examples/missiond.toml): [server] listen, [claude] config_dir and
@@ -45,17 +47,57 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
-    // The daemon starts this same executable as its orphan guard (see `supervisor::guard`).
-    // ... and as Claude Code's hooks and status line (`missiond hook`, `missiond statusline`).
-    let options = ServeOptions {
+    let failure = |e: &dyn std::fmt::Display| Failure::new(e.to_string());
+    let (token, token_source) = config::load_or_create_token().map_err(|e| failure(&e))?;
+    let options = DaemonOptions {
+        token,
+        token_source,
+        read_only_token: config::load_or_create_read_only_token().map_err(|e| failure(&e))?,
+        state_dir: config::state_dir().map_err(|e| failure(&e))?,
+        // The daemon starts this same executable as its orphan guard (see `supervisor::guard`)
+        // and as Claude Code's hooks and status line (`missiond hook`, `missiond statusline`).
         guard_exe: std::env::current_exe().ok(),
         hook_exe: std::env::current_exe().ok(),
         handover: args.handover,
+        owns_process: true,
     };
-    missiond_core::server::serve(config, options)
+    let daemon = Daemon::start(config, options)
         .await
-        .map_err(|e| Failure::new(e.to_string()))?;
+        .map_err(|e| failure(&e))?;
+    for notice in daemon.notices() {
+        eprintln!("missiond: {notice}");
+    }
+    let local = daemon.local_addr();
+    println!("missiond listening on http://{local}");
+    println!("viewer: http://{local}/#token={}", daemon.token());
+    println!("stop with Ctrl-C; `missiond --help` lists what the CLI can do");
+    daemon
+        .serve(async {
+            shutdown_signal().await;
+            eprintln!("missiond: stopping every slot");
+        })
+        .await
+        .map_err(|e| failure(&e))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (systemd, `kill`).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Logs go to stderr (stdout carries the "listening on" lines); RUST_LOG picks the detail.

@@ -73,7 +73,7 @@ fn file_entries(daemon: &Daemon) -> Vec<AuditEntry> {
 
 #[test]
 fn every_action_is_recorded_with_who_did_it_before_it_is_acknowledged() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     daemon.cli_ok(&["launch", "sh1", "--", "cat"]);
     // Already on disk when the CLI got its answer.
     let launched = file_entries(&daemon);
@@ -321,7 +321,7 @@ fn an_answer_by_meaning_is_recorded_with_the_meaning_and_the_option_it_chose() {
 
 #[test]
 fn audit_follow_prints_entries_as_they_are_written() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     let mut follow = daemon
         .command(&["--json", "audit", "--follow"])
         .stdout(std::process::Stdio::piped())

@@ -25,7 +25,7 @@ fn write_task(d: &Daemon, list: &str, id: &str, subject: &str, status: &str) {
 
 #[test]
 fn tasks_lists_task_files_as_a_table_and_as_json() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     write_task(&d, "list-a", "1", "Plan the work", "completed");
     write_task(&d, "list-a", "2", "Build the parser", "in_progress");
 
@@ -51,7 +51,7 @@ fn tasks_lists_task_files_as_a_table_and_as_json() {
 
 #[test]
 fn tasks_follow_json_streams_one_event_per_line() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let mut child = d
         .command(&["tasks", "--follow", "--json"])
         .stdout(Stdio::piped())

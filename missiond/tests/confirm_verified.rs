@@ -21,7 +21,7 @@ const SLOT: &str = "dlg";
 impl DialogSlot {
     /// The dialog in slot [`SLOT`] (profile claude-code), waiting for an answer.
     fn start(keyboard: &str, options: &str) -> DialogSlot {
-        let daemon = Daemon::start();
+        let daemon = Daemon::in_process();
         let dir = tempfile::tempdir().expect("temp dir");
         let record = dir.path().join("record.txt");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dialog.py");

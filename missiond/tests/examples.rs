@@ -56,7 +56,7 @@ fn write_task(daemon: &Daemon, list: &str, id: &str, subject: &str, status: &str
 
 #[test]
 fn python_task_watcher_prints_overview_and_events() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     let script = examples_dir().join("watch_tasks.py");
     let (mut child, lines) = run_example(
         &daemon,
@@ -89,7 +89,7 @@ fn line_starting(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
 
 #[test]
 fn python_state_watcher_exits_when_a_slot_needs_attention() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     daemon.cli_ok(&["launch", "sh1", "--cwd", "/tmp", "--", "bash", "--norc"]);
     let script = examples_dir().join("watch_states.py");
     let (mut child, lines) = run_example(
@@ -112,7 +112,7 @@ fn python_state_watcher_exits_when_a_slot_needs_attention() {
 
 #[test]
 fn shell_notifier_prints_completed_tasks() {
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     let script = examples_dir().join("notify-completed.sh");
     let (mut child, lines) = run_example(&daemon, "bash", &[script.to_str().unwrap(), "1"]);
     // The script prints nothing until a task completes, so there is no sign that it is

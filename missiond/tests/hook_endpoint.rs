@@ -43,7 +43,7 @@ struct Rig {
 
 impl Rig {
     fn start() -> Rig {
-        let daemon = Daemon::start();
+        let daemon = Daemon::in_process();
         let dir = tempfile::tempdir().expect("temp dir");
         let script = fake_claude(dir.path());
         let spec = json!({"id": SLOT, "command": script, "cwd": dir.path(),

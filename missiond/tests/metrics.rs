@@ -40,7 +40,7 @@ fn scrape(d: &Daemon) -> HashMap<String, f64> {
 
 #[test]
 fn metrics_need_the_token_and_count_what_happened() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let (status, _) = d.http("GET", "/metrics", None, None);
     assert_eq!(status, 401, "metrics without a token");
     let (status, _) = d.http("GET", "/metrics", Some("wrong"), None);

@@ -1,5 +1,6 @@
 //! `/pty/<slot>` against the real daemon on 127.0.0.1 with real WebSocket clients (issue 3's
 //! acceptance, plus issue 2's pump items: a slow subscriber and UTF-8 split across reads).
+//! The daemon runs in-process but where a test watches its process (memory, open files).
 //!
 //! Every wait is for a frame or a state, with a deadline; nothing sleeps to synchronise.
 //! The flood size of the slow-viewer test is `MISSIOND_FLOOD_MB` (see [`flood_mb`]).
@@ -540,7 +541,7 @@ async fn check_snapshot_of(d: &Daemon, api: &Api, id: &str, ready: &str) {
 
 #[test]
 fn snapshot_of_a_full_screen_program_reproduces_the_screen() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     // A full-screen program made of printf alone (present everywhere): alternate screen,
     // 16/256/true colours, attributes, wide characters, a scroll region that scrolled,
     // application keys, bracketed paste, SGR mouse, hidden cursor at a known place.
@@ -571,7 +572,7 @@ fn snapshot_of_vim_reproduces_the_screen() {
         eprintln!("SKIPPED: /usr/bin/vim is not installed (apt-get install vim-tiny); the printf TUI test covers the snapshot");
         return;
     }
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let file = d.dir().join("poem.txt");
     let text: String = (1..=40)
         .map(|i| format!("line {i}: the quick brown fox jumps over the lazy dog\n"))
@@ -594,9 +595,8 @@ fn snapshot_of_vim_reproduces_the_screen() {
 
 #[test]
 fn two_viewers_see_the_same_stream_and_read_only_input_is_ignored() {
-    let d = Daemon::start();
-    let ro_token = std::fs::read_to_string(d.dir().join("state/missiond/token-ro"))
-        .expect("read-only token file");
+    let d = Daemon::in_process();
+    let ro_token = d.read_only_token.clone();
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "s").await;
@@ -685,7 +685,7 @@ sys.stdin.readline()
 
 #[test]
 fn terminal_queries_are_answered_once_with_three_viewers() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let program = d.dir().join("queries.py");
     std::fs::write(&program, QUERY_PROGRAM).expect("write program");
     block_on(async {
@@ -737,7 +737,7 @@ fn terminal_queries_are_answered_once_with_three_viewers() {
 /// in its `data` frames; everything else (screen, state, exit) stays JSON.
 #[test]
 fn a_binary_viewer_gets_the_same_output_as_raw_frames() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "bin").await;
@@ -790,7 +790,7 @@ fn a_binary_viewer_gets_the_same_output_as_raw_frames() {
 /// what happened before it came, and still ends on exactly the slot's screen.
 #[test]
 fn a_late_viewer_gets_the_scrollback_before_the_screen() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     block_on(async {
         let api = Api::new(&d);
         api.create(json!({
@@ -848,7 +848,7 @@ fn a_late_viewer_gets_the_scrollback_before_the_screen() {
 
 #[test]
 fn output_split_inside_a_character_arrives_intact() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     // Half a character, a pause (so the reader sees it alone), the rest; then a 4-byte one in
     // three pieces.
     let script = "read x; printf 'A\\342'; sleep 0.3; printf '\\202\\254B'; sleep 0.3; \
@@ -880,7 +880,7 @@ fn output_split_inside_a_character_arrives_intact() {
 
 #[test]
 fn resize_from_a_writable_viewer_reaches_the_program_and_every_viewer() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "r").await;
@@ -937,7 +937,7 @@ fn resize_from_a_writable_viewer_reaches_the_program_and_every_viewer() {
 /// viewer's "Fit") resizes the program for everyone.
 #[test]
 fn a_second_viewer_does_not_resize_the_slot_unless_it_asks_to_fit() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "fit").await;
@@ -1004,7 +1004,7 @@ fn a_second_viewer_does_not_resize_the_slot_unless_it_asks_to_fit() {
 
 #[test]
 fn close_codes_name_what_went_wrong() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     block_on(async {
         let api = Api::new(&d);
         api.create(json!({"id": "gate", "command": "sh", "args": ["-c", "read x; exit 7"]}))
@@ -1054,6 +1054,7 @@ fn close_codes_name_what_went_wrong() {
 fn token_and_origin_are_checked_before_the_upgrade() {
     let d = Daemon::start_with(DaemonOptions {
         server_toml: "allowed_origins = [\"https://app.example\"]".into(),
+        in_process: true,
         ..Default::default()
     });
     block_on(async {
@@ -1135,6 +1136,7 @@ fn token_and_origin_are_checked_before_the_upgrade() {
 fn viewer_cap_refuses_with_4002_and_frees_places() {
     let d = Daemon::start_with(DaemonOptions {
         server_toml: "max_viewers = 3".into(),
+        in_process: true,
         ..Default::default()
     });
     block_on(async {
@@ -1477,6 +1479,7 @@ fn a_stuck_viewer_slows_nothing_and_gets_a_fresh_screen() {
 fn a_viewer_stuck_past_the_timeout_is_closed() {
     let d = Daemon::start_with(DaemonOptions {
         server_toml: "stuck_viewer_secs = 1".into(),
+        in_process: true,
         ..DaemonOptions::default()
     });
     block_on(async {
@@ -1517,7 +1520,7 @@ fn a_viewer_stuck_past_the_timeout_is_closed() {
 /// names what is accepted, and a missing required one is a 400 too.
 #[test]
 fn unknown_query_values_are_refused_with_what_is_accepted() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     block_on(async {
         let api = Api::new(&d);
         shell_slot(&api, "q").await;

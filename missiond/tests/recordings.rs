@@ -100,7 +100,7 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
         Turn::bash(format!("touch {}", flag.display()), "Create the flag file"),
         Turn::text("The command ran."),
     ]);
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     let env = ClaudeEnvBuilder::new(stand_in.base_url())
         .claude_dir(daemon.dir().join("claude"))
         .build();
@@ -269,7 +269,7 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
         body,
         std::fs::read_to_string(on_disk).expect("the run's file")
     );
-    let ro = missiond_read_only_token(&daemon);
+    let ro = daemon.read_only_token.clone();
     let (status, list) = daemon.http("GET", "/api/slots/cc/runs", Some(&ro), None);
     assert_eq!(status, 200, "{list}");
     let list: Vec<RunSummary> = parse(&list);
@@ -315,14 +315,6 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
         "{}",
         played.screen().contents()
     );
-}
-
-/// The read-only token the daemon wrote into its state directory.
-fn missiond_read_only_token(daemon: &Daemon) -> String {
-    std::fs::read_to_string(daemon.dir().join("state/missiond/token-ro"))
-        .expect("read-only token file")
-        .trim()
-        .to_string()
 }
 
 fn tiny_daemon(record: &str) -> Daemon {
@@ -459,7 +451,7 @@ fn a_claude_code_task_start_is_a_marker() {
         Turn::task_update("1", "in_progress"),
         Turn::text("Task started."),
     ]);
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     let env = ClaudeEnvBuilder::new(stand_in.base_url())
         .claude_dir(daemon.dir().join("claude"))
         .build();

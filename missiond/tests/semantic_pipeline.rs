@@ -44,7 +44,7 @@ fn replay(name: &str, check_dialog: impl Fn(usize, &SlotInfo)) {
         &std::fs::read_to_string(fixtures().join(format!("{name}.json"))).expect("fixture json"),
     )
     .expect("fixture format");
-    let daemon = Daemon::start();
+    let daemon = Daemon::in_process();
     let bin = fixtures().join(format!("{name}.bin"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/replay.py");
     let mut args = vec![script.display().to_string(), bin.display().to_string()];

@@ -317,7 +317,7 @@ pub async fn prompt(
         slot.record_marker(crate::recording::prompt_label(&req.text));
     }
     let view = slot.prompt(&req).await?;
-    crate::metrics::add(&crate::metrics::COUNTERS.prompts_submitted, 1);
+    crate::metrics::add(&state.supervisor.counters().prompts_submitted, 1);
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,
@@ -339,7 +339,7 @@ pub async fn confirm(
         slot.record_marker(crate::recording::answer_label(&entry));
     }
     let view = slot.confirm(answer).await?;
-    crate::metrics::add(&crate::metrics::COUNTERS.dialogs_answered, 1);
+    crate::metrics::add(&state.supervisor.counters().dialogs_answered, 1);
     Ok(Json(StateReply {
         state: view.state,
         state_detail: view.detail,

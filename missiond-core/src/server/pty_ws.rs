@@ -197,6 +197,7 @@ impl Viewer {
         let mut sink = Sink {
             inner: sink,
             stuck: self.stuck_timeout,
+            counters: self.state.supervisor.counters().clone(),
         };
         // An upgrade may pause the slot while this viewer is being admitted: it then waits
         // for the new image like the viewers already attached.
@@ -441,6 +442,7 @@ impl Viewer {
 struct Sink {
     inner: futures_util::stream::SplitSink<WebSocket, Message>,
     stuck: Duration,
+    counters: Arc<crate::metrics::Counters>,
 }
 
 async fn error_reply(sink: &mut Sink, message: &str) -> Option<End> {
@@ -557,7 +559,7 @@ async fn send_message(sink: &mut Sink, msg: Message) -> Result<(), End> {
         Message::Binary(b) => b.len(),
         _ => 0,
     };
-    crate::metrics::add(&crate::metrics::COUNTERS.viewer_bytes_sent, len as u64);
+    crate::metrics::add(&sink.counters.viewer_bytes_sent, len as u64);
     match tokio::time::timeout(sink.stuck, sink.inner.send(msg)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Closed),

@@ -87,7 +87,7 @@ fn with_fix(mut c: DoctorCheck, fix: impl Into<String>) -> DoctorCheck {
 /// hooks, status line and drift.
 pub fn report(state: &AppState) -> DoctorReport {
     let mut checks = Vec::new();
-    checks.extend(token_checks());
+    checks.extend(token_checks(&state.state_dir));
     let sup = &state.supervisor;
     for profile in [Profile::ClaudeCode, Profile::Shell] {
         let origin = sup.rules_origin(profile);
@@ -212,15 +212,8 @@ fn recordings_check(recordings: Option<&crate::recording::Recordings>) -> Doctor
 }
 
 /// The token files exist only for their owner (mode 0600).
-fn token_checks() -> Vec<DoctorCheck> {
+fn token_checks(dir: &std::path::Path) -> Vec<DoctorCheck> {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(dir) = crate::config::state_dir() else {
-        return vec![check(
-            "token files",
-            CheckStatus::Warn,
-            "no state directory",
-        )];
-    };
     ["token", "token-ro"]
         .iter()
         .filter_map(|name| {

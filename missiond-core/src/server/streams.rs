@@ -4,7 +4,6 @@
 //! the ring gets a fresh snapshot instead of the events it missed.
 
 use super::AppState;
-use crate::metrics::COUNTERS;
 use crate::protocol::tasks::{TaskEvent, TasksClientMsg};
 use crate::protocol::SlotEvent;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -28,12 +27,13 @@ pub async fn events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) ->
 
 async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
     let stuck = state.supervisor.settings().stuck_viewer;
+    let counters = state.supervisor.counters().clone();
     let (mut sink, mut stream) = socket.split();
     let mut rx = state.supervisor.subscribe();
     let snapshot = SlotEvent::Slots {
         slots: state.supervisor.list(),
     };
-    if send(&mut sink, &snapshot, stuck, &COUNTERS.events_sent)
+    if send(&mut sink, &snapshot, stuck, &counters.events_sent)
         .await
         .is_err()
     {
@@ -51,7 +51,7 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
                     Err(RecvError::Lagged(_)) => SlotEvent::Slots { slots: state.supervisor.list() },
                     Err(RecvError::Closed) => return,
                 };
-                if send(&mut sink, &event, stuck, &COUNTERS.events_sent).await.is_err() {
+                if send(&mut sink, &event, stuck, &counters.events_sent).await.is_err() {
                     return;
                 }
             }
@@ -67,6 +67,7 @@ pub async fn tasks(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> 
 
 async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
     let stuck = state.supervisor.settings().stuck_viewer;
+    let counters = state.supervisor.counters().clone();
     let (mut sink, mut stream) = socket.split();
     let hub = state.tasks.clone();
     // Atomically, so a change cannot land in both the overview and the stream.
@@ -75,7 +76,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
         &mut sink,
         &TaskEvent::CcTasksOverview(overview),
         stuck,
-        &COUNTERS.task_events_sent,
+        &counters.task_events_sent,
     )
     .await
     .is_err()
@@ -91,7 +92,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
                         Err(e) => Ok(serde_json::json!({"type": "error", "message": format!("unknown or malformed message: {e}")})),
                     };
                     if let Ok(reply) = reply {
-                        if send(&mut sink, &reply, stuck, &COUNTERS.task_events_sent).await.is_err() {
+                        if send(&mut sink, &reply, stuck, &counters.task_events_sent).await.is_err() {
                             return;
                         }
                     }
@@ -105,7 +106,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
                     Err(RecvError::Lagged(_)) => TaskEvent::CcTasksOverview(hub.overview()),
                     Err(RecvError::Closed) => return,
                 };
-                if send(&mut sink, &event, stuck, &COUNTERS.task_events_sent).await.is_err() {
+                if send(&mut sink, &event, stuck, &counters.task_events_sent).await.is_err() {
                     return;
                 }
             }

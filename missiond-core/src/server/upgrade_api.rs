@@ -33,6 +33,12 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     super::error::ApiJson(req): super::error::ApiJson<UpgradeRequest>,
 ) -> ApiResult<Response> {
+    if !state.owns_process {
+        return Err(failed(
+            "this daemon runs inside another program, not as `missiond serve`: it cannot replace its process"
+                .into(),
+        ));
+    }
     let binary = match req.binary {
         Some(path) => PathBuf::from(path),
         None => own_executable()

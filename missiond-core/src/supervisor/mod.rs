@@ -86,6 +86,8 @@ struct Shared {
     settings: Settings,
     guard: Option<Arc<OrphanGuard>>,
     signals: Arc<signals::Signals>,
+    /// What `/metrics` counts: this daemon's, not the process's.
+    counters: Arc<crate::metrics::Counters>,
     /// Where slots created at run time are recorded (see [`crate::registry`]).
     registry: std::sync::OnceLock<Arc<crate::registry::Registry>>,
 }
@@ -99,6 +101,7 @@ impl Supervisor {
                 events,
                 rules,
                 signals: Arc::new(signals::Signals::new(settings.signals.clone())),
+                counters: Arc::default(),
                 settings,
                 guard: guard.map(Arc::new),
                 registry: std::sync::OnceLock::new(),
@@ -108,6 +111,11 @@ impl Supervisor {
 
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
+    }
+
+    /// This daemon's counters (`/metrics`), shared with its slots and routes.
+    pub fn counters(&self) -> &Arc<crate::metrics::Counters> {
+        &self.shared.counters
     }
 
     /// The daemon is listening at `addr`: hooks of slots started from now on reach it there.
@@ -214,6 +222,7 @@ impl Supervisor {
                 guard: self.shared.guard.clone(),
                 kill_grace: self.shared.settings.kill_grace,
                 signals: self.shared.signals.clone(),
+                counters: self.shared.counters.clone(),
             },
         );
         self.announce_worktree_changes(&slot);

@@ -91,6 +91,8 @@ pub trait RunObserver: Send + Sync + 'static {
     /// The output paused (a second of quiet) or the program exited: a moment to keep the
     /// screen (see [`crate::registry`]). On the parser thread; leave the screen as found.
     fn screen_settled(&self, _screen: &mut Screen) {}
+    /// The program wrote `bytes` more (on the reader thread: keep it to a counter).
+    fn output_read(&self, _bytes: usize) {}
 }
 
 /// A running (or finished) program and its pipeline.
@@ -190,6 +192,7 @@ impl Run {
             last_query: last_query.clone(),
             epoch,
             recorder: recorder.clone(),
+            observer: observer.clone(),
         });
         let process = open(events)?;
         let pipeline = Pipeline {
@@ -395,11 +398,13 @@ struct PumpEvents {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     recorder: Option<Recorder>,
+    observer: Arc<dyn RunObserver>,
 }
 
 impl PtyEvents for PumpEvents {
     fn output(&self, bytes: Bytes) {
         let start = self.offset.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.observer.output_read(bytes.len());
         // A cursor position query is noted here, before any viewer can see it: the parser
         // thread notes it too, but later, and under load the viewers' own replies came back
         // before it did and reached the program (tests/pty_ws.rs, terminal queries test).

@@ -244,7 +244,6 @@ impl SlotSignals {
     /// A hook ran: counts it and learns the session id it names (a resumed session's, or a
     /// new one after `/clear`).
     pub fn hook_heard(&self, event: &str, session_id: Option<&str>) {
-        crate::metrics::add(&crate::metrics::COUNTERS.hook_events, 1);
         let mut heard = lock(&self.heard);
         heard.hook_count += 1;
         heard.last_hook = Some((super::now_millis(), event.to_string()));
@@ -259,7 +258,6 @@ impl SlotSignals {
     pub fn usage_heard(&self, usage: Usage) -> UsageEvent {
         let mut heard = lock(&self.heard);
         heard.statusline_count += 1;
-        crate::metrics::add(&crate::metrics::COUNTERS.statusline_updates, 1);
         heard.last_statusline = Some(usage.updated_at);
         let changed = heard.usage.as_ref().is_none_or(|u| {
             u.model != usage.model

@@ -3,6 +3,7 @@
 use super::run::{lock, Run, RunObserver, StateView};
 use super::signals::{SignalStats, Signals, SlotSignals};
 use super::{now_millis, SupervisorError};
+use crate::metrics::Counters;
 use crate::protocol::{
     Profile, RestartPolicy, Restored, SemanticState, SlotEvent, SlotInfo, SlotSpec, SlotStatus,
     StateDetail,
@@ -91,6 +92,7 @@ pub struct SlotShared {
     pub guard: Option<Arc<super::guard::OrphanGuard>>,
     pub kill_grace: Duration,
     pub signals: Arc<Signals>,
+    pub counters: Arc<Counters>,
 }
 
 pub struct Slot {
@@ -108,6 +110,8 @@ pub struct Slot {
     /// The daemon's side of Claude Code's own signals, and this slot's.
     signals: Arc<Signals>,
     own_signals: SlotSignals,
+    /// The daemon's counters (`/metrics`).
+    counters: Arc<Counters>,
     carried: Mutex<Carried>,
     /// Set for slots created at run time: they are in the registry.
     recording: OnceLock<Recording>,
@@ -133,6 +137,7 @@ impl Slot {
             guard,
             kill_grace,
             signals,
+            counters,
         } = shared;
         let (state, _) = watch::channel(StateView {
             state: SemanticState::Starting,
@@ -163,6 +168,7 @@ impl Slot {
             kill_grace,
             signals,
             own_signals: SlotSignals::new(),
+            counters,
             carried: Mutex::new(Carried::default()),
             recording: OnceLock::new(),
             me: me.clone(),
@@ -234,6 +240,7 @@ impl Slot {
             .unwrap_or("");
         let session = payload.get("session_id").and_then(|v| v.as_str());
         let before = self.own_signals.session_id();
+        crate::metrics::add(&self.counters.hook_events, 1);
         self.own_signals.hook_heard(event, session);
         if self.own_signals.session_id() != before {
             // A resumed or cleared conversation: the registry resumes this one next time.
@@ -247,6 +254,7 @@ impl Slot {
     /// Claude Code's status line ran: new usage figures, sent on `/events` at most once a second.
     pub fn statusline(&self, usage: crate::protocol::signals::Usage) {
         use super::signals::UsageEvent;
+        crate::metrics::add(&self.counters.statusline_updates, 1);
         match self.own_signals.usage_heard(usage) {
             UsageEvent::Now(usage) => self.send_usage(usage),
             UsageEvent::After(wait) => {
@@ -402,7 +410,7 @@ impl Slot {
             cols: life.cols,
             rows: life.rows,
         };
-        let observer: Arc<dyn RunObserver> = Arc::new(Observer(self.me.clone()));
+        let observer = self.observer();
         let recorder = self.begin_recording(&req);
         let run = Run::start_after(
             &req,
@@ -475,7 +483,10 @@ impl Slot {
 
     /// How a run reports back to this slot.
     pub(crate) fn observer(&self) -> Arc<dyn RunObserver> {
-        Arc::new(Observer(self.me.clone()))
+        Arc::new(Observer {
+            slot: self.me.clone(),
+            counters: self.counters.clone(),
+        })
     }
 
     /// The spec this slot was recorded with, if it is recorded.
@@ -677,12 +688,21 @@ impl Slot {
     }
 }
 
-/// The parser thread's way back into the slot, without keeping it alive.
-struct Observer(Weak<Slot>);
+/// The parser and reader threads' way back into the slot, without keeping it alive.
+struct Observer {
+    slot: Weak<Slot>,
+    counters: Arc<Counters>,
+}
 
 impl RunObserver for Observer {
+    fn output_read(&self, bytes: usize) {
+        crate::metrics::add(&self.counters.pty_bytes_read, bytes as u64);
+    }
+
     fn screen_settled(&self, screen: &mut crate::screen::Screen) {
-        let Some(slot) = self.0.upgrade() else { return };
+        let Some(slot) = self.slot.upgrade() else {
+            return;
+        };
         if let Some(recording) = slot.recording.get() {
             recording
                 .recorder
@@ -691,7 +711,7 @@ impl RunObserver for Observer {
     }
 
     fn state_changed(&self, t: &Transition) {
-        if let Some(slot) = self.0.upgrade() {
+        if let Some(slot) = self.slot.upgrade() {
             let mut detail = t.detail.clone();
             if let Some(drift) = &mut detail.drift {
                 drift.claude_version = slot.claude_version();
@@ -710,7 +730,9 @@ impl RunObserver for Observer {
     }
 
     fn exited(&self, exit: &ExitInfo) {
-        let Some(slot) = self.0.upgrade() else { return };
+        let Some(slot) = self.slot.upgrade() else {
+            return;
+        };
         {
             let mut life = lock(&slot.life);
             life.status = SlotStatus::Exited;

@@ -1,9 +1,13 @@
-//! The real daemon for CLI tests: `missiond serve` on 127.0.0.1 with a port chosen by the
-//! kernel, its own token and state/claude/home directories in a temp dir, stopped on drop.
+//! The real daemon for tests and the bench: `missiond serve` on 127.0.0.1 with a port chosen
+//! by the kernel, its own token and state/claude/home directories in a temp dir, stopped on
+//! drop; or the same daemon in-process ([`Daemon::in_process`], missiond-core's `Daemon` on
+//! a runtime of its own), for tests that only speak HTTP and WebSocket to it (and run the
+//! CLI against it) and need no process of its own to watch, kill or upgrade.
 //! Plus: running the CLI against it, raw HTTP calls, polling with a deadline, and /proc
 //! inspection (children, zombies, open file descriptors).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -11,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use missiond_core::protocol::{ScreenText, SlotInfo};
 
-/// The missiond binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_missiond");
+/// The missiond binary under test (the bench, which has no such variable, passes its own).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_missiond") {
+    Some(bin) => bin,
+    None => "missiond",
+};
 
 /// Generous: two cores are shared with parallel builds and other tests.
 pub const STEP: Duration = Duration::from_secs(30);
@@ -38,16 +45,45 @@ pub struct DaemonOptions {
     pub extra_toml: String,
     /// Soft and hard limit on the daemon's open files (it cannot raise it past this).
     pub fd_limit: Option<u64>,
+    /// The missiond binary to run (default [`BIN`]).
+    pub bin: Option<PathBuf>,
+    /// Run the daemon inside this process ([`Daemon::in_process`]).
+    pub in_process: bool,
 }
 
-/// A running `missiond serve`; SIGTERM (then SIGKILL) on drop.
+/// A running daemon; stopped (as SIGTERM would) on drop.
 pub struct Daemon {
-    child: Option<Child>,
+    running: Option<Running>,
     pub url: String,
     pub token: String,
+    /// The token that may watch but not type (the daemon's `token-ro` file).
+    pub read_only_token: String,
+    /// The daemon's process: this test's own when it runs in-process.
     pub pid: u32,
     dir: tempfile::TempDir,
     pub options: DaemonOptions,
+}
+
+enum Running {
+    Process(Child),
+    InProcess(InProcess),
+}
+
+/// missiond-core's daemon on a thread and runtime of its own.
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// In a mutex only so that the harness is `Sync` (tests share it between threads).
+    done: std::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+impl InProcess {
+    /// Waits (at most [`STEP`]) for the daemon's thread to end; false if it did not.
+    fn ended(&self) -> bool {
+        self.done
+            .lock()
+            .map(|done| done.recv_timeout(STEP).is_ok())
+            .unwrap_or(false)
+    }
 }
 
 impl Daemon {
@@ -55,13 +91,23 @@ impl Daemon {
         Daemon::start_with(DaemonOptions::default())
     }
 
+    /// The daemon inside this test process: starts in milliseconds, and a failure shows the
+    /// daemon's own frames in the test's backtrace.
+    pub fn in_process() -> Daemon {
+        Daemon::start_with(DaemonOptions {
+            in_process: true,
+            ..DaemonOptions::default()
+        })
+    }
+
     pub fn start_with(options: DaemonOptions) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let token = format!("test-token-{}", std::process::id());
         let mut daemon = Daemon {
-            child: None,
+            running: None,
             url: String::new(),
             token,
+            read_only_token: String::new(),
             pid: 0,
             dir,
             options,
@@ -70,31 +116,49 @@ impl Daemon {
         daemon
     }
 
-    /// Starts `missiond serve` again in the same directories (state, claude, home), as after
-    /// a stop, a crash or a reboot. The previous daemon must be gone ([`Daemon::stop`],
+    /// Starts the daemon again in the same directories (state, claude, home), as after a stop,
+    /// a crash or a reboot. The previous daemon must be gone ([`Daemon::stop`],
     /// [`Daemon::kill_hard`]). Its log is appended to.
     pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "the previous daemon still runs");
+        assert!(self.running.is_none(), "the previous daemon still runs");
         self.spawn();
     }
 
-    /// SIGTERM and wait for the daemon to end (it ends its slots first).
+    /// Stops the daemon as SIGTERM does and waits for it to end (it ends its slots first).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
+        let stopped = match self.running.take() {
+            None => return,
+            Some(Running::Process(mut child)) => {
+                // SAFETY: signalling our own child process.
+                unsafe {
+                    libc::kill(child.id() as i32, libc::SIGTERM);
+                }
+                poll(STEP, || child.try_wait().ok().flatten()).is_some()
+            }
+            Some(Running::InProcess(mut daemon)) => {
+                daemon.stop.take().map(|stop| stop.send(()));
+                daemon.ended()
+            }
         };
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let status = poll(STEP, || child.try_wait().ok().flatten());
-        assert!(status.is_some(), "the daemon did not stop after SIGTERM");
+        assert!(stopped, "the daemon did not stop");
     }
 
     fn spawn(&mut self) {
+        if self.options.in_process {
+            self.spawn_in_process();
+        } else {
+            self.spawn_process();
+        }
+        self.read_only_token =
+            std::fs::read_to_string(self.dir.path().join("state/missiond/token-ro"))
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default();
+    }
+
+    fn spawn_process(&mut self) {
         let (dir, options, token) = (self.dir.path(), &self.options, &self.token);
         let config = write_config(dir, options);
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(options.bin.as_deref().unwrap_or(Path::new(BIN)));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config);
         isolate(&mut cmd, dir);
@@ -136,11 +200,81 @@ impl Daemon {
                 }
             }
         });
-        self.child = Some(child);
+        self.running = Some(Running::Process(child));
         self.pid = pid;
         match rx.recv_timeout(STEP) {
             Ok(url) => self.url = url,
             Err(_) => panic!("the daemon did not print its address; log:\n{}", self.log()),
+        }
+    }
+
+    /// What `missiond serve` does, minus the process: the same config file, the token from
+    /// the harness, the state directory where the process's XDG_STATE_HOME would put it.
+    fn spawn_in_process(&mut self) {
+        assert!(
+            self.options.fd_limit.is_none(),
+            "an fd limit needs a daemon process of its own"
+        );
+        let dir = self.dir.path();
+        let path = write_config(dir, &self.options);
+        let text = std::fs::read_to_string(&path).expect("config");
+        let config = missiond_core::config::Config::parse(&text, &path).expect("config parses");
+        let state_dir = dir.join("state/missiond");
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        let mut options = missiond_core::server::DaemonOptions::new(&self.token, &state_dir);
+        options.hook_exe = Some(PathBuf::from(BIN));
+        // As the daemon's own token files are: for their owner only.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(state_dir.join("token-ro"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, options.read_only_token.as_bytes()))
+            .expect("token-ro");
+        let log_path = dir.join("daemon.log");
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let daemon = match missiond_core::server::Daemon::start(config, options).await {
+                    Ok(daemon) => daemon,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let notices: String = daemon
+                    .notices()
+                    .iter()
+                    .map(|n| format!("missiond: {n}\n"))
+                    .collect();
+                let _ = std::fs::write(&log_path, notices);
+                let _ = addr_tx.send(Ok(daemon.local_addr()));
+                let _ = daemon
+                    .serve(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+            });
+            // The runtime's own drop ends what the daemon left running.
+            drop(runtime);
+            let _ = done_tx.send(());
+        });
+        self.running = Some(Running::InProcess(InProcess {
+            stop: Some(stop_tx),
+            done: std::sync::Mutex::new(done_rx),
+        }));
+        self.pid = std::process::id();
+        match addr_rx.recv_timeout(STEP) {
+            Ok(Ok(addr)) => self.url = format!("http://{addr}"),
+            Ok(Err(e)) => panic!("the in-process daemon did not start: {e}"),
+            Err(_) => panic!("the in-process daemon did not start in time"),
         }
     }
 
@@ -155,7 +289,7 @@ impl Daemon {
 
     /// The CLI as a user runs it against this daemon (URL and token from the environment).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(self.options.bin.as_deref().unwrap_or(Path::new(BIN)));
         cmd.args(args);
         isolate(&mut cmd, self.dir.path());
         cmd.env("MISSIOND_URL", &self.url)
@@ -251,32 +385,36 @@ impl Daemon {
 
     /// SIGKILL, no cleanup: what the orphan guard is for.
     pub fn kill_hard(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
+        match self.running.take() {
+            Some(Running::Process(mut child)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Some(Running::InProcess(_)) => panic!("an in-process daemon cannot be killed"),
+            None => {}
         }
-        self.child = None;
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + STEP;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+        match self.running.take() {
+            Some(Running::Process(mut child)) => {
+                // SAFETY: signalling our own child process.
+                unsafe {
+                    libc::kill(child.id() as i32, libc::SIGTERM);
+                }
+                if poll(STEP, || child.try_wait().ok().flatten()).is_none() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
+            Some(Running::InProcess(mut daemon)) => {
+                daemon.stop.take().map(|stop| stop.send(()));
+                daemon.ended();
+            }
+            None => {}
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
