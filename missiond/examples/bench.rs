@@ -1749,6 +1749,7 @@ const MARK_LOOP: &str = "bench:loop";
 /// themselves cost. Real Claude Code slots run first when the release is installed (their CPU
 /// per busy slot is the yardstick), then slots replaying the recorded spinner at its real rate.
 async fn busy(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    let started = Instant::now();
     let mut claude_per_slot = Vec::new();
     if installed_claude(BUSY_RELEASE).is_some() {
         claude_per_slot = busy_real(exe, s, table).await?;
@@ -1758,7 +1759,12 @@ async fn busy(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
              only the replayed slots run"
         );
     }
-    busy_replayed(exe, s, table, &claude_per_slot).await
+    busy_replayed(exe, s, table, &claude_per_slot).await?;
+    eprintln!(
+        "== 9 busy: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// N real Claude Code slots, each thinking about a prompt the stand-in never answers, one viewer
