@@ -11,14 +11,15 @@
 //! Every figure is the median of `--runs` runs (default 5) with min and max; ratios are taken
 //! within one run. Sections (`--only`): `throughput` (raw PTY rate and 1/4/16 viewers),
 //! `echo`, `slow`, `scale`, `tasks`, `inproc` (vt100 parse, frame encoding, classifier),
-//! `record` (throughput with and without recording the run).
+//! `record` (throughput with and without recording the run), `busy` (slots showing a busy
+//! Claude Code: a recorded spinner replayed, and the real Claude Code when installed).
 //!
 //! The machine is shared: compare figures of one run with each other, not across days.
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +40,8 @@ struct Args {
     /// Shorter runs for development: 3 runs, 16 MiB file, 10 s idle, fewer keys and writes.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections: throughput, echo, slow, scale, tasks, inproc, record (repeatable).
+    /// Run only these sections: throughput, echo, slow, scale, tasks, inproc, record, busy
+    /// (repeatable).
     #[arg(long)]
     only: Vec<String>,
     /// Runs per figure (default 5, or 3 with --quick).
@@ -68,6 +70,18 @@ struct Args {
     /// use, and the default here).
     #[arg(long)]
     json: bool,
+    /// Busy slot counts of the busy section, reached in this order (default 1,4,8, or 1,4
+    /// with --quick).
+    #[arg(long, value_delimiter = ',')]
+    busy_slots: Vec<usize>,
+    /// Make the busy section's recording instead of benchmarking: one real Claude Code
+    /// (.e2e-tools) thinking in a slot for a while, its run's .cast trimmed and written here.
+    #[arg(long, value_name = "PATH")]
+    record_busy: Option<PathBuf>,
+    /// The busy section's slot program: replay this .cast's output on stdout at its recorded
+    /// times, looping its busy part (the bench runs itself with this).
+    #[arg(long, value_name = "CAST", hide = true)]
+    replay: Option<PathBuf>,
 }
 
 struct Settings {
@@ -81,6 +95,11 @@ struct Settings {
     viewers: Vec<usize>,
     /// What the viewers of sections 2 and 4 read, for the table's header.
     frames: &'static str,
+    /// Busy slot counts of section 9, ascending.
+    busy_slots: Vec<usize>,
+    /// Measuring windows per busy slot count, and their length.
+    busy_windows: usize,
+    busy_window: Duration,
 }
 
 impl Args {
@@ -100,6 +119,22 @@ impl Args {
             } else {
                 "binary frames (`?binary=1`)"
             },
+            busy_slots: {
+                let mut counts: Vec<usize> = if self.busy_slots.is_empty() {
+                    if q {
+                        vec![1, 4]
+                    } else {
+                        vec![1, 4, 8]
+                    }
+                } else {
+                    self.busy_slots.iter().copied().filter(|&n| n > 0).collect()
+                };
+                counts.sort_unstable();
+                counts.dedup();
+                counts
+            },
+            busy_windows: if q { 2 } else { 3 },
+            busy_window: Duration::from_secs(if q { 2 } else { 5 }),
         }
     }
 
@@ -111,6 +146,9 @@ impl Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(cast) = &args.replay {
+        return replay_cast(cast);
+    }
     for name in &args.only {
         if ![
             "throughput",
@@ -120,14 +158,18 @@ async fn main() -> Result<()> {
             "tasks",
             "inproc",
             "record",
+            "busy",
         ]
         .contains(&name.as_str())
         {
-            bail!("unknown section {name:?}: use throughput, echo, slow, scale, tasks, inproc or record");
+            bail!("unknown section {name:?}: use throughput, echo, slow, scale, tasks, inproc, record or busy");
         }
     }
     let s = args.settings();
     let exe = daemon_exe(args.no_build)?;
+    if let Some(out) = &args.record_busy {
+        return record_busy_cast(&exe, out).await;
+    }
     let work = tempfile::tempdir()?;
     let mut table = Table::default();
     eprintln!(
@@ -182,6 +224,9 @@ async fn main() -> Result<()> {
     }
     if args.wants("tasks") {
         tasks(&exe, &s, &mut table).await?;
+    }
+    if args.wants("busy") {
+        busy(&exe, &s, &mut table).await?;
     }
 
     let md = table.markdown(&s);
@@ -1674,4 +1719,661 @@ fn inproc(s: &Settings, table: &mut Table) -> Result<()> {
         "thread CPU time",
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section 9: busy Claude Code slots (issue 18, item 8)
+
+#[path = "../tests/support/claude_env.rs"]
+mod claude_env;
+#[path = "../tests/support/stand_in.rs"]
+mod stand_in;
+
+/// The recording the replayed slots play: Claude Code thinking, made with `--record-busy`.
+const BUSY_CAST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/data/claude-busy.cast"
+);
+/// The release the real busy slots run and the recording was made with: the newest of the
+/// test matrix (docs/TESTING-WITH-CLAUDE.md).
+const BUSY_RELEASE: &str = "2.1.332";
+/// Seconds of busy output kept in the recording; the replay loops over them.
+const BUSY_RECORD_SECS: f64 = 24.0;
+/// The prompt of every busy slot. The stand-in holds the answer for as long as the bench runs.
+const BUSY_PROMPT: &str = "Plan how to split the session store into smaller modules.";
+/// Markers of the trimmed recording: the busy part starts here / the replay starts over here.
+const MARK_BUSY: &str = "bench:busy";
+const MARK_LOOP: &str = "bench:loop";
+
+/// Section 9: what slots showing a busy Claude Code cost the daemon, against what the agents
+/// themselves cost. Real Claude Code slots run first when the release is installed (their CPU
+/// per busy slot is the yardstick), then slots replaying the recorded spinner at its real rate.
+async fn busy(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
+    let started = Instant::now();
+    let mut claude_per_slot = Vec::new();
+    if installed_claude(BUSY_RELEASE).is_some() {
+        claude_per_slot = busy_real(exe, s, table).await?;
+    } else {
+        eprintln!(
+            "== 9 busy: Claude Code {BUSY_RELEASE} is not installed (scripts/install-e2e-tools.sh): \
+             only the replayed slots run"
+        );
+    }
+    busy_replayed(exe, s, table, &claude_per_slot).await?;
+    eprintln!(
+        "== 9 busy: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// N real Claude Code slots, each thinking about a prompt the stand-in never answers, one viewer
+/// each. Returns the Claude Code processes' median CPU per busy slot (% of a core) per N.
+async fn busy_real(exe: &Path, s: &Settings, table: &mut Table) -> Result<Vec<(usize, f64)>> {
+    let stand_in = stand_in::StandIn::start([]);
+    // Never opened: the answers arrive after the bench is gone.
+    let gate = stand_in::Gate::new();
+    let mut d = Daemon::start(exe, "")?;
+    d.binary_viewers = true;
+    let env = claude_env::ClaudeEnvBuilder::new(stand_in.base_url())
+        .release(BUSY_RELEASE)
+        .claude_dir(d.claude_dir())
+        .build();
+    let spec = claude_spec(&env);
+    let (mut ids, mut pids, mut viewers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut per_slot = Vec::new();
+    for &n in &s.busy_slots {
+        eprintln!("== 9 busy: {n} Claude Code {BUSY_RELEASE} slots thinking, one viewer each");
+        let new: Vec<String> = (ids.len()..n).map(|i| format!("claude-{i}")).collect();
+        for _ in &new {
+            stand_in.push(stand_in::Turn::text("(never sent)").held_by(&gate));
+        }
+        let starts = new.iter().map(|id| {
+            let mut spec = spec.clone();
+            spec["id"] = id.as_str().into();
+            start_busy_slot(&d, spec)
+        });
+        for pid in futures_util::future::join_all(starts).await {
+            pids.push(pid?);
+        }
+        for id in &new {
+            wait_state(&d, id, "idle").await?;
+            viewers.push(open_viewer(&d, id).await?);
+            let body = serde_json::json!({ "text": BUSY_PROMPT });
+            d.api(
+                reqwest::Method::POST,
+                &format!("/slots/{id}/prompt"),
+                Some(body),
+            )
+            .await?;
+        }
+        for id in &new {
+            wait_state(&d, id, "thinking").await?;
+        }
+        ids.extend(new);
+        // The prompt's one-off work (hooks, the title request) stays out of the windows.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let windows = measure_busy(&d, &pids, &viewers, s).await;
+        let label = format!("{n} Claude Code slot(s) thinking, 1 viewer each");
+        report_busy(table, &label, n, &windows, s, None);
+        let programs: Vec<f64> = windows.iter().map(|w| w.programs_pct).collect();
+        table.add(
+            "9",
+            format!("{label}: Claude Code processes' CPU"),
+            &programs,
+            "% core",
+            format!(
+                "sum of their process trees; {:.1}% per slot",
+                Stat::of(&programs).median / n as f64
+            ),
+        );
+        let ratio: Vec<f64> = windows
+            .iter()
+            .map(|w| w.daemon_pct / w.programs_pct * 100.0)
+            .collect();
+        table.add(
+            "9",
+            format!("{label}: daemon CPU / Claude Code CPU"),
+            &ratio,
+            "%",
+            "target < 1 %",
+        );
+        per_slot.push((n, Stat::of(&programs).median / n as f64));
+    }
+    drop(viewers);
+    let deletes = ids.iter().map(|id| d.delete_slot(id));
+    for r in futures_util::future::join_all(deletes).await {
+        r?;
+    }
+    Ok(per_slot)
+}
+
+/// N slots replaying the recorded spinner (one viewer each, then none at the largest N). The
+/// replayer stands for nothing real, so its CPU is only reported; the daemon's is set against
+/// the real Claude Code's CPU per busy slot when that was measured.
+async fn busy_replayed(
+    exe: &Path,
+    s: &Settings,
+    table: &mut Table,
+    claude_per_slot: &[(usize, f64)],
+) -> Result<()> {
+    let cast = Path::new(BUSY_CAST);
+    if !cast.is_file() {
+        bail!("{} is missing: make it with --record-busy", cast.display());
+    }
+    let me = std::env::current_exe()?;
+    let mut d = Daemon::start(exe, "")?;
+    d.binary_viewers = true;
+    let spec = serde_json::json!({
+        "command": me.display().to_string(),
+        "args": ["--replay", cast.display().to_string()],
+        // The classifier reads these screens with the Claude Code rules, as for a real one.
+        "profile": "claude-code",
+        "cols": 120, "rows": 40, "scrollback": 2000,
+    });
+    let (mut ids, mut pids, mut viewers) = (Vec::new(), Vec::new(), Vec::new());
+    let yardstick = |n: usize| {
+        claude_per_slot
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map(|(_, pct)| *pct)
+    };
+    for &n in &s.busy_slots {
+        eprintln!("== 9 busy: {n} slots replaying Claude Code's spinner, one viewer each");
+        let new: Vec<String> = (ids.len()..n).map(|i| format!("replay-{i}")).collect();
+        for id in &new {
+            let mut spec = spec.clone();
+            spec["id"] = id.as_str().into();
+            pids.push(start_busy_slot(&d, spec).await?);
+            viewers.push(open_viewer(&d, id).await?);
+        }
+        for id in &new {
+            wait_state(&d, id, "thinking").await?;
+        }
+        ids.extend(new);
+        let windows = measure_busy(&d, &pids, &viewers, s).await;
+        let label = format!("{n} replayed busy slot(s), 1 viewer each");
+        report_busy(table, &label, n, &windows, s, yardstick(n));
+    }
+    if let Some(&n) = s.busy_slots.last() {
+        eprintln!("== 9 busy: {n} slots replaying Claude Code's spinner, no viewer");
+        viewers.clear();
+        let windows = measure_busy(&d, &pids, &viewers, s).await;
+        let label = format!("{n} replayed busy slot(s), no viewer");
+        report_busy(table, &label, n, &windows, s, yardstick(n));
+    }
+    let deletes = ids.iter().map(|id| d.delete_slot(id));
+    for r in futures_util::future::join_all(deletes).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// Rows common to both kinds of busy slots: the daemon's CPU, per busy slot, what the slot
+/// programs cost, the output rate, and the daemon's CPU against `claude_pct_per_slot` (the real
+/// Claude Code's CPU per busy slot) when given.
+fn report_busy(
+    table: &mut Table,
+    label: &str,
+    n: usize,
+    windows: &[BusyWindow],
+    s: &Settings,
+    claude_pct_per_slot: Option<f64>,
+) {
+    let daemon: Vec<f64> = windows.iter().map(|w| w.daemon_pct).collect();
+    let per_slot: Vec<f64> = daemon.iter().map(|pct| pct / n as f64).collect();
+    let programs = Stat::of(&windows.iter().map(|w| w.programs_pct).collect::<Vec<_>>());
+    table.add(
+        "9",
+        format!("{label}: daemon CPU"),
+        &daemon,
+        "% core",
+        format!(
+            "{} windows of {:.0} s; slot programs {:.1}% core",
+            windows.len(),
+            s.busy_window.as_secs_f64(),
+            programs.median
+        ),
+    );
+    table.add(
+        "9",
+        format!("{label}: daemon CPU per busy slot"),
+        &per_slot,
+        "% core",
+        "",
+    );
+    let out: Vec<f64> = windows
+        .iter()
+        .filter(|w| w.viewers > 0)
+        .map(|w| w.out_bytes_per_s / n as f64 / 1000.0)
+        .collect();
+    if !out.is_empty() {
+        table.add(
+            "9",
+            format!("{label}: output per slot"),
+            &out,
+            "kB/s",
+            "bytes the viewers received",
+        );
+    }
+    if let Some(claude) = claude_pct_per_slot {
+        let ratio: Vec<f64> = per_slot.iter().map(|pct| pct / claude * 100.0).collect();
+        table.add(
+            "9",
+            format!("{label}: daemon CPU per slot / real Claude Code's"),
+            &ratio,
+            "%",
+            format!("Claude Code {claude:.1}% core per busy slot (above); target < 1 %"),
+        );
+    }
+}
+
+/// One measuring window of the busy section.
+struct BusyWindow {
+    /// The daemon's CPU, % of one core.
+    daemon_pct: f64,
+    /// The slot programs' CPU with their children, % of one core.
+    programs_pct: f64,
+    /// Output bytes all viewers received per second.
+    out_bytes_per_s: f64,
+    viewers: usize,
+}
+
+async fn measure_busy(
+    d: &Daemon,
+    programs: &[u32],
+    viewers: &[Viewer],
+    s: &Settings,
+) -> Vec<BusyWindow> {
+    let received = || -> u64 {
+        viewers
+            .iter()
+            .map(|v| v.bytes.load(Ordering::Relaxed))
+            .sum()
+    };
+    let mut windows = Vec::new();
+    for _ in 0..s.busy_windows {
+        let (daemon0, programs0, bytes0) = (
+            ThreadsCpu::sample(d.pid),
+            tree_cpu_ticks(programs),
+            received(),
+        );
+        let t0 = Instant::now();
+        tokio::time::sleep(s.busy_window).await;
+        let (daemon1, programs1, bytes1) = (
+            ThreadsCpu::sample(d.pid),
+            tree_cpu_ticks(programs),
+            received(),
+        );
+        let secs = t0.elapsed().as_secs_f64();
+        windows.push(BusyWindow {
+            daemon_pct: daemon0.seconds_until(&daemon1) / secs * 100.0,
+            programs_pct: programs1.saturating_sub(programs0) as f64 / clk_tck() / secs * 100.0,
+            out_bytes_per_s: bytes1.saturating_sub(bytes0) as f64 / secs,
+            viewers: viewers.len(),
+        });
+    }
+    windows
+}
+
+/// CPU time of a process from its threads' `/proc/<pid>/task/<tid>/schedstat` (nanoseconds),
+/// and from its clock ticks. A daemon that spends a few milliseconds a second moves its tick
+/// count by less than one tick per window, so the nanoseconds are the measure.
+struct ThreadsCpu {
+    ns_by_thread: std::collections::HashMap<u32, u64>,
+    ticks: u64,
+}
+
+impl ThreadsCpu {
+    fn sample(pid: u32) -> ThreadsCpu {
+        let mut ns_by_thread = std::collections::HashMap::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for entry in dir.flatten() {
+                let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                    continue;
+                };
+                let ns = std::fs::read_to_string(entry.path().join("schedstat"))
+                    .ok()
+                    .and_then(|t| t.split_whitespace().next()?.parse().ok());
+                if let Some(ns) = ns {
+                    ns_by_thread.insert(tid, ns);
+                }
+            }
+        }
+        ThreadsCpu {
+            ns_by_thread,
+            ticks: cpu_ticks(pid),
+        }
+    }
+
+    /// CPU seconds from `self` to `later`: the threads' nanoseconds, or the clock ticks if a
+    /// thread ended in between (its time left the sum).
+    fn seconds_until(&self, later: &ThreadsCpu) -> f64 {
+        let kept = self
+            .ns_by_thread
+            .keys()
+            .all(|tid| later.ns_by_thread.contains_key(tid));
+        if kept && !self.ns_by_thread.is_empty() {
+            let ns: u64 = later
+                .ns_by_thread
+                .iter()
+                .map(|(tid, ns)| {
+                    ns.saturating_sub(self.ns_by_thread.get(tid).copied().unwrap_or(0))
+                })
+                .sum();
+            ns as f64 / 1e9
+        } else {
+            later.ticks.saturating_sub(self.ticks) as f64 / clk_tck()
+        }
+    }
+}
+
+/// CPU ticks of the processes `roots` and all their descendants: utime + stime of each, plus
+/// cutime + cstime (children that ended and were reaped), so short-lived children count too.
+fn tree_cpu_ticks(roots: &[u32]) -> u64 {
+    // (pid, ppid, ticks) of every process.
+    let mut procs: Vec<(u32, u32, u64)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(close) = text.rfind(')') else {
+                continue;
+            };
+            // After the command's ")": state (field 3), ppid (4), ..., utime (14), stime,
+            // cutime, cstime (17).
+            let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+            let num = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            procs.push((pid, num(1) as u32, num(11) + num(12) + num(13) + num(14)));
+        }
+    }
+    let mut tree: std::collections::HashSet<u32> = roots.iter().copied().collect();
+    loop {
+        let before = tree.len();
+        for &(pid, ppid, _) in &procs {
+            if tree.contains(&ppid) {
+                tree.insert(pid);
+            }
+        }
+        if tree.len() == before {
+            break;
+        }
+    }
+    procs
+        .iter()
+        .filter(|(pid, _, _)| tree.contains(pid))
+        .map(|(_, _, ticks)| ticks)
+        .sum()
+}
+
+/// A `/pty` viewer that reads everything and counts the output bytes, as a browser tab does.
+/// Dropping it closes the connection.
+struct Viewer {
+    bytes: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn open_viewer(d: &Daemon, id: &str) -> Result<Viewer> {
+    let mut ws = attach(d, id).await?;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counter = bytes.clone();
+    let task = tokio::spawn(async move {
+        while let Some(Ok(msg)) = ws.next().await {
+            let n = match &msg {
+                Message::Binary(b) => b.len() as u64,
+                Message::Text(t) => data_len(t.as_str()).unwrap_or(0),
+                _ => 0,
+            };
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    });
+    Ok(Viewer { bytes, task })
+}
+
+/// `POST /api/slots` with a whole spec (cwd, profile, ...), then waits until the program runs
+/// (as `Daemon::create_slot`); returns its pid.
+async fn start_busy_slot(d: &Daemon, spec: serde_json::Value) -> Result<u32> {
+    let id = spec["id"].as_str().unwrap_or_default().to_string();
+    let mut info = d.api(reqwest::Method::POST, "/slots", Some(spec)).await?;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if info["status"] == "running" {
+            if let Some(pid) = info["pid"].as_u64() {
+                if let Ok(mut pids) = d.pids.lock() {
+                    pids.push(pid as u32);
+                }
+                return Ok(pid as u32);
+            }
+        }
+        if info["status"] == "exited" || Instant::now() > deadline {
+            bail!("slot {id} did not start: {info}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        info = d
+            .api(reqwest::Method::GET, &format!("/slots/{id}"), None)
+            .await?;
+    }
+}
+
+/// Waits (`GET /api/slots/<id>/wait`) until the daemon reads the slot's screen as `state`.
+async fn wait_state(d: &Daemon, id: &str, state: &str) -> Result<()> {
+    let path = format!("/slots/{id}/wait?state={state}&timeout_ms=90000");
+    d.api(reqwest::Method::GET, &path, None)
+        .await
+        .with_context(|| format!("slot {id} never became {state}"))?;
+    Ok(())
+}
+
+/// The slot spec of a real Claude Code (without its id).
+fn claude_spec(env: &claude_env::ClaudeEnv) -> serde_json::Value {
+    let (command, args, env_vars, cwd) = env.launch();
+    serde_json::json!({
+        "command": command, "args": args, "cwd": cwd, "env": env_vars,
+        "profile": "claude-code",
+        "cols": 120, "rows": 40, "scrollback": 2000,
+    })
+}
+
+/// Where the test helpers find `release` (`claude_env::claude_bin_for`), if it is installed.
+fn installed_claude(release: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("MISSIOND_CLAUDE_RELEASES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()?
+            .join(".e2e-tools"),
+    };
+    let bin = if release == claude_env::CLAUDE_CODE_VERSION {
+        dir.join("node_modules/.bin/claude")
+    } else {
+        dir.join(format!("claude-{release}/node_modules/.bin/claude"))
+    };
+    bin.is_file().then_some(bin)
+}
+
+/// One event of an asciicast v2 file.
+struct CastEvent {
+    /// Seconds since the start.
+    t: f64,
+    /// "o" output, "m" marker, "r" resize.
+    code: String,
+    data: String,
+}
+
+fn parse_cast(text: &str) -> Result<Vec<CastEvent>> {
+    let mut lines = text.lines();
+    lines.next().ok_or_else(|| anyhow!("empty recording"))?;
+    let mut events = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let (t, code, data): (f64, String, String) =
+            serde_json::from_str(line).with_context(|| format!("bad event {line:?}"))?;
+        events.push(CastEvent { t, code, data });
+    }
+    Ok(events)
+}
+
+fn marker_time(events: &[CastEvent], label: &str) -> Result<f64> {
+    events
+        .iter()
+        .find(|e| e.code == "m" && e.data == label)
+        .map(|e| e.t)
+        .ok_or_else(|| anyhow!("the recording has no {label:?} marker"))
+}
+
+/// `--replay CAST`: writes the output before the `bench:busy` marker at once (the screen the
+/// spinner draws over), then the busy part at its recorded times, starting over at
+/// `bench:loop`, until the slot is deleted (the write fails or SIGHUP ends the process).
+fn replay_cast(cast: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(cast).with_context(|| format!("reading {}", cast.display()))?;
+    let events = parse_cast(&text)?;
+    let (busy_at, loop_at) = (
+        marker_time(&events, MARK_BUSY)?,
+        marker_time(&events, MARK_LOOP)?,
+    );
+    let output = events.iter().filter(|e| e.code == "o");
+    let mut out = std::io::stdout().lock();
+    for e in output.clone().filter(|e| e.t < busy_at) {
+        out.write_all(e.data.as_bytes())?;
+    }
+    out.flush()?;
+    let lap: Vec<(Duration, &str)> = output
+        .filter(|e| e.t >= busy_at && e.t < loop_at)
+        .map(|e| (Duration::from_secs_f64(e.t - busy_at), e.data.as_str()))
+        .collect();
+    let period = Duration::from_secs_f64(loop_at - busy_at);
+    let start = Instant::now();
+    for n in 0u32.. {
+        let lap_start = start + period * n;
+        for (at, data) in &lap {
+            let due = lap_start + *at;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            out.write_all(data.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// `--record-busy PATH`: one real Claude Code in a slot of a fresh daemon thinks about a prompt
+/// the stand-in never answers; after `BUSY_RECORD_SECS` the slot is deleted and its run's
+/// recording (docs/RECORDINGS.md) is trimmed by `trim_busy_cast` and written to `out`.
+async fn record_busy_cast(exe: &Path, out: &Path) -> Result<()> {
+    if installed_claude(BUSY_RELEASE).is_none() {
+        bail!("Claude Code {BUSY_RELEASE} is not installed: run scripts/install-e2e-tools.sh");
+    }
+    let gate = stand_in::Gate::new();
+    let stand_in = stand_in::StandIn::start([stand_in::Turn::text("(never sent)").held_by(&gate)]);
+    let d = Daemon::start(exe, "")?;
+    let env = claude_env::ClaudeEnvBuilder::new(stand_in.base_url())
+        .release(BUSY_RELEASE)
+        .claude_dir(d.claude_dir())
+        .build();
+    let mut spec = claude_spec(&env);
+    spec["id"] = "busy".into();
+    start_busy_slot(&d, spec).await?;
+    wait_state(&d, "busy", "idle").await?;
+    let body = serde_json::json!({ "text": BUSY_PROMPT });
+    d.api(reqwest::Method::POST, "/slots/busy/prompt", Some(body))
+        .await?;
+    wait_state(&d, "busy", "thinking").await?;
+    eprintln!("Claude Code {BUSY_RELEASE} is thinking; recording {BUSY_RECORD_SECS} s");
+    tokio::time::sleep(Duration::from_secs_f64(BUSY_RECORD_SECS + 1.0)).await;
+    d.api(reqwest::Method::POST, "/slots/busy/kill", None)
+        .await?;
+    // The run's recording ends with its exit marker once the writer has flushed it.
+    let cast = d.dir.path().join("state/missiond/recordings/busy/1.cast");
+    let deadline = Instant::now() + DEADLINE;
+    let text = loop {
+        let text = std::fs::read_to_string(&cast).unwrap_or_default();
+        let ended = parse_cast(&text).is_ok_and(|events| {
+            events
+                .iter()
+                .any(|e| e.code == "m" && e.data.starts_with("exit:"))
+        });
+        if ended {
+            break text;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} has no exit marker; it ends with {:?}",
+                cast.display(),
+                &text[floor_char_boundary(&text, text.len().saturating_sub(300))..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let title =
+        format!("Claude Code {BUSY_RELEASE} thinking, 120x40 (missiond bench --record-busy)");
+    let trimmed = trim_busy_cast(&text, BUSY_RECORD_SECS, &title)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, &trimmed).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes; the run's recording had {} bytes)",
+        out.display(),
+        trimmed.len(),
+        text.len()
+    );
+    Ok(())
+}
+
+/// Keeps what the replayer needs from a run's recording: the output until the daemon saw the
+/// slot start thinking (the screen the spinner draws over), a `bench:busy` marker there, `secs`
+/// of busy output, and a `bench:loop` marker where the replay starts over. Other markers go.
+fn trim_busy_cast(text: &str, secs: f64, title: &str) -> Result<String> {
+    let events = parse_cast(text)?;
+    let busy_at = events
+        .iter()
+        .find(|e| e.code == "m" && e.data == "state:thinking")
+        .map(|e| e.t)
+        .ok_or_else(|| anyhow!("the run never went to state:thinking"))?;
+    let loop_at = busy_at + secs;
+    let last_output = events
+        .iter()
+        .filter(|e| e.code == "o")
+        .map(|e| e.t)
+        .fold(0.0, f64::max);
+    if last_output < loop_at - 1.0 {
+        bail!("the output ends {last_output:.1} s in, before the {secs} s of busy output wanted");
+    }
+    let header = serde_json::json!({
+        "version": 2, "width": 120, "height": 40, "title": title,
+        "env": {"TERM": "xterm-256color"},
+    });
+    let line = |t: f64, code: &str, data: &str| {
+        format!(
+            "{}\n",
+            serde_json::json!([(t * 1e6).round() / 1e6, code, data])
+        )
+    };
+    let mut out = format!("{header}\n");
+    let output = events.iter().filter(|e| e.code == "o");
+    for e in output.clone().filter(|e| e.t < busy_at) {
+        out.push_str(&line(e.t, "o", &e.data));
+    }
+    out.push_str(&line(busy_at, "m", MARK_BUSY));
+    for e in output.filter(|e| e.t >= busy_at && e.t < loop_at) {
+        out.push_str(&line(e.t, "o", &e.data));
+    }
+    out.push_str(&line(loop_at, "m", MARK_LOOP));
+    Ok(out)
 }
