@@ -19,9 +19,9 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -429,101 +429,75 @@ fn daemon_exe(no_build: bool) -> Result<PathBuf> {
     Ok(exe)
 }
 
-/// A running `missiond serve` with its own temp directories; SIGTERM then SIGKILL on drop.
+/// The tests' own harness (missiond/tests/support/daemon.rs): one way to start a daemon for the
+/// tests and the bench. The bench uses its process part and the real Claude Code helpers.
+#[allow(dead_code)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+/// A running `missiond serve` (the tests' harness: its own temp directories, SIGTERM then
+/// SIGKILL on drop), with an async client of the bench's own.
 struct Daemon {
-    child: Child,
+    process: support::daemon::Daemon,
     pid: u32,
     base: String,
     host: String,
     token: String,
-    dir: tempfile::TempDir,
     http: reqwest::Client,
-    /// Slot processes started, killed on drop should the daemon leave any behind.
-    pids: std::sync::Mutex<Vec<u32>>,
+    /// Slot processes started; dropped after `process`, so it ends any the daemon left behind.
+    pids: LeftBehind,
     /// Viewers attach with `?binary=1` (unless `--json`).
     binary_viewers: bool,
+}
+
+/// Slot programs the daemon should have ended with itself; SIGKILL for those still alive.
+#[derive(Default)]
+struct LeftBehind(std::sync::Mutex<Vec<u32>>);
+
+impl std::ops::Deref for LeftBehind {
+    type Target = std::sync::Mutex<Vec<u32>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for LeftBehind {
+    fn drop(&mut self) {
+        if let Ok(pids) = self.0.lock() {
+            for &pid in pids.iter().filter(|&&pid| is_alive(pid)) {
+                // SAFETY: signalling a process this benchmark had the daemon start.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+    }
 }
 
 impl Daemon {
     /// Starts the daemon; `server_toml` goes into its `[server]` table.
     fn start(exe: &Path, server_toml: &str) -> Result<Daemon> {
-        let dir = tempfile::tempdir()?;
-        let claude = dir.path().join("claude");
-        std::fs::create_dir_all(claude.join("tasks").join("bench-list"))?;
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home)?;
-        let config = dir.path().join("missiond.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\nkill_grace_secs = 1\n{server_toml}\n\n[claude]\nconfig_dir = {:?}\n",
-                claude.display().to_string()
-            ),
-        )?;
-        let mut token_bytes = [0u8; 16];
-        weak_random(&mut token_bytes);
-        let token: String = token_bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let log = std::fs::File::create(dir.path().join("daemon.log"))?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .env_remove("MISSIOND_URL")
-            .env_remove("MISSIOND_READONLY_TOKEN")
-            .env("MISSIOND_TOKEN", &token)
-            .env("HOME", &home)
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("CLAUDE_CONFIG_DIR", &claude)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let pid = child.id();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no daemon stdout"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("missiond listening on ") {
-                    let _ = tx.send(addr.trim().trim_end_matches('/').to_string());
-                }
-            }
+        let process = support::daemon::Daemon::start_with(support::daemon::DaemonOptions {
+            server_toml: format!("kill_grace_secs = 1\n{server_toml}"),
+            bin: Some(exe.to_path_buf()),
+            ..Default::default()
         });
-        let http = reqwest::Client::builder().timeout(DEADLINE).build()?;
-        let mut daemon = Daemon {
-            child,
-            pid,
-            base: String::new(),
-            host: String::new(),
-            token,
-            dir,
-            http,
-            pids: Default::default(),
+        std::fs::create_dir_all(process.dir().join("claude/tasks/bench-list"))?;
+        let base = process.url.trim_end_matches('/').to_string();
+        let daemon = Daemon {
+            pid: process.pid,
+            host: base.trim_start_matches("http://").to_string(),
+            base,
+            token: process.token.clone(),
+            http: reqwest::Client::builder().timeout(DEADLINE).build()?,
+            pids: LeftBehind::default(),
             binary_viewers: false,
+            process,
         };
-        let base = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
-            anyhow!(
-                "the daemon did not print its address; log:\n{}",
-                daemon.log()
-            )
-        })?;
-        daemon.host = base.trim_start_matches("http://").to_string();
-        daemon.base = base;
-        eprintln!("daemon pid {pid} at {}", daemon.base);
+        eprintln!("daemon pid {} at {}", daemon.pid, daemon.base);
         Ok(daemon)
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
     fn claude_dir(&self) -> PathBuf {
-        self.dir.path().join("claude")
+        self.process.dir().join("claude")
     }
 
     fn ws_url(&self, path: &str) -> String {
@@ -627,47 +601,6 @@ impl Daemon {
     /// utime + stime of the daemon (all threads), in clock ticks.
     fn cpu_ticks(&self) -> u64 {
         cpu_ticks(self.pid)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child process; no memory effects.
-        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Slot programs the daemon failed to end (it should have): end them by their ids.
-        if let Ok(pids) = self.pids.lock() {
-            for &pid in pids.iter() {
-                if is_alive(pid) {
-                    // SAFETY: as above, for a process this benchmark had the daemon start.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                }
-            }
-        }
-    }
-}
-
-fn weak_random(buf: &mut [u8]) {
-    // Not a secret worth much (loopback, temp daemon), but avoid a fixed one.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7)
-        ^ ((std::process::id() as u64) << 32);
-    let mut x = seed | 1;
-    for b in buf.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
     }
 }
 
@@ -1149,7 +1082,7 @@ async fn record(
         cpu_off.push(b.daemon_cpu);
         eff_ratio.push(a.mb_per_cpu_s / b.mb_per_cpu_s);
     }
-    let recordings = recorded.dir.path().join("state/missiond/recordings");
+    let recordings = recorded.process.dir().join("state/missiond/recordings");
     // Output the recorder had to drop (it fell more than 64 MiB behind): said in the notes.
     let dropped: usize = (0..s.runs)
         .filter_map(|run| std::fs::read(recordings.join(format!("rec-{run}/1.cast"))).ok())
@@ -1724,10 +1657,7 @@ fn inproc(s: &Settings, table: &mut Table) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Section 9: busy Claude Code slots (issue 18, item 8)
 
-#[path = "../tests/support/claude_env.rs"]
-mod claude_env;
-#[path = "../tests/support/stand_in.rs"]
-mod stand_in;
+use support::{claude_env, stand_in};
 
 /// The recording the replayed slots play: Claude Code thinking, made with `--record-busy`.
 const BUSY_CAST: &str = concat!(
@@ -2299,7 +2229,10 @@ async fn record_busy_cast(exe: &Path, out: &Path) -> Result<()> {
     d.api(reqwest::Method::POST, "/slots/busy/kill", None)
         .await?;
     // The run's recording ends with its exit marker once the writer has flushed it.
-    let cast = d.dir.path().join("state/missiond/recordings/busy/1.cast");
+    let cast = d
+        .process
+        .dir()
+        .join("state/missiond/recordings/busy/1.cast");
     let deadline = Instant::now() + DEADLINE;
     let text = loop {
         let text = std::fs::read_to_string(&cast).unwrap_or_default();
