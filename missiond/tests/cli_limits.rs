@@ -11,7 +11,7 @@ use support::daemon::{isolate, poll, Daemon, BIN, STEP};
 
 #[test]
 fn fifty_slots_at_once() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let ids: Vec<String> = (0..50).map(|i| format!("s{i:02}")).collect();
     // Launch them concurrently: 50 CLI processes racing to create slots.
     let launches: Vec<_> = ids
@@ -60,7 +60,7 @@ fn error_of(status: u16, body: &str) -> ErrorBody {
 
 #[test]
 fn bad_requests_get_4xx_with_a_message_and_the_daemon_keeps_serving() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let token = Some(d.token.as_str());
     let json = |s: &str| Some(("application/json", s.as_bytes().to_vec()));
 
@@ -132,7 +132,7 @@ fn bad_requests_get_4xx_with_a_message_and_the_daemon_keeps_serving() {
 
 #[test]
 fn without_the_token_every_api_route_is_401() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     for (method, path) in [
         ("GET", "/api/slots"),
         ("POST", "/api/slots"),
@@ -223,7 +223,7 @@ fn a_non_loopback_listen_is_refused_unless_a_token_was_given() {
 
 #[test]
 fn the_daemon_survives_a_client_that_vanishes_mid_request() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     // Half a request, then gone: the next client is served.
     {
         use std::io::Write;

@@ -11,7 +11,7 @@ fn has_line(text: &str, line: &str) -> bool {
 
 #[test]
 fn launch_bash_send_echo_and_read_the_screen() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let out = d.cli_ok(&["launch", "sh1", "--", "bash", "--norc", "--noprofile"]);
     assert!(out.contains("launched sh1"), "launch said: {out}");
 
@@ -85,7 +85,7 @@ fn a_quiet_slot_with_a_full_scrollback_costs_under_4_mib() {
 
 #[test]
 fn screen_with_scrollback_prints_what_scrolled_off() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     d.cli_ok(&[
         "launch",
         "long",
@@ -132,7 +132,7 @@ fn screen_with_scrollback_prints_what_scrolled_off() {
 
 #[test]
 fn resize_reaches_the_program_and_the_emulator() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     d.cli_ok(&[
         "launch",
         "r",
@@ -164,7 +164,7 @@ fn resize_reaches_the_program_and_the_emulator() {
 
 #[test]
 fn unknown_slot_and_bad_arguments_fail_with_one_line() {
-    let d = Daemon::start();
+    let d = Daemon::in_process();
     let err = d.cli_err(&["screen", "nope"]);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

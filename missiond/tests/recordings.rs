@@ -100,7 +100,8 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
         Turn::bash(format!("touch {}", flag.display()), "Create the flag file"),
         Turn::text("The command ran."),
     ]);
-    let daemon = Daemon::in_process();
+    // A daemon process of its own: Claude Code must not inherit the test runner's environment.
+    let daemon = Daemon::start();
     let env = ClaudeEnvBuilder::new(stand_in.base_url())
         .claude_dir(daemon.dir().join("claude"))
         .build();
@@ -451,7 +452,8 @@ fn a_claude_code_task_start_is_a_marker() {
         Turn::task_update("1", "in_progress"),
         Turn::text("Task started."),
     ]);
-    let daemon = Daemon::in_process();
+    // A daemon process of its own: Claude Code must not inherit the test runner's environment.
+    let daemon = Daemon::start();
     let env = ClaudeEnvBuilder::new(stand_in.base_url())
         .claude_dir(daemon.dir().join("claude"))
         .build();

@@ -2,7 +2,9 @@
 //! by the kernel, its own token and state/claude/home directories in a temp dir, stopped on
 //! drop; or the same daemon in-process ([`Daemon::in_process`], missiond-core's `Daemon` on
 //! a runtime of its own), for tests that only speak HTTP and WebSocket to it (and run the
-//! CLI against it) and need no process of its own to watch, kill or upgrade.
+//! CLI against it) and need no process of its own to watch, kill or upgrade. Its slots inherit
+//! the test runner's environment, so a real Claude Code runs under a daemon process (whose
+//! environment [`isolate`] cleans).
 //! Plus: running the CLI against it, raw HTTP calls, polling with a deadline, and /proc
 //! inspection (children, zombies, open file descriptors).
 
