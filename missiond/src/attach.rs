@@ -153,7 +153,7 @@ pub async fn run(client: &Client, args: AttachArgs) -> Result<ExitCode, Failure>
                 End::Closed {
                     code: CLOSE_RESTARTING,
                     ..
-                } => match reconnect(client, &path).await {
+                } => match client.reconnect(&path).await {
                     Some(again) => socket = again,
                     None => {
                         break End::Lost("the daemon did not come back from its upgrade".into())
@@ -233,18 +233,6 @@ fn spawn_stdin_reader() -> mpsc::Receiver<Vec<u8>> {
 
 /// Close code of a viewer whose daemon is upgrading.
 use missiond_core::protocol::codes::close::RESTARTING as CLOSE_RESTARTING;
-
-/// Connects again for up to 30 s (the daemon's upgrade takes well under a second).
-async fn reconnect(client: &Client, path: &str) -> Option<Socket> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if let Ok(socket) = client.websocket(path).await {
-            return Some(socket);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    None
-}
 
 async fn session(
     socket: Socket,

@@ -32,6 +32,28 @@ impl Failure {
 const CLIENT_HEADER: &str = missiond_core::server::actor::CLIENT_HEADER;
 const USER_AGENT: &str = concat!("missiond-cli/", env!("CARGO_PKG_VERSION"));
 
+/// How long a client waits for an upgrading daemon (its hand-over takes well under a second).
+const UPGRADE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The error code of a daemon refusing requests while it upgrades itself.
+const UPGRADING: &str = missiond_core::protocol::codes::error::UPGRADING;
+
+/// One try of a REST call.
+enum Attempt {
+    /// The daemon answered (any status).
+    Answer(StatusCode, String),
+    /// The connection was made, then lost before the answer (an upgrade's `execve`, a crash).
+    Lost(reqwest::Error),
+    /// No connection could be made.
+    Unreachable(reqwest::Error),
+}
+
+/// The daemon refused the request because it is handing over to a new image.
+fn refused_while_upgrading(status: StatusCode, body: &str) -> bool {
+    status == StatusCode::SERVICE_UNAVAILABLE
+        && serde_json::from_str::<ErrorBody>(body).is_ok_and(|b| b.error.code == UPGRADING)
+}
+
 /// A WebSocket connection to the daemon.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -116,12 +138,49 @@ impl Client {
     }
 
     /// A call whose successful answer is returned as text (used for `screen --ansi`).
+    ///
+    /// Through a daemon upgrade: a request the daemon refused while handing over (503
+    /// `upgrading`: it was not carried out) is sent again to the new daemon, and so is a `GET`
+    /// whose connection the upgrade cut (reading twice changes nothing). A `POST` whose
+    /// connection was cut is not: it may have been carried out, and the error says so.
     pub async fn call_text<B: Serialize>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
     ) -> Result<String, Failure> {
+        let deadline = std::time::Instant::now() + UPGRADE_WAIT;
+        loop {
+            let attempt = self.call_once(method.clone(), path, body).await;
+            let again = match &attempt {
+                Attempt::Answer(status, text) => refused_while_upgrading(*status, text),
+                Attempt::Lost(_) => method == Method::GET,
+                Attempt::Unreachable(_) => false,
+            };
+            if !again || std::time::Instant::now() >= deadline {
+                return match attempt {
+                    Attempt::Answer(status, text) if status.is_success() => Ok(text),
+                    Attempt::Answer(status, text) => Err(self.status_failure(status, &text)),
+                    Attempt::Lost(e) if method != Method::GET => {
+                        let mut failure = self.transport_failure(&e);
+                        failure.message.push_str(
+                            "; it may have been carried out: look before trying again (`missiond ls`, `missiond screen ID`)",
+                        );
+                        Err(failure)
+                    }
+                    Attempt::Lost(e) | Attempt::Unreachable(e) => Err(self.transport_failure(&e)),
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn call_once<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Attempt {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -130,14 +189,35 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| self.transport_failure(&e))?;
+        let lost = |e: reqwest::Error| {
+            if e.is_connect() {
+                Attempt::Unreachable(e)
+            } else {
+                Attempt::Lost(e)
+            }
+        };
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return lost(e),
+        };
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| self.transport_failure(&e))?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(self.status_failure(status, &text))
+        match resp.text().await {
+            Ok(text) => Attempt::Answer(status, text),
+            Err(e) => lost(e),
         }
+    }
+
+    /// Connects again to a WebSocket the daemon closed for an upgrade (close code 1012), for
+    /// as long as an upgrade may take.
+    pub async fn reconnect(&self, path: &str) -> Option<Socket> {
+        let deadline = std::time::Instant::now() + UPGRADE_WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Ok(socket) = self.websocket(path).await {
+                return Some(socket);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
     }
 
     /// `POST /api/daemon/upgrade`: `Ok` once the daemon answers `/health` again after its

@@ -6,6 +6,7 @@
 
 use clap::Args;
 use futures_util::StreamExt;
+use missiond_core::protocol::codes::close::RESTARTING as CLOSE_RESTARTING;
 use serde_json::Value;
 use std::io::Write;
 use std::process::ExitCode;
@@ -50,6 +51,21 @@ async fn follow(client: &Client, conn: &ConnArgs, slot: Option<&str>) -> Result<
     while let Some(frame) = socket.next().await {
         let text = match frame {
             Ok(Message::Text(t)) => t.as_str().to_string(),
+            // The daemon is upgrading: follow the new one (its stream starts with an overview).
+            Ok(Message::Close(Some(frame))) if u16::from(frame.code) == CLOSE_RESTARTING => {
+                match client.reconnect("/tasks").await {
+                    Some(again) => {
+                        socket = again;
+                        continue;
+                    }
+                    None => {
+                        return Err(Failure::new(format!(
+                            "the daemon at {} did not come back after its upgrade",
+                            client.base()
+                        )))
+                    }
+                }
+            }
             Ok(Message::Close(frame)) => {
                 let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
                 return Err(Failure::new(

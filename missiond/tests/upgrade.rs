@@ -256,3 +256,111 @@ fn viewers_are_told_to_reconnect_and_find_their_slot_again() {
         "{screen:?}"
     );
 }
+
+/// Clients that were waiting when the daemon upgraded carry on with the new one: `/events`
+/// closes with 1012, `missiond tasks --follow` follows the new daemon's stream, and a
+/// `missiond wait` whose request the upgrade cut asks the new daemon again.
+#[test]
+fn streams_and_waiting_clients_carry_on_through_an_upgrade() {
+    use futures_util::StreamExt;
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use tokio_tungstenite::tungstenite::Message;
+    let d = Daemon::start();
+    create(&d, serde_json::json!({"id": "sh", "command": "sh"}));
+    d.wait_slot("sh", "running", |s| s.status == SlotStatus::Running);
+
+    // A `wait` in flight: its process holds a connection to the daemon.
+    let wait = d
+        .command(&["wait", "sh", "--state", "exited", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wait");
+    let connected = poll(STEP, || {
+        let (_, fds) = support::daemon::open_fds(wait.id());
+        fds.iter().any(|f| f.starts_with("socket:")).then_some(())
+    });
+    assert!(connected.is_some(), "wait never connected");
+
+    // `tasks --follow`, past its first line (the overview).
+    let mut follow = d
+        .command(&["tasks", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tasks --follow");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let overview = lines.recv_timeout(STEP).expect("the overview");
+    assert!(overview.contains("cc_tasks_overview"), "{overview}");
+
+    // `/events`, past its snapshot.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!(
+        "{}/events?token={}",
+        d.url.replacen("http://", "ws://", 1),
+        d.token
+    );
+    let mut events = runtime
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("connect /events")
+        .0;
+    runtime
+        .block_on(events.next())
+        .expect("the snapshot")
+        .expect("a message");
+
+    let before = d.slot("sh").pid;
+    d.cli_ok(&["upgrade", "--binary", BIN]);
+    assert_eq!(d.slot("sh").pid, before, "the program runs on");
+    let code = runtime.block_on(async {
+        while let Some(Ok(msg)) = events.next().await {
+            if let Message::Close(frame) = msg {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    });
+    assert_eq!(code, Some(1012), "/events says: reconnect");
+
+    // After the upgrade: a task appears, and the slot's program exits.
+    let dir = d.dir().join("claude/tasks/after-upgrade");
+    std::fs::create_dir_all(&dir).expect("list dir");
+    let task = serde_json::json!({"id": "1", "subject": "Seen by the new daemon",
+        "description": "", "activeForm": "", "status": "pending", "blocks": [], "blockedBy": []});
+    std::fs::write(dir.join(".1.json.tmp"), task.to_string()).expect("write task");
+    std::fs::rename(dir.join(".1.json.tmp"), dir.join("1.json")).expect("rename task");
+    let seen = poll(STEP, || {
+        lines
+            .try_iter()
+            .find(|l| l.contains("Seen by the new daemon"))
+    });
+    assert!(
+        seen.is_some(),
+        "tasks --follow did not follow the new daemon"
+    );
+    assert!(
+        follow.try_wait().expect("try_wait").is_none(),
+        "tasks --follow ended"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    d.cli_ok(&["send", "sh", "--enter", "exit"]);
+    let out = wait.wait_with_output().expect("wait ends");
+    assert!(
+        out.status.success(),
+        "wait failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exited"));
+}

@@ -145,7 +145,8 @@ pub async fn attach(
 const INVALID_URL: &str = "invalid URL: use /pty/<slot id>";
 const RESTARTING_REASON: &str = "the daemon is upgrading; reconnect";
 
-fn restarting_close() -> Message {
+/// Tells a WebSocket client the daemon is upgrading: connect again (close code 1012).
+pub(super) fn restarting_close() -> Message {
     Message::Close(Some(CloseFrame {
         code: CLOSE_RESTARTING,
         reason: RESTARTING_REASON.into(),

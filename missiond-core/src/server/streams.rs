@@ -1,7 +1,8 @@
 //! `/events` (every slot's lifecycle and state) and `/tasks` (Claude Code task lists).
 //!
 //! Both start with a snapshot and then forward a broadcast. A subscriber that falls behind
-//! the ring gets a fresh snapshot instead of the events it missed.
+//! the ring gets a fresh snapshot instead of the events it missed. An upgrade closes them
+//! with 1012: the client connects again and gets a fresh snapshot from the new daemon.
 
 use super::AppState;
 use crate::protocol::tasks::{TaskEvent, TasksClientMsg};
@@ -30,6 +31,7 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
     let counters = state.supervisor.counters().clone();
     let (mut sink, mut stream) = socket.split();
     let mut rx = state.supervisor.subscribe();
+    let mut upgrading = state.upgrading.subscribe();
     let snapshot = SlotEvent::Slots {
         slots: state.supervisor.list(),
     };
@@ -41,6 +43,10 @@ async fn serve_events(socket: WebSocket, state: Arc<AppState>) {
     }
     loop {
         tokio::select! {
+            true = async { upgrading.wait_for(|up| *up).await.is_ok() } => {
+                let _ = sink.send(super::pty_ws::restarting_close()).await;
+                return;
+            }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
@@ -72,6 +78,7 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
     let hub = state.tasks.clone();
     // Atomically, so a change cannot land in both the overview and the stream.
     let (overview, mut rx) = hub.subscribe_with_overview();
+    let mut upgrading = state.upgrading.subscribe();
     if send(
         &mut sink,
         &TaskEvent::CcTasksOverview(overview),
@@ -85,6 +92,10 @@ async fn serve_tasks(socket: WebSocket, state: Arc<AppState>) {
     }
     loop {
         tokio::select! {
+            true = async { upgrading.wait_for(|up| *up).await.is_ok() } => {
+                let _ = sink.send(super::pty_ws::restarting_close()).await;
+                return;
+            }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     let reply = match serde_json::from_str::<TasksClientMsg>(&text) {
