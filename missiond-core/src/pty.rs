@@ -153,6 +153,14 @@ impl std::fmt::Debug for PtyProcess {
     }
 }
 
+/// A program's side of its terminal, once started or adopted.
+struct Ends {
+    pid: u32,
+    reader: std::fs::File,
+    writer: Box<dyn Write + Send>,
+    master: Master,
+}
+
 impl PtyProcess {
     /// Starts `req` and its reader, writer and waiter threads, which report to `events`.
     pub fn spawn(req: &SpawnRequest, events: Arc<dyn PtyEvents>) -> Result<PtyProcess, PtyError> {
@@ -173,39 +181,23 @@ impl PtyProcess {
             .master
             .take_writer()
             .map_err(|e| spawn_err(e.to_string()))?;
-        let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
-        let (stop_rx, stop_tx) = stop_pipe().map_err(|e| spawn_err(e.to_string()))?;
-        let reading = ReaderControl::new(stop_rx).map_err(|e| spawn_err(e.to_string()))?;
-
-        spawn_reader(pid, reader, &reading, &events)?;
-        let flushes = Arc::new(Flushes::default());
-        let flushed = flushes.clone();
-        spawn_thread(format!("pty-write-{pid}"), move || {
-            write_pump(writer, input_rx, &flushed)
-        })?;
-        let waiter_events = events.clone();
-        spawn_thread(format!("pty-wait-{pid}"), move || {
-            let exit = match child.wait() {
-                Ok(status) => exit_info(&portable_pty::ExitStatus::from(status)),
-                Err(e) => {
-                    tracing::warn!(pid, "waiting for the program failed: {e}");
-                    ExitInfo {
-                        code: None,
-                        signal: None,
-                    }
+        let wait = move || match child.wait() {
+            Ok(status) => exit_info(&portable_pty::ExitStatus::from(status)),
+            Err(e) => {
+                tracing::warn!(pid, "waiting for the program failed: {e}");
+                ExitInfo {
+                    code: None,
+                    signal: None,
                 }
-            };
-            waiter_events.exited(exit);
-        })?;
-        Ok(PtyProcess {
+            }
+        };
+        let ends = Ends {
             pid,
-            master: Mutex::new(Master::Opened(pair.master)),
-            input: input_tx,
-            _stop_reader: stop_tx,
-            reading,
-            events,
-            flushes,
-        })
+            reader,
+            writer,
+            master: Master::Opened(pair.master),
+        };
+        PtyProcess::wire(ends, events, wait, |e| spawn_err(e.to_string()))
     }
 
     /// Carries on a program this process started before it executed a new missiond binary
@@ -222,9 +214,32 @@ impl PtyProcess {
         let reader = dup_file(master.as_raw_fd()).map_err(open_err)?;
         let writer: Box<dyn Write + Send> =
             Box::new(dup_file(master.as_raw_fd()).map_err(open_err)?);
+        let ends = Ends {
+            pid,
+            reader,
+            writer,
+            master: Master::Handed(master),
+        };
+        PtyProcess::wire(ends, events, move || wait_for_child(pid), open_err)
+    }
+
+    /// The threads around a program's terminal, started or adopted: the reader (output to
+    /// `events`), the writer (queued input) and the waiter (`wait`, then `events.exited`).
+    fn wire(
+        ends: Ends,
+        events: Arc<dyn PtyEvents>,
+        wait: impl FnOnce() -> ExitInfo + Send + 'static,
+        error: impl Fn(std::io::Error) -> PtyError,
+    ) -> Result<PtyProcess, PtyError> {
+        let Ends {
+            pid,
+            reader,
+            writer,
+            master,
+        } = ends;
         let (input_tx, input_rx) = mpsc::sync_channel::<Bytes>(INPUT_QUEUE);
-        let (stop_rx, stop_tx) = stop_pipe().map_err(open_err)?;
-        let reading = ReaderControl::new(stop_rx).map_err(open_err)?;
+        let (stop_rx, stop_tx) = stop_pipe().map_err(&error)?;
+        let reading = ReaderControl::new(stop_rx).map_err(&error)?;
         spawn_reader(pid, reader, &reading, &events)?;
         let flushes = Arc::new(Flushes::default());
         let flushed = flushes.clone();
@@ -233,11 +248,11 @@ impl PtyProcess {
         })?;
         let waiter_events = events.clone();
         spawn_thread(format!("pty-wait-{pid}"), move || {
-            waiter_events.exited(wait_for_child(pid))
+            waiter_events.exited(wait())
         })?;
         Ok(PtyProcess {
             pid,
-            master: Mutex::new(Master::Handed(master)),
+            master: Mutex::new(master),
             input: input_tx,
             _stop_reader: stop_tx,
             reading,
