@@ -61,6 +61,11 @@ type Stir = fn(&mut vt100::Parser<Title>, u64);
 
 fn no_stir(_: &mut vt100::Parser<Title>, _: u64) {}
 
+/// No stirring and no scrollback (every chunk clones the screen: keep it small).
+const STILL: (Stir, usize) = (no_stir, 0);
+/// Views and resizes, over a scrollback of 200 lines.
+const STIRRED: (Stir, usize) = (stir_views_and_sizes, 200);
+
 /// Sometimes scrolls the view back into the history (left there while output arrives) or
 /// back to the live screen; sometimes resizes.
 fn stir_views_and_sizes(parser: &mut vt100::Parser<Title>, r: u64) {
@@ -86,11 +91,9 @@ fn assert_cache_changes_nothing(
     chunk: usize,
     profile: Profile,
     (rows, cols): (u16, u16),
-    stir: Stir,
+    (stir, scrollback): (Stir, usize),
 ) -> usize {
     let rules = RuleBook::embedded().rules(profile);
-    // A scrollback only where views scroll back into it: every chunk clones the screen.
-    let scrollback = if stir == no_stir as Stir { 0 } else { 200 };
     let mut parser = vt100::Parser::new_with_callbacks(rows, cols, scrollback, Title::default());
     let mut cached = Classifier::new(Arc::clone(&rules));
     let mut fresh = Classifier::new(rules);
@@ -169,7 +172,7 @@ fn recorded_sessions_classify_the_same_with_kept_rows() {
         for chunk in [1, 2, 7, 64, 512, 0] {
             for profile in [Profile::ClaudeCode, Profile::Shell] {
                 transitions +=
-                    assert_cache_changes_nothing(&name, &bytes, chunk, profile, (40, 120), no_stir);
+                    assert_cache_changes_nothing(&name, &bytes, chunk, profile, (40, 120), STILL);
             }
         }
     }
@@ -189,7 +192,7 @@ fn recorded_sessions_classify_the_same_with_views_and_resizes() {
                 chunk,
                 Profile::ClaudeCode,
                 (40, 120),
-                stir_views_and_sizes,
+                STIRRED,
             );
         }
     }
@@ -252,7 +255,7 @@ fn generated_screens_classify_the_same_with_kept_rows() {
     let mut transitions = 0;
     for chunk in [1, 5, 0] {
         for profile in [Profile::ClaudeCode, Profile::Shell] {
-            for stir in [no_stir as Stir, stir_views_and_sizes] {
+            for stir in [STILL, STIRRED] {
                 transitions += assert_cache_changes_nothing(
                     "generated",
                     input.as_bytes(),
