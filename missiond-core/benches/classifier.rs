@@ -5,6 +5,12 @@
 //! Screens are taken after every 256 bytes of each recording (a typical Claude Code repaint is
 //! a few hundred bytes), so the set covers dialogs, spinners, prompts and the `/` menu.
 //!
+//! `spinner/*`: what a busy Claude Code costs the slot's parser thread per chunk: one lap of
+//! the recorded spinner (`missiond/examples/data/claude-busy.cast`, the screen of the bench's
+//! section 9) fed chunk by chunk to one screen, as recorded, with `on_output` after each chunk
+//! (`parse+classify`) or without (`parse`, for the difference). A frame changes one to three
+//! rows of a full 120x40 screen.
+//!
 //! Run: `cargo bench -p missiond-core --bench classifier`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -72,5 +78,61 @@ fn classify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classify);
+/// The recorded busy screen: output before the spinner, and the spinner's chunks (one lap).
+fn busy_recording() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../missiond/examples/data/claude-busy.cast");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (mut before, mut spinner) = (Vec::new(), Vec::new());
+    let mut busy = false;
+    for line in text.lines().skip(1) {
+        let Ok(serde_json::Value::Array(event)) = serde_json::from_str(line) else {
+            continue;
+        };
+        match (
+            event.get(1).and_then(|k| k.as_str()),
+            event.get(2).and_then(|d| d.as_str()),
+        ) {
+            (Some("m"), Some("bench:busy")) => busy = true,
+            (Some("o"), Some(data)) if busy => spinner.push(data.as_bytes().to_vec()),
+            (Some("o"), Some(data)) => before.push(data.as_bytes().to_vec()),
+            _ => {}
+        }
+    }
+    (before, spinner)
+}
+
+fn spinner(c: &mut Criterion) {
+    let (before, spinner) = busy_recording();
+    assert!(!spinner.is_empty(), "no spinner in claude-busy.cast");
+    let rules = RuleBook::embedded().rules(Profile::ClaudeCode);
+    let mut group = c.benchmark_group("spinner");
+    group.throughput(Throughput::Elements(spinner.len() as u64));
+    for classify in [false, true] {
+        let mut screen = Screen::new(120, 40, 2000);
+        let mut classifier = Classifier::new(rules.clone());
+        for chunk in &before {
+            screen.process(chunk);
+            classifier.on_output(screen.vt(), screen.title(), Instant::now());
+        }
+        let name = if classify { "parse+classify" } else { "parse" };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for chunk in &spinner {
+                    screen.process(chunk);
+                    if classify {
+                        black_box(classifier.on_output(
+                            screen.vt(),
+                            screen.title(),
+                            Instant::now(),
+                        ));
+                    }
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classify, spinner);
 criterion_main!(benches);

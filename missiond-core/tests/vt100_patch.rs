@@ -4,6 +4,10 @@
 //! halves), row wrap flags, cursor, modes and the whole scrollback, with the patched copy's
 //! scrollback compacted at random moments, views scrolled back into the history while output
 //! arrives, and resizes.
+//!
+//! The patch's row stamps (`Screen::row_stamp`, which the classifier keeps row texts by) are
+//! checked along the way: after every piece, a row on view that shows the same stamp as the
+//! row at its place showed before must show the same cells and wrap flag as it did then.
 
 use std::path::Path;
 
@@ -81,6 +85,48 @@ macro_rules! cells {
     };
 }
 
+/// Every cell of one row on view, and its wrap flag.
+fn row_fingerprint(screen: &vt100::Screen, row: u16, cols: u16) -> String {
+    let mut out = String::new();
+    cells!(screen, row + 1, cols, out);
+    out.lines().last().unwrap_or("").to_string()
+}
+
+/// What each place on view showed when last looked at: the row's stamp and its cells.
+#[derive(Default)]
+struct StampLedger {
+    size: (u16, u16),
+    rows: Vec<Option<(vt100::RowStamp, String)>>,
+}
+
+impl StampLedger {
+    /// Panics if a row kept its stamp but not its cells since the last look (same size).
+    fn check(&mut self, name: &str, at: usize, screen: &vt100::Screen) -> usize {
+        let (rows, cols) = screen.size();
+        if self.size != (rows, cols) {
+            self.size = (rows, cols);
+            self.rows.clear();
+        }
+        self.rows.resize(usize::from(rows), None);
+        let mut kept = 0;
+        for row in 0..rows {
+            let stamp = screen.row_stamp(row).expect("a row on view");
+            let now = row_fingerprint(screen, row, cols);
+            if let Some((before, cells)) = &self.rows[usize::from(row)] {
+                if *before == stamp {
+                    assert_eq!(
+                        *cells, now,
+                        "{name}: row {row} changed after {at} bytes but kept its stamp"
+                    );
+                    kept += 1;
+                }
+            }
+            self.rows[usize::from(row)] = Some((stamp, now));
+        }
+        kept
+    }
+}
+
 /// How [`assert_same_screens`] stirs things up between pieces.
 #[derive(Clone, Copy)]
 struct Stir {
@@ -115,6 +161,8 @@ fn assert_same_screens(
     let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ input.len() as u64;
     let mut at = 0;
     let mut pieces = 0;
+    let mut ledger = StampLedger::default();
+    let mut rows_kept = 0;
     while at < input.len() {
         let size = 1 + (xorshift(&mut seed) % 700) as usize;
         let piece = &input[at..input.len().min(at + size)];
@@ -138,6 +186,7 @@ fn assert_same_screens(
             patched.screen_mut().set_size(new_rows, new_cols);
             upstream.screen_mut().set_size(new_rows, new_cols);
         }
+        rows_kept += ledger.check(name, at, patched.screen());
         let full = pieces % 16 == 0 || at == input.len();
         let (ours, theirs) = (fingerprint!(patched, full), fingerprint!(upstream, full));
         if ours != theirs {
@@ -154,6 +203,10 @@ fn assert_same_screens(
             );
         }
     }
+    assert!(
+        pieces < 4 || rows_kept > 0,
+        "{name}: no row ever kept its stamp: the check checked nothing"
+    );
     patched.screen_mut().set_scrollback(usize::MAX);
     patched.screen().scrollback()
 }

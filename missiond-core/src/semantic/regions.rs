@@ -5,6 +5,11 @@
 //! `Screen::rows` writes every cell of every row. Rows are read one at a time, when first needed,
 //! with `Screen::contents_between` (which skips the rows before without writing them): finding
 //! the prompt box from the bottom usually reads 3 or 4 rows.
+//!
+//! A row's text is kept from one screen to the next while the row's `Screen::row_stamp` (a
+//! patch of the vendored vt100) stays the same: a busy Claude Code redraws one to three rows of
+//! its spinner per chunk, and rules that read the whole screen would otherwise read all 40 rows
+//! again after every chunk.
 
 use super::dialog::option_number;
 use super::rules::{Layout, Region};
@@ -53,6 +58,10 @@ fn read_screen_row(screen: &vt100::Screen, r: u16, out: &mut String) {
 #[derive(Debug, Default)]
 pub(crate) struct RegionCache {
     full: Vec<String>,
+    /// What each row of `full` was read from; its text is still right while the screen shows a
+    /// row with the same stamp there (and the size is the same).
+    stamps: Vec<Option<vt100::RowStamp>>,
+    /// Whether row `i` has been checked against the current screen.
     have: Vec<bool>,
     rows: u16,
     cols: u16,
@@ -70,10 +79,15 @@ impl RegionCache {
     /// Takes a new screen; nothing is read from it yet.
     pub fn load(&mut self, screen: &vt100::Screen) {
         let (rows, cols) = screen.size();
+        if (rows, cols) != (self.rows, self.cols) {
+            // A row's text depends on the width it is read at.
+            self.stamps.clear();
+        }
         self.rows = rows;
         self.cols = cols;
         self.cursor_row = screen.cursor_position().0;
         self.full.resize_with(usize::from(rows), String::new);
+        self.stamps.resize(usize::from(rows), None);
         self.have.clear();
         self.have.resize(usize::from(rows), false);
         let n = Region::ALL.len();
@@ -107,11 +121,16 @@ impl RegionCache {
         self.cols
     }
 
-    /// Row `r` of the screen, read on first use.
+    /// Row `r` of the screen: kept from an earlier screen if that row has not changed, else
+    /// read on first use.
     fn row(&mut self, screen: &vt100::Screen, r: u16) -> &str {
         let i = usize::from(r);
         if !self.have[i] {
-            read_screen_row(screen, r, &mut self.full[i]);
+            let stamp = screen.row_stamp(r);
+            if stamp.is_none() || stamp != self.stamps[i] {
+                read_screen_row(screen, r, &mut self.full[i]);
+                self.stamps[i] = stamp;
+            }
             self.have[i] = true;
         }
         &self.full[i]
@@ -362,4 +381,84 @@ pub(crate) fn composer_text_with(screen: &vt100::Screen, layout: &Layout) -> Opt
     let trimmed = out.trim_end().len();
     out.truncate(trimmed);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Every region's text from a cache that keeps rows across screens and from a new cache.
+    fn assert_regions_match(name: &str, at: usize, kept: &mut RegionCache, screen: &vt100::Screen) {
+        let layout = Layout::default();
+        kept.load(screen);
+        let mut fresh = RegionCache::default();
+        fresh.load(screen);
+        for region in Region::ALL {
+            let ours = kept.text(screen, &layout, "title", region).to_string();
+            let theirs = fresh.text(screen, &layout, "title", region);
+            assert_eq!(ours, theirs, "{name}: region {region:?} after {at} bytes");
+        }
+    }
+
+    fn xorshift(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    /// The recorded sessions in chunks of 1, 13 and random sizes, with views scrolled back and
+    /// resizes now and then: region texts from kept rows equal those read afresh.
+    #[test]
+    fn kept_rows_give_the_region_texts_of_a_fresh_read() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("fixtures dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                for inner in std::fs::read_dir(&path).expect("release dir") {
+                    paths.push(inner.expect("entry").path());
+                }
+            } else {
+                paths.push(path);
+            }
+        }
+        paths.retain(|p| p.extension().is_some_and(|e| e == "bin"));
+        assert!(paths.len() >= 14, "recordings: {paths:?}");
+        for path in paths {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(&path).expect("read fixture");
+            for (chunk, stirred) in [(1, false), (13, true), (0, true)] {
+                let mut parser = vt100::Parser::new(40, 120, 100);
+                let mut kept = RegionCache::default();
+                let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ bytes.len() as u64;
+                let mut at = 0;
+                while at < bytes.len() {
+                    let r = xorshift(&mut seed);
+                    let size = if chunk == 0 {
+                        1 + (r % 400) as usize
+                    } else {
+                        chunk
+                    };
+                    let end = bytes.len().min(at + size);
+                    parser.process(&bytes[at..end]);
+                    at = end;
+                    if stirred && r % 13 == 0 {
+                        let offset = if r % 3 == 0 {
+                            0
+                        } else {
+                            (r >> 8) as usize % 50
+                        };
+                        parser.screen_mut().set_scrollback(offset);
+                    }
+                    if stirred && r % 101 == 0 {
+                        let (rows, cols) = (8 + (r >> 16) as u16 % 40, 30 + (r >> 24) as u16 % 100);
+                        parser.screen_mut().set_size(rows, cols);
+                    }
+                    assert_regions_match(&name, at, &mut kept, parser.screen());
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,29 @@ pub struct Grid {
     scrollback_len: usize,
     scrollback_offset: usize,
     scrollback_view: Vec<crate::row::Row>,
+    // missiond patch: which grid this is, and the last stamp it gave a row
+    // (see `Grid::stamp`).
+    id: GridId,
+    last_stamp: u64,
+}
+
+/// missiond patch: a number no other grid of this process has; a clone gets
+/// a new one, since it will change apart from the original.
+#[derive(Debug)]
+struct GridId(u64);
+
+impl GridId {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 =
+            std::sync::atomic::AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Clone for GridId {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
 }
 
 impl Grid {
@@ -37,22 +60,39 @@ impl Grid {
             scrollback_len,
             scrollback_offset: 0,
             scrollback_view: vec![],
+            id: GridId::new(),
+            last_stamp: 0,
         }
+    }
+
+    /// missiond patch: a stamp no row of this grid has had. Every row gets
+    /// a new one whenever the grid creates it or hands it out for writing,
+    /// so a row that shows the same (grid id, stamp) as before has the same
+    /// cells as before (the grid's size aside: resizing stamps every row).
+    fn stamp(&mut self) -> u64 {
+        self.last_stamp += 1;
+        self.last_stamp
+    }
+
+    /// missiond patch: (grid id, stamp) of the row on view at `row`; equal
+    /// to an earlier answer only if the row's cells have not changed since.
+    pub fn visible_row_stamp(&self, row: u16) -> Option<(u64, u64)> {
+        self.visible_row(row).map(|r| (self.id.0, r.stamp()))
     }
 
     pub fn allocate_rows(&mut self) {
         if self.rows.is_empty() {
-            self.rows.extend(
-                std::iter::repeat_with(|| {
-                    crate::row::Row::new(self.size.cols)
-                })
-                .take(usize::from(self.size.rows)),
-            );
+            for _ in 0..self.size.rows {
+                let row = self.new_row();
+                self.rows.push(row);
+            }
         }
     }
 
-    fn new_row(&self) -> crate::row::Row {
-        crate::row::Row::new(self.size.cols)
+    fn new_row(&mut self) -> crate::row::Row {
+        let mut row = crate::row::Row::new(self.size.cols);
+        row.set_stamp(self.stamp());
+        row
     }
 
     pub fn clear(&mut self) {
@@ -73,7 +113,7 @@ impl Grid {
 
     pub fn set_size(&mut self, size: Size) {
         if size.cols != self.size.cols {
-            for row in &mut self.rows {
+            for row in self.drawing_rows_mut() {
                 row.wrap(false);
             }
         }
@@ -83,10 +123,11 @@ impl Grid {
         }
 
         self.size = size;
-        for row in &mut self.rows {
+        for row in self.drawing_rows_mut() {
             row.resize(size.cols, crate::Cell::new());
         }
-        self.rows.resize(usize::from(size.rows), self.new_row());
+        let new_row = self.new_row();
+        self.rows.resize(usize::from(size.rows), new_row);
 
         if self.scroll_bottom >= size.rows {
             self.scroll_bottom = size.rows - 1;
@@ -172,6 +213,11 @@ impl Grid {
                 )
                 .take(self.rows.len()),
         );
+        // missiond patch: rows made anew, with new stamps.
+        for i in 0..self.scrollback_view.len() {
+            let stamp = self.stamp();
+            self.scrollback_view[i].set_stamp(stamp);
+        }
     }
 
     /// missiond patch: stores the lines that scrolled off since the last
@@ -200,7 +246,14 @@ impl Grid {
     pub fn drawing_rows_mut(
         &mut self,
     ) -> impl Iterator<Item = &mut crate::row::Row> {
-        self.rows.iter_mut()
+        // missiond patch: every row handed out for writing gets a new stamp
+        // (rows skipped with `skip` are handed out too: harmless).
+        let last_stamp = &mut self.last_stamp;
+        self.rows.iter_mut().map(move |row| {
+            *last_stamp += 1;
+            row.set_stamp(*last_stamp);
+            row
+        })
     }
 
     pub fn visible_row(&self, row: u16) -> Option<&crate::row::Row> {
@@ -215,7 +268,12 @@ impl Grid {
         &mut self,
         row: u16,
     ) -> Option<&mut crate::row::Row> {
-        self.drawing_rows_mut().nth(usize::from(row))
+        // missiond patch: stamps only the row handed out (`nth` on
+        // `drawing_rows_mut` would stamp every row before it).
+        let stamp = self.stamp();
+        let row = self.rows.get_mut(usize::from(row))?;
+        row.set_stamp(stamp);
+        Some(row)
     }
 
     pub fn current_row_mut(&mut self) -> &mut crate::row::Row {
@@ -595,24 +653,29 @@ impl Grid {
     pub fn insert_lines(&mut self, count: u16) {
         for _ in 0..count {
             self.rows.remove(usize::from(self.scroll_bottom));
-            self.rows.insert(usize::from(self.pos.row), self.new_row());
+            let new_row = self.new_row();
+            self.rows.insert(usize::from(self.pos.row), new_row);
             // self.scroll_bottom is maintained to always be a valid row
-            self.rows[usize::from(self.scroll_bottom)].wrap(false);
+            self.drawing_row_mut(self.scroll_bottom)
+                .unwrap()
+                .wrap(false);
         }
     }
 
     pub fn delete_lines(&mut self, count: u16) {
         for _ in 0..(count.min(self.size.rows - self.pos.row)) {
+            let new_row = self.new_row();
             self.rows
-                .insert(usize::from(self.scroll_bottom) + 1, self.new_row());
+                .insert(usize::from(self.scroll_bottom) + 1, new_row);
             self.rows.remove(usize::from(self.pos.row));
         }
     }
 
     pub fn scroll_up(&mut self, count: u16) {
         for _ in 0..(count.min(self.size.rows - self.scroll_top)) {
+            let new_row = self.new_row();
             self.rows
-                .insert(usize::from(self.scroll_bottom) + 1, self.new_row());
+                .insert(usize::from(self.scroll_bottom) + 1, new_row);
             let removed = self.rows.remove(usize::from(self.scroll_top));
             if self.scrollback_len > 0 && !self.scroll_region_active() {
                 self.scrollback.push_back(removed);
@@ -636,10 +699,12 @@ impl Grid {
     pub fn scroll_down(&mut self, count: u16) {
         for _ in 0..count {
             self.rows.remove(usize::from(self.scroll_bottom));
-            self.rows
-                .insert(usize::from(self.scroll_top), self.new_row());
+            let new_row = self.new_row();
+            self.rows.insert(usize::from(self.scroll_top), new_row);
             // self.scroll_bottom is maintained to always be a valid row
-            self.rows[usize::from(self.scroll_bottom)].wrap(false);
+            self.drawing_row_mut(self.scroll_bottom)
+                .unwrap()
+                .wrap(false);
         }
     }
 

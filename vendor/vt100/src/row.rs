@@ -4,6 +4,10 @@ use crate::term::BufWrite as _;
 pub struct Row {
     cells: Vec<crate::Cell>,
     wrapped: bool,
+    // missiond patch: set by the grid whenever it hands out this row for
+    // writing (see `Grid::stamp`), so a reader can tell a row it has
+    // already read from one that may have changed.
+    stamp: u64,
 }
 
 impl Row {
@@ -11,7 +15,18 @@ impl Row {
         Self {
             cells: vec![crate::Cell::new(); usize::from(cols)],
             wrapped: false,
+            stamp: 0,
         }
+    }
+
+    /// missiond patch: see `Grid::stamp`.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
+    /// missiond patch: see `Grid::stamp`.
+    pub fn set_stamp(&mut self, stamp: u64) {
+        self.stamp = stamp;
     }
 
     /// missiond patch: this row in the scrollback's compact form.
@@ -538,6 +553,7 @@ impl CompactRow {
         Row {
             cells,
             wrapped: self.wrapped,
+            stamp: 0,
         }
     }
 }

@@ -50,6 +50,13 @@ pub enum MouseProtocolEncoding {
     // Urxvt,
 }
 
+/// missiond patch: identifies a row's contents, see `Screen::row_stamp`.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+pub struct RowStamp {
+    grid: u64,
+    stamp: u64,
+}
+
 /// Represents the overall terminal state.
 #[derive(Clone, Debug)]
 pub struct Screen {
@@ -112,6 +119,17 @@ impl Screen {
     /// The value given will be clamped to the actual size of the scrollback.
     pub fn set_scrollback(&mut self, rows: usize) {
         self.grid_mut().set_scrollback(rows);
+    }
+
+    /// missiond patch: what the row on view at `row` (0 = top) is: equal to
+    /// an earlier answer for the same screen only if that row's cells have
+    /// not changed since (same size assumed), so a reader can keep the text
+    /// it read from it. `None` when there is no such row.
+    #[must_use]
+    pub fn row_stamp(&self, row: u16) -> Option<RowStamp> {
+        self.grid()
+            .visible_row_stamp(row)
+            .map(|(grid, stamp)| RowStamp { grid, stamp })
     }
 
     /// missiond patch: stores the lines that scrolled off since the last
