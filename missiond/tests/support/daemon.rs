@@ -160,7 +160,7 @@ impl Daemon {
     fn spawn_process(&mut self) {
         let (dir, options, token) = (self.dir.path(), &self.options, &self.token);
         let config = write_config(dir, options);
-        let mut cmd = Command::new(options.bin.as_deref().unwrap_or(Path::new(BIN)));
+        let mut cmd = Command::new(self.bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config);
         isolate(&mut cmd, dir);
@@ -224,11 +224,12 @@ impl Daemon {
         let state_dir = dir.join("state/missiond");
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let mut options = missiond_core::server::DaemonOptions::new(&self.token, &state_dir);
-        options.hook_exe = Some(PathBuf::from(BIN));
+        options.hook_exe = Some(self.bin().to_path_buf());
         // As the daemon's own token files are: for their owner only.
         std::fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .mode(0o600)
             .open(state_dir.join("token-ro"))
             .and_then(|mut f| std::io::Write::write_all(&mut f, options.read_only_token.as_bytes()))
@@ -284,6 +285,11 @@ impl Daemon {
         self.dir.path()
     }
 
+    /// The missiond binary this daemon and its CLI run.
+    pub fn bin(&self) -> &Path {
+        self.options.bin.as_deref().unwrap_or(Path::new(BIN))
+    }
+
     /// What the daemon wrote to stderr so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
@@ -291,7 +297,7 @@ impl Daemon {
 
     /// The CLI as a user runs it against this daemon (URL and token from the environment).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.options.bin.as_deref().unwrap_or(Path::new(BIN)));
+        let mut cmd = Command::new(self.bin());
         cmd.args(args);
         isolate(&mut cmd, self.dir.path());
         cmd.env("MISSIOND_URL", &self.url)
