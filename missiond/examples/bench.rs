@@ -550,8 +550,14 @@ impl Daemon {
             "id": id, "command": command, "args": args, "env": env,
             "cols": 120, "rows": 40, "scrollback": 2000,
         });
+        self.start_slot(body).await
+    }
+
+    /// `POST /api/slots` with a whole spec, then waits until the program runs; returns its pid.
+    async fn start_slot(&self, spec: serde_json::Value) -> Result<u32> {
+        let id = spec["id"].as_str().unwrap_or_default().to_string();
         let mut info = self
-            .api(reqwest::Method::POST, "/slots", Some(body))
+            .api(reqwest::Method::POST, "/slots", Some(spec))
             .await?;
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -1721,7 +1727,7 @@ async fn busy_real(exe: &Path, s: &Settings, table: &mut Table) -> Result<Vec<(u
         let starts = new.iter().map(|id| {
             let mut spec = spec.clone();
             spec["id"] = id.as_str().into();
-            start_busy_slot(&d, spec)
+            d.start_slot(spec)
         });
         for pid in futures_util::future::join_all(starts).await {
             pids.push(pid?);
@@ -1814,7 +1820,7 @@ async fn busy_replayed(
         for id in &new {
             let mut spec = spec.clone();
             spec["id"] = id.as_str().into();
-            pids.push(start_busy_slot(&d, spec).await?);
+            pids.push(d.start_slot(spec).await?);
             viewers.push(open_viewer(&d, id).await?);
         }
         for id in &new {
@@ -2075,37 +2081,17 @@ async fn open_viewer(d: &Daemon, id: &str) -> Result<Viewer> {
     Ok(Viewer { bytes, task })
 }
 
-/// `POST /api/slots` with a whole spec (cwd, profile, ...), then waits until the program runs
-/// (as `Daemon::create_slot`); returns its pid.
-async fn start_busy_slot(d: &Daemon, spec: serde_json::Value) -> Result<u32> {
-    let id = spec["id"].as_str().unwrap_or_default().to_string();
-    let mut info = d.api(reqwest::Method::POST, "/slots", Some(spec)).await?;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if info["status"] == "running" {
-            if let Some(pid) = info["pid"].as_u64() {
-                if let Ok(mut pids) = d.pids.lock() {
-                    pids.push(pid as u32);
-                }
-                return Ok(pid as u32);
-            }
-        }
-        if info["status"] == "exited" || Instant::now() > deadline {
-            bail!("slot {id} did not start: {info}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        info = d
-            .api(reqwest::Method::GET, &format!("/slots/{id}"), None)
-            .await?;
-    }
-}
-
 /// Waits (`GET /api/slots/<id>/wait`) until the daemon reads the slot's screen as `state`.
 async fn wait_state(d: &Daemon, id: &str, state: &str) -> Result<()> {
-    let path = format!("/slots/{id}/wait?state={state}&timeout_ms=90000");
-    d.api(reqwest::Method::GET, &path, None)
+    let path = format!("/slots/{id}/wait?state={state}&timeoutMs=90000");
+    let reply = d
+        .api(reqwest::Method::GET, &path, None)
         .await
         .with_context(|| format!("slot {id} never became {state}"))?;
+    // A wait that times out may answer with the state the slot is in instead.
+    if reply["state"] != state {
+        bail!("slot {id} never became {state}: it is {}", reply["state"]);
+    }
     Ok(())
 }
 
@@ -2218,7 +2204,7 @@ async fn record_busy_cast(exe: &Path, out: &Path) -> Result<()> {
         .build();
     let mut spec = claude_spec(&env);
     spec["id"] = "busy".into();
-    start_busy_slot(&d, spec).await?;
+    d.start_slot(spec).await?;
     wait_state(&d, "busy", "idle").await?;
     let body = serde_json::json!({ "text": BUSY_PROMPT });
     d.api(reqwest::Method::POST, "/slots/busy/prompt", Some(body))
