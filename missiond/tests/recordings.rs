@@ -69,12 +69,19 @@ fn markers(cast: &Cast) -> Vec<(f64, String)> {
 
 /// The screen the recording ends on: its output through vt100 at its size, resizes applied.
 fn replay(cast: &Cast) -> vt100::Parser {
+    replay_until(cast, f64::INFINITY)
+}
+
+/// The screen a player shows when seeked to `until`: every event at or before that time.
+fn replay_until(cast: &Cast, until: f64) -> vt100::Parser {
     let mut parser = vt100::Parser::new(cast.header.height, cast.header.width, 0);
     for event in &cast.events {
         match event {
-            Event::Output(_, data) => parser.process(data.as_bytes()),
-            Event::Resize(_, cols, rows) => parser.screen_mut().set_size(*rows, *cols),
-            Event::Marker(..) => {}
+            Event::Output(t, data) if *t <= until => parser.process(data.as_bytes()),
+            Event::Resize(t, cols, rows) if *t <= until => {
+                parser.screen_mut().set_size(*rows, *cols)
+            }
+            _ => {}
         }
     }
     parser
@@ -211,6 +218,14 @@ fn a_claude_code_permission_dialog_answered_from_the_cli_is_recorded() {
     );
     let expected_dialog = missiond_core::recording::dialog_label(&dialog);
     assert_eq!(marks[dialog_at].1, expected_dialog);
+    // A player seeked to the marker shows the dialog: the marker follows the output it was
+    // read from (the History view's "Next dialog" relies on it).
+    let at_dialog = replay_until(&cast, marks[dialog_at].0).screen().contents();
+    assert!(
+        at_dialog.contains(&dialog.title),
+        "the screen at the dialog marker has no {:?}:\n{at_dialog}",
+        dialog.title
+    );
     assert!(expected_dialog.contains("|1. Yes"), "{expected_dialog}");
     assert_eq!(
         marks[answer].1,

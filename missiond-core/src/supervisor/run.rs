@@ -12,8 +12,9 @@
 //! viewer falls behind alone and is healed with a fresh snapshot.
 //!
 //! A recorded run also hands each chunk to its [`Recorder`] (a reference-counted `Bytes` on an
-//! unbounded channel, bounded in bytes, see [`crate::recording`]); the parser thread adds
-//! markers for states and dialogs, and the exit closes the recording.
+//! unbounded channel, bounded in bytes, see [`crate::recording`]) before anything else, so the
+//! markers the parser thread adds for states and dialogs always follow, in the file and in
+//! time, the output they were read from; the exit closes the recording.
 
 use super::fanout::{FanoutReceiver, FanoutSender};
 /// Output framing lives with the wire ([`crate::protocol::framing`]); re-exported for the run's users.
@@ -412,14 +413,17 @@ impl PtyEvents for PumpEvents {
             let now = self.epoch.elapsed().as_millis() as u64;
             self.last_query.store(now.max(1), Ordering::Relaxed);
         }
-        // Parser first, broadcast second: see the module docs.
+        // Recorder first: the parser thread marks states and dialogs in the recording, and a
+        // marker stamped before the output it was read from would seek the player to a screen
+        // without it (the History view's "Next dialog" showed the screen before the dialog).
+        if let Some(recorder) = &self.recorder {
+            recorder.output(&bytes);
+        }
+        // Parser second, broadcast third: see the module docs.
         let _ = self.parser.send(ParserMsg::Output {
             start,
             bytes: bytes.clone(),
         });
-        if let Some(recorder) = &self.recorder {
-            recorder.output(&bytes);
-        }
         self.output
             .send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
     }
