@@ -557,4 +557,49 @@ mod tests {
         assert_eq!(store.begin("s1", 80, 24, "sh").unwrap().run(), 2);
         assert!(store.path("../x", 1).is_none());
     }
+
+    /// A writer that cannot keep up (here: its file is a pipe nobody reads yet) makes the
+    /// recorder drop output past [`writer::MAX_PENDING`] without blocking the caller, and the
+    /// recording then says how many bytes are missing: what is written plus what is said to
+    /// be dropped is every byte handed over.
+    #[test]
+    fn output_the_writer_cannot_take_is_dropped_and_said() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Recordings::open(tmp.path(), config(u64::MAX, u64::MAX)).unwrap();
+        let (mut pipe_out, pipe_in) = std::io::pipe().unwrap();
+        let file = std::fs::File::from(std::os::fd::OwnedFd::from(pipe_in));
+        let rec = Recorder::start(store, "s1".into(), 1, tmp.path().join("pipe"), file, 0).unwrap();
+        const CHUNK: usize = 1024 * 1024;
+        let chunk = bytes::Bytes::from(vec![b'a'; CHUNK]);
+        let chunks = writer::MAX_PENDING as usize / CHUNK + 16;
+        for _ in 0..chunks {
+            rec.output(&chunk); // never blocks, although the writer is stuck
+        }
+        rec.marker("state:idle");
+        rec.finish();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut pipe_out, &mut text).unwrap();
+        let mut written = 0;
+        let mut dropped = Vec::new();
+        for line in text.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            match event[1].as_str().unwrap() {
+                "o" => written += event[2].as_str().unwrap().len(),
+                "m" => dropped.extend(
+                    event[2]
+                        .as_str()
+                        .unwrap()
+                        .strip_prefix("rec:dropped ")
+                        .and_then(|s| s.strip_suffix(" bytes"))
+                        .map(|n| n.parse::<usize>().unwrap()),
+                ),
+                other => panic!("unexpected event {other}"),
+            }
+        }
+        assert_eq!(dropped.len(), 1, "one rec:dropped marker");
+        assert!(dropped[0] >= 15 * CHUNK, "dropped {}", dropped[0]);
+        assert_eq!(written + dropped[0], chunks * CHUNK);
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last[2], "state:idle", "the marker after the gap is kept");
+    }
 }
