@@ -805,7 +805,7 @@ fn an_api_error_is_error_until_the_next_prompt(release: &str) {
     rig.wait_screen("the next answer", |s| s.contains("Back again."));
 }
 
-/// Every test above, once per release of the matrix (`support::claude_env::RELEASES`, kept
+/// Every test it names, once per release of the matrix (`support::claude_env::RELEASES`, kept
 /// equal to this list): `cargo test -p missiond --test claude_e2e v2_1_200` runs one release.
 macro_rules! on_every_release {
     ($($test:ident),* $(,)?) => {$(
@@ -840,6 +840,8 @@ on_every_release!(
     escape_interrupts_a_turn,
     api_retries_are_an_error_until_the_turn_recovers,
     an_api_error_is_error_until_the_next_prompt,
+    a_conversation_resumes_after_the_daemon_is_killed,
+    claude_code_runs_on_through_an_upgrade,
 );
 
 #[test]
@@ -854,10 +856,9 @@ fn the_matrix_is_the_list_of_releases() {
 /// Issue 14: a prompt, then SIGKILL of the daemon, then `missiond serve` again. The slot comes
 /// back resumed (`--resume` of the same session), its screen or scrollback shows the earlier
 /// exchange, and a new `prompt --wait` is answered with the earlier exchange in its context.
-#[test]
-fn a_conversation_resumes_after_the_daemon_is_killed() {
+fn a_conversation_resumes_after_the_daemon_is_killed(release: &str) {
     let mut rig = Rig::start(
-        support::claude_env::CLAUDE_CODE_VERSION,
+        release,
         vec![
             Turn::text("The first answer is forty-two."),
             Turn::text("The second answer remembers the first."),
@@ -967,10 +968,9 @@ fn settled(screen: &str) -> Vec<String> {
 
 /// Issue 14: a real Claude Code keeps its pid, its screen and its conversation through
 /// `missiond upgrade`, and answers the next `prompt --wait`.
-#[test]
-fn claude_code_runs_on_through_an_upgrade() {
+fn claude_code_runs_on_through_an_upgrade(release: &str) {
     let rig = Rig::start(
-        support::claude_env::CLAUDE_CODE_VERSION,
+        release,
         vec![
             Turn::text("Before the upgrade."),
             Turn::text("After the upgrade."),
