@@ -50,7 +50,15 @@ export class Api {
   start(id) { return this.request('POST', `/api/slots/${enc(id)}/start`); }
   kill(id) { return this.request('POST', `/api/slots/${enc(id)}/kill`); }
   restart(id) { return this.request('POST', `/api/slots/${enc(id)}/restart`); }
-  remove(id) { return this.request('DELETE', `/api/slots/${enc(id)}`); }
+  /**
+   * Removes a slot; a worktree slot holding unsaved work is refused (`worktree_unsaved`)
+   * unless `worktree` says what to do with it.
+   * @param {string} id
+   * @param {import('./protocol.js').WorktreeRemoval} [worktree]
+   */
+  remove(id, worktree) {
+    return this.request('DELETE', `/api/slots/${enc(id)}${worktree ? `?worktree=${worktree}` : ''}`);
+  }
   screen(id, format = 'text') { return this.request('GET', `/api/slots/${enc(id)}/screen?format=${format}`); }
   prompt(id, text) { return this.request('POST', `/api/slots/${enc(id)}/prompt`, { text }); }
   /**

@@ -109,6 +109,23 @@ export const TaskStatus = Object.freeze({
 /** The profile of a slot that runs Claude Code (`profile` in SlotInfo). */
 export const PROFILE_CLAUDE_CODE = 'claude-code';
 
+/** Error codes of `{"error": {"code", "message"}}` that the viewer acts on (docs/API.md). */
+export const ErrorCode = Object.freeze({
+  /** `DELETE /api/slots/{id}` refused: the slot's worktree holds work that exists nowhere else. */
+  WORKTREE_UNSAVED: 'worktree_unsaved',
+});
+
+/**
+ * What `DELETE /api/slots/{id}?worktree=` does with a worktree holding unsaved work.
+ * @typedef {'keep'|'discard'} WorktreeRemoval
+ */
+export const WorktreeRemoval = Object.freeze({
+  /** Remove the slot, keep the worktree and its branch on disk. */
+  KEEP: /** @type {WorktreeRemoval} */ ('keep'),
+  /** Remove the slot, delete the worktree and its branch. */
+  DISCARD: /** @type {WorktreeRemoval} */ ('discard'),
+});
+
 /** The audit action of an answered dialog (`action` of an AuditEntry). */
 export const AUDIT_CONFIRM = 'confirm';
 

@@ -2,9 +2,10 @@
 // The sidebar: one row per slot (id, command, state badge, time in state, actions), kept in
 // place between updates so keyboard focus survives the live stream.
 
-import { h, formatDuration, formatCost, toast } from './dom.js';
+import { h, replaceChildren, formatDuration, formatCost, toast } from './dom.js';
 import { badgeFor, exitText } from './states.js';
-import { State, Status } from './protocol.js';
+import { ErrorCode, State, Status, WorktreeRemoval } from './protocol.js';
+import { ApiError } from './api.js';
 
 export class SlotList {
   /**
@@ -96,24 +97,54 @@ class SlotRow {
     this.worktree.hidden = true;
     this.diff = h('pre', { class: 'slot-diff' });
     this.diff.hidden = true;
+    // Asked when Remove was refused because the worktree holds unsaved work.
+    this.unsaved = h('div', { class: 'slot-unsaved', role: 'alertdialog', 'aria-label': `${id} has unsaved work` });
+    this.unsaved.hidden = true;
     this.el = h('li', { class: 'slot', dataset: { slotId: id } },
       this.open,
       this.worktree,
       this.diff,
+      this.unsaved,
       h('div', { class: 'slot-actions' }, this.startBtn, this.restartBtn, this.killBtn, this.historyBtn, this.removeBtn));
-    this.armedUntil = 0;
   }
 
   /** Remove needs a second click within a few seconds: it kills the program and forgets the slot. */
   remove() {
-    if (Date.now() > this.armedUntil) {
-      this.armedUntil = Date.now() + 4000;
-      this.removeBtn.textContent = 'Really remove?';
-      setTimeout(() => { this.removeBtn.textContent = 'Remove'; }, 4000);
-      return;
-    }
-    this.armedUntil = 0;
-    this.list.act(`remove ${this.id}`, () => this.list.api.remove(this.id));
+    if (!armed(this.removeBtn, 'Really remove?')) return;
+    this.list.act(`remove ${this.id}`, async () => {
+      try {
+        await this.list.api.remove(this.id);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === ErrorCode.WORKTREE_UNSAVED)) throw err;
+        this.askAboutWorktree(err.message);
+      }
+    });
+  }
+
+  /**
+   * The daemon kept the slot: its worktree holds uncommitted files or commits that exist
+   * nowhere else. Says so (the daemon's words: what, where, which branch) and offers to keep
+   * the worktree, to discard it (a second click), or to leave the slot as it is.
+   */
+  askAboutWorktree(message) {
+    const close = () => {
+      this.unsaved.hidden = true;
+      replaceChildren(this.unsaved);
+    };
+    const removeWith = (how) => this.list.act(`remove ${this.id}`, async () => {
+      await this.list.api.remove(this.id, how);
+      close();
+    });
+    const keep = actionButton('Keep worktree', `Remove ${this.id}; its worktree and branch stay on disk`,
+      () => removeWith(WorktreeRemoval.KEEP));
+    const discard = actionButton('Discard work', `Remove ${this.id} and delete its worktree and branch`,
+      () => { if (armed(discard, 'Really discard?')) removeWith(WorktreeRemoval.DISCARD); });
+    discard.classList.add('danger');
+    replaceChildren(this.unsaved,
+      h('p', { text: message }),
+      h('div', { class: 'slot-actions' }, keep, discard, actionButton('Cancel', 'Keep the slot as it is', close)));
+    this.unsaved.hidden = false;
+    keep.focus();
   }
 
   async toggleDiff() {
@@ -181,6 +212,31 @@ class SlotRow {
 
 function actionButton(text, title, onclick) {
   return h('button', { type: 'button', class: 'btn small ghost', title, onclick, text });
+}
+
+/**
+ * A destructive button acts on its second click within 4 s: the first one only relabels it.
+ * @param {HTMLElement} button
+ * @param {string} question  the label while armed
+ * @returns {boolean} whether this click is the second
+ */
+function armed(button, question) {
+  const now = Date.now();
+  if (Number(button.dataset.armedUntil || 0) >= now) {
+    delete button.dataset.armedUntil;
+    button.textContent = button.dataset.label || '';
+    return true;
+  }
+  const until = String(now + 4000);
+  button.dataset.label = button.textContent || '';
+  button.dataset.armedUntil = until;
+  button.textContent = question;
+  setTimeout(() => {
+    if (button.dataset.armedUntil !== until) return;
+    delete button.dataset.armedUntil;
+    button.textContent = button.dataset.label || '';
+  }, 4000);
+  return false;
 }
 
 /** Refreshes every "time in state" label; one timer for the whole page. */

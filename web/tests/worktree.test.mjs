@@ -32,6 +32,29 @@ let daemon;
 let browser;
 let page;
 
+/** The worktree of slot `id` under the configured root (grouped by repository). */
+function worktreeOf(id) {
+  const root = path.join(tmp, 'worktrees');
+  return path.join(root, fs.readdirSync(root)[0], id);
+}
+
+async function rest(method, route, body) {
+  const res = await fetch(`${daemon.url}${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+/** A destructive button: the first click arms it (relabelled), the second acts. */
+async function clickTwice(button, armedLabel) {
+  await button.click();
+  await waitFor(`"${armedLabel}"`, async () => (await button.innerText()) === armedLabel);
+  await button.click();
+}
+
 describe('worktree slot card', () => {
   before(async () => {
     fs.mkdirSync(repo, { recursive: true });
@@ -83,5 +106,50 @@ describe('worktree slot card', () => {
     await waitFor('the diff under the card', async () => (await diff.innerText()).includes('+from the agent'));
     assert.match(await diff.innerText(), /--- a\/readme\.txt/);
     assert.equal(await card.getAttribute('aria-expanded'), 'true');
+  });
+
+  it('Remove on unsaved work asks; "Keep worktree" removes the slot and keeps the work', async () => {
+    const slot = page.locator('.slot[data-slot-id="wt"]');
+    const worktree = worktreeOf('wt');
+    await clickTwice(slot.locator('.slot-actions button', { hasText: 'Remove' }), 'Really remove?');
+    const ask = slot.locator('.slot-unsaved');
+    await ask.waitFor();
+    // The daemon's words: what would be lost and where.
+    assert.match(await ask.innerText(), /1 uncommitted file\(s\)/);
+    assert.match(await ask.innerText(), /missiond\/wt/);
+    assert.equal((await rest('GET', '/api/slots/wt')).status, 200, 'the slot is still there');
+    // Cancel leaves everything as it was.
+    await ask.locator('button', { hasText: 'Cancel' }).click();
+    await waitFor('the question gone', async () => !(await ask.isVisible()));
+    assert.equal((await rest('GET', '/api/slots/wt')).status, 200);
+
+    await clickTwice(slot.locator('.slot-actions button', { hasText: 'Remove' }), 'Really remove?');
+    await ask.locator('button', { hasText: 'Keep worktree' }).click();
+    await waitFor('the card gone', async () => (await slot.count()) === 0);
+    assert.equal((await rest('GET', '/api/slots/wt')).status, 404);
+    assert.equal(fs.readFileSync(path.join(worktree, 'readme.txt'), 'utf8'), 'hello\nfrom the agent\nand more\n');
+    assert.match(git('branch', '--list', 'missiond/wt'), /missiond\/wt/);
+  });
+
+  it('"Discard work" takes a second click, then deletes the worktree and its branch', async () => {
+    assert.equal((await rest('POST', '/api/slots', { id: 'wt2', command: 'sleep', args: ['600'], cwd: repo, worktree: {} })).status, 201);
+    const slot = page.locator('.slot[data-slot-id="wt2"]');
+    await slot.waitFor();
+    const worktree = worktreeOf('wt2');
+    fs.writeFileSync(path.join(worktree, 'notes.txt'), 'not committed\n');
+    await waitFor('the dirty worktree on the card', async () => (await rest('GET', '/api/slots/wt2')).json.worktree?.dirtyFiles === 1);
+    await clickTwice(slot.locator('.slot-actions button', { hasText: 'Remove' }), 'Really remove?');
+    const ask = slot.locator('.slot-unsaved');
+    await ask.waitFor();
+    // Found by its role, not its label: the first click relabels it.
+    const discard = ask.locator('button.danger');
+    assert.equal(await discard.innerText(), 'Discard work');
+    await discard.click();
+    assert.equal(await discard.innerText(), 'Really discard?');
+    assert.ok(fs.existsSync(worktree), 'one click discards nothing');
+    await discard.click();
+    await waitFor('the card gone', async () => (await slot.count()) === 0);
+    assert.ok(!fs.existsSync(worktree), 'the worktree is deleted');
+    assert.equal(git('branch', '--list', 'missiond/wt2').trim(), '');
   });
 });
