@@ -32,7 +32,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// A stand-in, a daemon, a Claude Code environment with the user's own Stop hook and status
 /// line in its settings, and `/events` recorded from before the slot existed.
 struct Rig {
-    _stand_in: StandIn,
+    stand_in: StandIn,
     events: WsLog,
     env: ClaudeEnv,
     daemon: Daemon,
@@ -71,7 +71,7 @@ impl Rig {
             .expect("user settings");
         let events = WsLog::connect(&daemon, "/events");
         let rig = Rig {
-            _stand_in: stand_in,
+            stand_in: stand_in,
             events,
             env,
             daemon,
@@ -166,7 +166,7 @@ fn signals_agree_over_a_whole_flow(release: &str) {
         vec![
             Turn::task_create("Nap", "Sleep a little", "Napping"),
             Turn::bash(&command, "Nap a while"),
-            Turn::text("Slept well."),
+            Turn::text("Slept well.").with_text("Really."),
         ],
         None,
     );
@@ -252,6 +252,34 @@ fn signals_agree_over_a_whole_flow(release: &str) {
     );
     let table = rig.cli_ok(&["ls"]);
     assert!(table.contains("COST") && table.contains('$'), "{table}");
+    // Where a release's status line gives no token figures, they come from the session's
+    // transcript. This real one gives what the stand-in reported, each response once although
+    // Claude Code wrote the two-block answer as two entries.
+    let transcript = std::fs::read_dir(rig.env.claude_dir.join("projects"))
+        .expect("<claude dir>/projects")
+        .flatten()
+        .map(|project| project.path().join(format!("{session_id}.jsonl")))
+        .find(|path| path.is_file())
+        .expect("the session's transcript");
+    let responses = rig.stand_in.main_requests().len() as u64;
+    let from_transcript = missiond_core::supervisor::signals::usage_from_statusline(
+        &serde_json::json!({ "transcript_path": transcript }),
+    );
+    assert_eq!(
+        (from_transcript.input_tokens, from_transcript.output_tokens),
+        (Some(100 * responses), Some(20 * responses)),
+        "{responses} responses of 100 input and 20 output tokens"
+    );
+    // The model the stand-in answered as; the status line may add a context-size tag.
+    let model = from_transcript.model.expect("the transcript's model");
+    assert!(
+        usage
+            .model
+            .as_deref()
+            .is_some_and(|m| m.starts_with(&model)),
+        "transcript {model}, status line {:?}",
+        usage.model
+    );
 
     // The user's own hook and status line ran beside missiond's.
     let hook_log = poll(STEP, || {

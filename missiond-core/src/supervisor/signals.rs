@@ -427,7 +427,8 @@ pub fn usage_from_statusline(input: &serde_json::Value) -> Usage {
 }
 
 /// Sums the token usage of the assistant messages of a transcript (JSONL), for releases whose
-/// status line gives no token figures.
+/// status line gives no token figures. Claude Code writes an entry per content block, each
+/// with its message's whole usage: a message counts once, by its id.
 fn fill_from_transcript(usage: &mut Usage, path: &std::path::Path) {
     /// Transcripts grow long; the figures are a fallback, not worth reading megabytes for.
     const MAX_TRANSCRIPT: u64 = 16 * 1024 * 1024;
@@ -438,6 +439,7 @@ fn fill_from_transcript(usage: &mut Usage, path: &std::path::Path) {
         return;
     };
     let (mut input, mut output, mut model) = (0u64, 0u64, None);
+    let mut counted = std::collections::HashSet::new();
     for line in text.lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -448,6 +450,11 @@ fn fill_from_transcript(usage: &mut Usage, path: &std::path::Path) {
         else {
             continue;
         };
+        if let Some(id) = message["id"].as_str() {
+            if !counted.insert(id.to_string()) {
+                continue;
+            }
+        }
         let tokens = |k: &str| message["usage"][k].as_u64().unwrap_or(0);
         input += tokens("input_tokens")
             + tokens("cache_creation_input_tokens")
@@ -485,14 +492,20 @@ mod usage_tests {
     fn the_transcript_fills_in_missing_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl");
-        let line = |i: u64, o: u64| {
-            json!({"type": "assistant", "message": {"model": "m1",
+        let line = |id: &str, i: u64, o: u64| {
+            json!({"type": "assistant", "message": {"id": id, "model": "m1",
                 "usage": {"input_tokens": i, "output_tokens": o}}})
             .to_string()
         };
+        // Message a in two entries (a text and a tool call block): counted once.
         std::fs::write(
             &path,
-            format!("{}\nnot json\n{}\n", line(100, 20), line(5, 1)),
+            format!(
+                "{}\n{}\nnot json\n{}\n",
+                line("a", 100, 20),
+                line("a", 100, 20),
+                line("b", 5, 1)
+            ),
         )
         .unwrap();
         let u = usage_from_statusline(&json!({"transcript_path": path, "cost": {}}));

@@ -658,6 +658,9 @@ fn tool_id(base: u64, index: usize) -> String {
 }
 
 fn respond_with_turn(turn: Turn, model: &str, stream: bool, first_tool_id: u64) -> Response {
+    // Unique per response, as the real API's are: Claude Code writes a transcript entry per
+    // content block, each with its message's id and usage.
+    let message_id = format!("msg_standin_{first_tool_id}");
     let stop_reason = if turn.has_tool_use() {
         "tool_use"
     } else {
@@ -676,7 +679,7 @@ fn respond_with_turn(turn: Turn, model: &str, stream: bool, first_tool_id: u64) 
             })
             .collect();
         return json_response(json!({
-            "id": "msg_standin", "type": "message", "role": "assistant", "model": model,
+            "id": message_id, "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop_reason, "stop_sequence": null,
             "usage": {"input_tokens": 100, "output_tokens": 20},
         }));
@@ -691,7 +694,7 @@ fn respond_with_turn(turn: Turn, model: &str, stream: bool, first_tool_id: u64) 
             async move { tx.send(Bytes::from(frame)).await.is_ok() }
         };
         let start = json!({"type": "message_start", "message": {
-            "id": "msg_standin", "type": "message", "role": "assistant", "model": model,
+            "id": message_id, "type": "message", "role": "assistant", "model": model,
             "content": [], "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": 100, "output_tokens": 1},
         }});
