@@ -21,6 +21,16 @@ fn pids(d: &Daemon) -> Vec<(String, Option<u32>)> {
 }
 
 /// The counter's numbers on the screen and in the scrollback, in order.
+/// The `upgrade` entries of `slot`'s audit trail.
+fn audit_upgrades(d: &Daemon, slot: &str) -> Vec<serde_json::Value> {
+    let audit: Vec<serde_json::Value> =
+        serde_json::from_str(&d.cli_ok(&["--json", "audit", "--slot", slot])).expect("audit JSON");
+    audit
+        .into_iter()
+        .filter(|e| e["action"] == "upgrade")
+        .collect()
+}
+
 fn counted(d: &Daemon) -> Vec<u64> {
     d.cli_ok(&["screen", "counter", "--scrollback"])
         .lines()
@@ -160,6 +170,18 @@ fn programs_keep_running_through_an_upgrade() {
         cast(last_run)
     );
 
+    // Each slot's audit trail says who replaced the daemon, with which binary, and when.
+    for slot in ["cat", "vim"] {
+        let upgrades = audit_upgrades(&d, slot);
+        assert_eq!(upgrades.len(), 2, "{slot}: {upgrades:?}");
+        assert_eq!(upgrades[0]["actor"]["client"], "cli", "{upgrades:?}");
+        assert_eq!(
+            upgrades[0]["command"],
+            serde_json::json!([BIN]),
+            "{upgrades:?}"
+        );
+    }
+
     // The orphan guard was handed over too: it still ends the programs of a killed daemon.
     let cat = d.slot("cat").pid.expect("pid");
     d.kill_hard();
@@ -194,6 +216,11 @@ fn a_binary_that_cannot_take_over_leaves_the_daemon_serving() {
     let err = d.cli_err(&["upgrade", "--binary", "/nonexistent/missiond"]);
     assert!(err.contains("/nonexistent/missiond"), "{err}");
     assert_eq!(pids(&d), before);
+    assert_eq!(
+        audit_upgrades(&d, "cat"),
+        Vec::<serde_json::Value>::new(),
+        "no upgrade took place"
+    );
     d.cli_ok(&["send", "cat", "--enter", "still-here"]);
     d.wait_screen("cat", "the echo", |t| t.matches("still-here").count() == 2);
 }

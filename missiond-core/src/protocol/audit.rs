@@ -20,6 +20,8 @@ pub enum AuditAction {
     Prompt,
     Confirm,
     Input,
+    /// `missiond upgrade`: the daemon replaced its binary under the slot (its program ran on).
+    Upgrade,
 }
 
 impl AuditAction {
@@ -92,7 +94,7 @@ pub struct AuditEntry {
     pub slot: String,
     pub action: AuditAction,
     pub actor: Actor,
-    /// Launch: the command and its arguments.
+    /// Launch: the command and its arguments. Upgrade: the new binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// Launch: the working directory asked for.

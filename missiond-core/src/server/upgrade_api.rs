@@ -1,8 +1,11 @@
 //! `POST /api/daemon/upgrade`: replace the running daemon with a new binary, every slot's
 //! program running on (see [`crate::supervisor::handover`]).
 
+use super::actor::RequestActor;
+use super::audit_api::record;
 use super::error::ApiError;
 use super::AppState;
+use crate::protocol::audit::{AuditAction, AuditEntry};
 use crate::protocol::codes;
 use crate::supervisor::{Handover, HANDOVER_VERSION};
 use axum::extract::State;
@@ -31,6 +34,7 @@ pub struct UpgradeRequest {
 /// then wait for `/health`); on failure the daemon serves on and says why.
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
+    RequestActor(actor): RequestActor,
     super::error::ApiJson(req): super::error::ApiJson<UpgradeRequest>,
 ) -> ApiResult<Response> {
     if !state.owns_process {
@@ -45,6 +49,13 @@ pub async fn upgrade(
             .map_err(|e| failed(format!("cannot find the daemon's own binary: {e}")))?,
     };
     check_binary(&binary).await.map_err(failed)?;
+    // Each slot's audit trail says who replaced the daemon under it, and with what.
+    let now = crate::supervisor::now_millis();
+    for slot in state.supervisor.list() {
+        let mut entry = AuditEntry::new(now, &slot.id, AuditAction::Upgrade, actor.clone());
+        entry.command = Some(vec![binary.display().to_string()]);
+        record(&state, &entry)?;
+    }
     // From here every other request waits for the new image ([`refuse_while_upgrading`]) and
     // viewers close with a code that tells them to reconnect, so none attaches to a paused
     // slot or hears `/health` from the image that is about to go.
