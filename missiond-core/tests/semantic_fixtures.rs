@@ -3,9 +3,12 @@
 //! (tests/fixtures/claude-code-<release>/, made by missiond/tests/record_claude.rs); and the
 //! recorded dialogs parse to the right kind, title, question, body, options and meanings.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use missiond_core::protocol::{DialogKind, Profile, SemanticState};
 use missiond_core::semantic::{Classifier, RuleBook, Transition};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Remembers the last OSC 0/2 title, as the slot's parser thread does.
@@ -32,13 +35,9 @@ struct Recording {
     marks: Vec<Mark>,
 }
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
 /// The shared 2.1.330 recordings.
 fn recordings() -> Vec<Recording> {
-    let out = recordings_in(&fixtures_dir(), "");
+    let out = recordings_in(&fixtures::fixtures_dir(), "");
     assert_eq!(
         out.len(),
         7,
@@ -49,16 +48,7 @@ fn recordings() -> Vec<Recording> {
 
 /// The recordings of every other release: `tests/fixtures/claude-code-<release>/`.
 fn release_recordings() -> Vec<Recording> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("claude-code-"))
-        })
-        .collect();
-    dirs.sort();
+    let dirs = fixtures::release_dirs();
     assert!(
         dirs.len() >= 3,
         "expected recordings of three more releases: {dirs:?}"
@@ -83,13 +73,7 @@ fn all_recordings() -> Vec<Recording> {
 
 fn recordings_in(dir: &Path, prefix: &str) -> Vec<Recording> {
     let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("fixtures dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    entries.sort();
-    for json_path in entries {
+    for json_path in fixtures::files_in(dir, "json") {
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&json_path).expect("read json"))
                 .expect("parse json");

@@ -10,9 +10,11 @@
 //! dialog) stirred with scrolling, clear screen, the alternate screen, scroll regions,
 //! inserted and deleted lines, resizes and views scrolled back into the history.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use missiond_core::protocol::Profile;
 use missiond_core::semantic::{Classifier, RuleBook, Transition};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,36 +26,6 @@ impl vt100::Callbacks for Title {
     fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
         self.0 = String::from_utf8_lossy(title).into_owned();
     }
-}
-
-fn recordings() -> Vec<(String, Vec<u8>)> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut dirs = vec![base.clone()];
-    for entry in std::fs::read_dir(&base).expect("fixtures dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            dirs.push(path);
-        }
-    }
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-    for dir in dirs {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .expect("fixtures dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let bytes = std::fs::read(&path).expect("read fixture");
-            out.push((path.display().to_string(), bytes));
-        }
-    }
-    assert!(
-        out.len() >= 14,
-        "expected the recorded sessions, found {}",
-        out.len()
-    );
-    out
 }
 
 /// A stir between two chunks, applied to the screen both classifiers read.
@@ -168,7 +140,7 @@ fn xorshift(seed: &mut u64) -> u64 {
 #[test]
 fn recorded_sessions_classify_the_same_with_kept_rows() {
     let mut transitions = 0;
-    for (name, bytes) in recordings() {
+    for (name, bytes) in fixtures::recorded_sessions() {
         for chunk in [1, 2, 7, 64, 512, 0] {
             for profile in [Profile::ClaudeCode, Profile::Shell] {
                 transitions +=
@@ -184,7 +156,7 @@ fn recorded_sessions_classify_the_same_with_kept_rows() {
 
 #[test]
 fn recorded_sessions_classify_the_same_with_views_and_resizes() {
-    for (name, bytes) in recordings() {
+    for (name, bytes) in fixtures::recorded_sessions() {
         for chunk in [3, 0] {
             assert_cache_changes_nothing(
                 &name,

@@ -383,10 +383,15 @@ pub(crate) fn composer_text_with(screen: &vt100::Screen, layout: &Layout) -> Opt
     Some(out)
 }
 
+/// The recorded sessions of tests/fixtures, as the integration tests find them.
+#[cfg(test)]
+#[path = "../../tests/support/fixtures.rs"]
+mod fixtures;
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures;
     use super::*;
-    use std::path::Path;
 
     /// Every region's text from a cache that keeps rows across screens and from a new cache.
     fn assert_regions_match(name: &str, at: usize, kept: &mut RegionCache, screen: &vt100::Screen) {
@@ -412,23 +417,7 @@ mod tests {
     /// resizes now and then: region texts from kept rows equal those read afresh.
     #[test]
     fn kept_rows_give_the_region_texts_of_a_fresh_read() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(&dir).expect("fixtures dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                for inner in std::fs::read_dir(&path).expect("release dir") {
-                    paths.push(inner.expect("entry").path());
-                }
-            } else {
-                paths.push(path);
-            }
-        }
-        paths.retain(|p| p.extension().is_some_and(|e| e == "bin"));
-        assert!(paths.len() >= 14, "recordings: {paths:?}");
-        for path in paths {
-            let name = path.display().to_string();
-            let bytes = std::fs::read(&path).expect("read fixture");
+        for (name, bytes) in fixtures::recorded_sessions() {
             for (chunk, stirred) in [(1, false), (13, true), (0, true)] {
                 let mut parser = vt100::Parser::new(40, 120, 100);
                 let mut kept = RegionCache::default();
