@@ -71,7 +71,7 @@ impl Rig {
             .expect("user settings");
         let events = WsLog::connect(&daemon, "/events");
         let rig = Rig {
-            stand_in: stand_in,
+            stand_in,
             events,
             env,
             daemon,
