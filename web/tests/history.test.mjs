@@ -6,7 +6,8 @@
 //   cd web && MISSIOND_BIN=../target/debug/missiond node --test tests/history.test.mjs
 //
 // fixtures/claude-permission.cast is a copy of what missiond/tests/recordings.rs saves as
-// target/recordings-e2e/claude-permission.cast (the newer one is used when it exists).
+// target/recordings-e2e/claude-permission.cast (that one is used when it is newer than the
+// daemon binary under test, as after `scripts/test`'s cargo test).
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +17,14 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { Daemon, waitFor } from './daemon.mjs';
+import { Daemon, waitFor, MISSIOND_BIN } from './daemon.mjs';
 
 const WEB_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const FRESH = path.resolve(WEB_DIR, '..', 'target', 'recordings-e2e', 'claude-permission.cast');
-const FIXTURE = fs.existsSync(FRESH) ? FRESH : path.join(WEB_DIR, 'tests', 'fixtures', 'claude-permission.cast');
+// The recording the Rust e2e made with the daemon under test, not one left by an older build.
+const freshIsCurrent = fs.existsSync(FRESH) && fs.statSync(FRESH).mtimeMs >= fs.statSync(MISSIOND_BIN).mtimeMs;
+const FIXTURE = freshIsCurrent ? FRESH : path.join(WEB_DIR, 'tests', 'fixtures', 'claude-permission.cast');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'missiond-history-'));
 const configPath = path.join(tmp, 'config.toml');
