@@ -58,6 +58,27 @@ export class Daemon {
     return Number(new URL(this.url).port);
   }
 
+  /**
+   * A REST call with the daemon's full token (`MISSIOND_TOKEN` of its env).
+   * @returns {Promise<{status: number, json: any, text: string}>} the status, the JSON of a success (null when empty) and the body
+   */
+  async request(method, route, body) {
+    const res = await fetch(`${this.url}${route}`, {
+      method,
+      headers: { Authorization: `Bearer ${this.env.MISSIOND_TOKEN}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, json: res.ok && text ? JSON.parse(text) : null, text };
+  }
+
+  /** {@link request}, resolving with the JSON answer; an error status throws with the daemon's words. */
+  async rest(method, route, body) {
+    const { status, json, text } = await this.request(method, route, body);
+    if (status >= 400) throw new Error(`${method} ${route}: ${status} ${text}`);
+    return json;
+  }
+
   /** SIGTERM, then wait for the process to end (SIGKILL if it takes more than 15 s). */
   async stop() {
     if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;

@@ -55,17 +55,6 @@ function step(name, fn) {
   });
 }
 
-async function rest(method, route, body) {
-  const res = await fetch(`${daemon.url}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 const history = (fn, arg) => page.evaluate(fn, arg);
 const playerTime = () => history(() => window.__missiond.history().player.getCurrentTime());
 const playerText = () => page.locator('.history-player .ap-term, .history-player .ap-terminal').first().innerText();
@@ -194,9 +183,9 @@ env = { PS1 = "$ ", HISTFILE = "/dev/null" }
 
   step('a run recorded by this daemon plays too', async () => {
     await page.locator('#history-dialog button', { hasText: 'Close' }).click();
-    await waitFor('the shell prompt', async () => (await rest('GET', '/api/slots/shell/screen')).text.includes('$'));
-    await rest('POST', '/api/slots/shell/input', { data: 'echo hello-$((6*7))-history\r' });
-    await waitFor('the echo', async () => (await rest('GET', '/api/slots/shell/screen')).text.includes('hello-42-history'));
+    await waitFor('the shell prompt', async () => (await daemon.rest('GET', '/api/slots/shell/screen')).text.includes('$'));
+    await daemon.rest('POST', '/api/slots/shell/input', { data: 'echo hello-$((6*7))-history\r' });
+    await waitFor('the echo', async () => (await daemon.rest('GET', '/api/slots/shell/screen')).text.includes('hello-42-history'));
     // Flushed within a second while the run goes on.
     await waitFor('the recording on disk', async () => {
       const res = await fetch(`${daemon.url}/api/slots/shell/runs/1.cast`, { headers: { Authorization: `Bearer ${token}` } });

@@ -39,17 +39,6 @@ let phone;
 let page;
 const pageErrors = [];
 
-async function rest(method, route, body) {
-  const res = await fetch(`${daemon.url}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
 /** Elements that stick out of the viewport (ignoring content clipped by a scrolling box). */
 function overflowing(page) {
   return page.evaluate(() => {
@@ -162,10 +151,10 @@ rows = 40
       return got.includes('\r') || got.includes('1');
     });
     await waitFor('the dialog slot to leave confirming', async () => {
-      const slot = (await rest('GET', '/api/slots')).find((s) => s.id === 'dialog');
+      const slot = (await daemon.rest('GET', '/api/slots')).find((s) => s.id === 'dialog');
       return slot.state !== 'confirming';
     });
-    const entries = await rest('GET', '/api/audit?slot=dialog');
+    const entries = await daemon.rest('GET', '/api/audit?slot=dialog');
     const answer = entries.find((e) => e.action === 'confirm');
     assert.ok(answer, JSON.stringify(entries));
     assert.equal(answer.actor.client, 'viewer');
@@ -193,7 +182,7 @@ rows = 40
     assert.ok(metrics.scrollWidth > metrics.clientWidth, `the 120-column terminal scrolls in its box: ${JSON.stringify(metrics)}`);
     // The phone did not shrink the slot: it renders (and the slot keeps) 120x30.
     assert.deepEqual(await page.evaluate(() => window.__missiond.termSize('shell')), { cols: 120, rows: 30 });
-    const slot = (await rest('GET', '/api/slots')).find((s) => s.id === 'shell');
+    const slot = (await daemon.rest('GET', '/api/slots')).find((s) => s.id === 'shell');
     assert.deepEqual([slot.cols, slot.rows], [120, 30]);
     const o = await overflowing(page);
     assert.equal(o.scrollWidth, o.width, `the page scrolls sideways: ${JSON.stringify(o)}`);
@@ -207,13 +196,13 @@ rows = 40
       assert.ok(box.height >= 44, `key ${await k.innerText()} is ${box.height} px tall`);
       assert.ok(box.x >= 0 && box.x + box.width <= PHONE.width, `key ${await k.innerText()} is off screen`);
     }
-    await rest('POST', '/api/slots/shell/input', { data: 'echo from-the-phone' });
+    await daemon.rest('POST', '/api/slots/shell/input', { data: 'echo from-the-phone' });
     await page.locator('#pane-shell .btn.key[data-key="enter"]').tap();
     await waitFor('the command to run', async () => {
       const text = await page.evaluate(() => window.__missiond.bufferText('shell'));
       return /\nfrom-the-phone/.test(text);
     });
-    await rest('POST', '/api/slots/shell/input', { data: 'sleep 30' });
+    await daemon.rest('POST', '/api/slots/shell/input', { data: 'sleep 30' });
     await page.locator('#pane-shell .btn.key[data-key="enter"]').tap();
     await page.locator('#pane-shell .btn.key[data-key="ctrlc"]').tap();
     await waitFor('Ctrl-C to interrupt sleep', async () => {
@@ -262,12 +251,12 @@ rows = 40
       const size = await dp.evaluate(() => window.__missiond.termSize('shell'));
       return size.cols === 120 && size.rows === 30;
     });
-    let slot = (await rest('GET', '/api/slots')).find((s) => s.id === 'shell');
+    let slot = (await daemon.rest('GET', '/api/slots')).find((s) => s.id === 'shell');
     assert.deepEqual([slot.cols, slot.rows], [120, 30]);
     // "Fit": the explicit action resizes the slot, and the phone follows.
     await dp.locator('#pane-shell .btn', { hasText: 'Fit' }).click();
     slot = await waitFor('the slot to take the desktop size', async () => {
-      const s = (await rest('GET', '/api/slots')).find((x) => x.id === 'shell');
+      const s = (await daemon.rest('GET', '/api/slots')).find((x) => x.id === 'shell');
       return s.cols !== 120 ? s : null;
     });
     const deskSize = await waitFor('the desktop to render the fitted size', async () => {

@@ -85,18 +85,6 @@ rows = 40
 `);
 }
 
-async function rest(method, route, body) {
-  const res = await fetch(`${daemon.url}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  const json = text ? JSON.parse(text) : null; // 204 has no body
-  if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
 const hook = (fn, arg) => page.evaluate(fn, arg);
 const bufferLines = async (id) => ((await hook((i) => window.__missiond.bufferText(i), id)) || '').split('\n');
 
@@ -229,7 +217,7 @@ describe('viewer in Chromium', () => {
       return s.cols !== before.cols && s.rows !== before.rows ? s : null;
     });
     await waitFor('slot to take the same size', async () => {
-      const slot = await rest('GET', '/api/slots/shell');
+      const slot = await daemon.rest('GET', '/api/slots/shell');
       return slot.cols === size.cols && slot.rows === size.rows;
     });
     await page.locator('.pane[data-slot-id="shell"] .term-host').click();
@@ -237,7 +225,7 @@ describe('viewer in Chromium', () => {
     await page.keyboard.press('Enter');
     const expected = `${size.rows} ${size.cols}`;
     await waitFor(`"stty size" to print ${expected}`, async () => {
-      const screen = await rest('GET', '/api/slots/shell/screen');
+      const screen = await daemon.rest('GET', '/api/slots/shell/screen');
       return screen.text.split('\n').some((l) => l.trim() === expected);
     });
     await page.setViewportSize({ width: 1600, height: 950 });
@@ -300,7 +288,7 @@ describe('viewer in Chromium', () => {
     await page.locator('.slot[data-slot-id="dialog"] .slot-open').click();
     const pane = page.locator('.pane[data-slot-id="dialog"]');
     await waitFor('dialog pane live', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'dialog'));
-    await waitFor('the slot idle', async () => (await rest('GET', '/api/slots/dialog')).state === 'idle');
+    await waitFor('the slot idle', async () => (await daemon.rest('GET', '/api/slots/dialog')).state === 'idle');
     const before = fs.readFileSync(recordFile).length;
     const input = pane.locator('.prompt-input');
     await input.fill('hello from the page');
@@ -330,12 +318,12 @@ describe('viewer in Chromium', () => {
   });
 
   step('a pane opened late scrolls back into what the slot printed before', async () => {
-    await rest('POST', '/api/slots', {
+    await daemon.rest('POST', '/api/slots', {
       id: 'history', command: 'sh', cols: 80, rows: 24,
       args: ['-c', "seq 1 300 | sed 's/^/hist-/'; printf 'ready> '; read x"],
     });
     await waitFor('the slot to print everything',
-      async () => ((await rest('GET', '/api/slots/history/screen')).text || '').includes('ready>'));
+      async () => ((await daemon.rest('GET', '/api/slots/history/screen')).text || '').includes('ready>'));
     await page.locator('.slot[data-slot-id="history"] .slot-open').click();
     await waitFor('history pane live', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'history'));
     const lines = (await bufferLines('history')).map((l) => l.trim());
@@ -345,7 +333,7 @@ describe('viewer in Chromium', () => {
     const pane = page.locator('.pane[data-slot-id="history"]');
     await pane.getByRole('button', { name: 'Close history' }).click();
     await pane.waitFor({ state: 'detached' });
-    await rest('DELETE', '/api/slots/history');
+    await daemon.rest('DELETE', '/api/slots/history');
     await page.locator('.slot[data-slot-id="history"]').waitFor({ state: 'detached' });
   });
 
@@ -363,7 +351,7 @@ describe('viewer in Chromium', () => {
     const row = page.locator('.slot[data-slot-id="made-here"]');
     await row.waitFor();
     assert.equal(await row.locator('.cmd').innerText(), 'bash --norc --noprofile -i');
-    const spec = await rest('GET', '/api/slots/made-here');
+    const spec = await daemon.rest('GET', '/api/slots/made-here');
     assert.deepEqual([spec.command, spec.args, spec.cwd], ['bash', ['--norc', '--noprofile', '-i'], tmp]);
     await waitFor('the new slot\'s pane', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));
 
@@ -385,10 +373,10 @@ describe('viewer in Chromium', () => {
     assert.match(await page.locator('.pane[data-slot-id="made-here"] .pane-conn').innerText(), /last screen/);
     await row.getByRole('button', { name: 'Start', exact: true }).click();
     await waitFor('the pane to reattach after start', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));
-    const { pid } = await rest('GET', '/api/slots/made-here');
+    const { pid } = await daemon.rest('GET', '/api/slots/made-here');
     await row.getByRole('button', { name: 'Restart', exact: true }).click();
     await waitFor('a new process', async () => {
-      const slot = await rest('GET', '/api/slots/made-here');
+      const slot = await daemon.rest('GET', '/api/slots/made-here');
       return slot.status === 'running' && slot.pid !== pid;
     });
     await waitFor('the pane live after restart', () => hook((id) => window.__missiond.paneStatus(id) === 'live', 'made-here'));

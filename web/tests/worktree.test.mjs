@@ -38,16 +38,6 @@ function worktreeOf(id) {
   return path.join(root, fs.readdirSync(root)[0], id);
 }
 
-async function rest(method, route, body) {
-  const res = await fetch(`${daemon.url}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
 /** A destructive button: the first click arms it (relabelled), the second acts. */
 async function clickTwice(button, armedLabel) {
   await button.click();
@@ -68,12 +58,7 @@ describe('worktree slot card', () => {
       env: { MISSIOND_TOKEN: token, XDG_STATE_HOME: path.join(tmp, 'state'), CLAUDE_CONFIG_DIR: path.join(tmp, 'claude'), HOME: tmp },
     });
     await daemon.start();
-    const res = await fetch(`${daemon.url}/api/slots`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ id: 'wt', command: 'sleep', args: ['600'], cwd: repo, worktree: {} }),
-    });
-    assert.equal(res.status, 201, await res.text());
+    await daemon.rest('POST', '/api/slots', { id: 'wt', command: 'sleep', args: ['600'], cwd: repo, worktree: {} });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -117,27 +102,27 @@ describe('worktree slot card', () => {
     // The daemon's words: what would be lost and where.
     assert.match(await ask.innerText(), /1 uncommitted file\(s\)/);
     assert.match(await ask.innerText(), /missiond\/wt/);
-    assert.equal((await rest('GET', '/api/slots/wt')).status, 200, 'the slot is still there');
+    assert.equal((await daemon.request('GET', '/api/slots/wt')).status, 200, 'the slot is still there');
     // Cancel leaves everything as it was.
     await ask.locator('button', { hasText: 'Cancel' }).click();
     await waitFor('the question gone', async () => !(await ask.isVisible()));
-    assert.equal((await rest('GET', '/api/slots/wt')).status, 200);
+    assert.equal((await daemon.request('GET', '/api/slots/wt')).status, 200);
 
     await clickTwice(slot.locator('.slot-actions button', { hasText: 'Remove' }), 'Really remove?');
     await ask.locator('button', { hasText: 'Keep worktree' }).click();
     await waitFor('the card gone', async () => (await slot.count()) === 0);
-    assert.equal((await rest('GET', '/api/slots/wt')).status, 404);
+    assert.equal((await daemon.request('GET', '/api/slots/wt')).status, 404);
     assert.equal(fs.readFileSync(path.join(worktree, 'readme.txt'), 'utf8'), 'hello\nfrom the agent\nand more\n');
     assert.match(git('branch', '--list', 'missiond/wt'), /missiond\/wt/);
   });
 
   it('"Discard work" takes a second click, then deletes the worktree and its branch', async () => {
-    assert.equal((await rest('POST', '/api/slots', { id: 'wt2', command: 'sleep', args: ['600'], cwd: repo, worktree: {} })).status, 201);
+    assert.equal((await daemon.request('POST', '/api/slots', { id: 'wt2', command: 'sleep', args: ['600'], cwd: repo, worktree: {} })).status, 201);
     const slot = page.locator('.slot[data-slot-id="wt2"]');
     await slot.waitFor();
     const worktree = worktreeOf('wt2');
     fs.writeFileSync(path.join(worktree, 'notes.txt'), 'not committed\n');
-    await waitFor('the dirty worktree on the card', async () => (await rest('GET', '/api/slots/wt2')).json.worktree?.dirtyFiles === 1);
+    await waitFor('the dirty worktree on the card', async () => (await daemon.request('GET', '/api/slots/wt2')).json.worktree?.dirtyFiles === 1);
     await clickTwice(slot.locator('.slot-actions button', { hasText: 'Remove' }), 'Really remove?');
     const ask = slot.locator('.slot-unsaved');
     await ask.waitFor();
