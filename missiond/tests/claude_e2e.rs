@@ -937,23 +937,33 @@ fn a_conversation_resumes_after_the_daemon_is_killed(release: &str) {
 }
 
 /// An idle Claude Code screen without what Claude Code changes on its own: its logo (block
-/// glyphs whose eyes blink) and the passing hints after " · " on its last line (the mode
-/// line: "⏸ manual mode on · ← for agents" drops the hint after a while).
+/// glyphs whose eyes blink, and a mascot that jumps a row and waves its arms, `~`, in the
+/// header above the first prompt), the passing effort hint above the input box
+/// ("◐ medium · /effort") and the passing hints after " · " on its last line (the mode line:
+/// "⏸ manual mode on · ← for agents" drops the hint after a while).
 fn settled(screen: &str) -> Vec<String> {
     let lines: Vec<&str> = screen.trim_end().lines().collect();
     let last = lines.len().saturating_sub(1);
+    let header_end = lines
+        .iter()
+        .position(|line| line.starts_with('❯'))
+        .unwrap_or(0);
     lines
         .iter()
         .enumerate()
         .map(|(row, line)| {
             let line = if row == last {
                 line.split(" · ").next().unwrap_or_default()
+            } else if line.trim_end().ends_with("/effort") {
+                ""
             } else {
                 line
             };
             line.chars()
                 .map(|c| {
-                    if ('\u{2580}'..='\u{259F}').contains(&c) {
+                    let logo =
+                        ('\u{2580}'..='\u{259F}').contains(&c) || (c == '~' && row < header_end);
+                    if logo {
                         ' '
                     } else {
                         c
@@ -964,6 +974,22 @@ fn settled(screen: &str) -> Vec<String> {
                 .to_string()
         })
         .collect()
+}
+
+#[test]
+fn a_settled_screen_leaves_out_the_logo_s_moves_and_the_passing_hints() {
+    let resting = " ▐▛███▛█   Claude Code v2.1.332\n▝▜██████▀  Opus 5.5\n ▝▝   ▝▝   /tmp/p\n\n❯ first\n\n● Answer.\n\n────\n❯\n────\n  ⏸ manual mode on";
+    let jumping = "           Claude Code v2.1.332\n ▐▛███▛█   Opus 5.5\n~▜██████~  /tmp/p\n\n❯ first\n\n● Answer.\n                ◐ medium · /effort\n────\n❯\n────\n  ⏸ manual mode on · ← for agents";
+    assert_eq!(settled(resting), settled(jumping));
+    // What the program wrote itself must still match.
+    assert_ne!(
+        settled(resting),
+        settled(&resting.replace("Answer", "Answre"))
+    );
+    assert_ne!(
+        settled(resting),
+        settled(&resting.replace("/tmp/p", "/tmp/q"))
+    );
 }
 
 /// Issue 14: a real Claude Code keeps its pid, its screen and its conversation through
