@@ -4,6 +4,10 @@
 //! `Bytes` (a reference count) and one channel send. The writer thread JSON-escapes it straight
 //! into its write buffer (valid UTF-8 is not copied first; the reader never splits a character)
 //! and flushes at least every [`FLUSH_EVERY`], so a daemon crash loses about a second at most.
+//! It takes what came in a batch: woken by the first message after a quiet spell, it sleeps
+//! until the flush and writes everything that came meanwhile, so a program trickling output
+//! (a spinner) does not wake it for every chunk; [`WAKE_AT`] bytes waiting, or the end of
+//! the run, wake it at once.
 //! Output waiting for the writer is bounded by [`MAX_PENDING`] bytes: past it chunks are
 //! dropped rather than slowing the slot, and the recording gets a `rec:dropped` marker saying
 //! how many bytes are missing (the slot's screen and its viewers lose nothing).
@@ -22,6 +26,8 @@ use std::time::{Duration, Instant};
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Output bytes handed over but not yet written, beyond which output is dropped (and said so).
 pub const MAX_PENDING: u64 = 64 * 1024 * 1024;
+/// Output bytes waiting that wake the writer before its flush is due (a flood).
+const WAKE_AT: u64 = BUFFER as u64;
 /// Written bytes between two checks of the disk limits.
 const PRUNE_EVERY: u64 = 1024 * 1024;
 /// The write buffer; a flood is written in pieces this big.
@@ -38,6 +44,8 @@ enum Message {
 #[derive(Clone)]
 pub struct Recorder {
     tx: flume::Sender<Message>,
+    /// The writer thread, woken early by a flood or the end of the run.
+    writer: std::thread::Thread,
     epoch: Instant,
     pending: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
@@ -77,12 +85,13 @@ impl Recorder {
             limited: false,
             checked_at: header_len,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("slot-rec-{run}"))
             .stack_size(256 * 1024)
             .spawn(move || writer.run(rx))?;
         Ok(Recorder {
             tx,
+            writer: thread.thread().clone(),
             epoch: Instant::now(),
             pending,
             dropped,
@@ -102,12 +111,16 @@ impl Recorder {
     /// Output of the program, as read. Never blocks.
     pub fn output(&self, bytes: &Bytes) {
         let len = bytes.len() as u64;
-        if self.pending.fetch_add(len, Ordering::Relaxed) + len > MAX_PENDING {
+        let before = self.pending.fetch_add(len, Ordering::Relaxed);
+        if before + len > MAX_PENDING {
             self.pending.fetch_sub(len, Ordering::Relaxed);
             self.dropped.fetch_add(len, Ordering::Relaxed);
             return;
         }
         let _ = self.tx.send(Message::Output(self.now(), bytes.clone()));
+        if before < WAKE_AT && before + len >= WAKE_AT {
+            self.writer.unpark();
+        }
     }
 
     pub fn resize(&self, cols: u16, rows: u16) {
@@ -128,6 +141,7 @@ impl Recorder {
     /// The run ended: write what is left, close the file. Later calls are ignored.
     pub fn finish(&self) {
         let _ = self.tx.send(Message::Finish);
+        self.writer.unpark();
     }
 }
 
@@ -153,38 +167,50 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: flume::Receiver<Message>) {
         yield_to_the_slot();
-        let mut flush_at: Option<Instant> = None;
-        loop {
-            let msg = match flush_at {
-                Some(at) => match rx.recv_deadline(at) {
-                    Ok(msg) => Some(msg),
-                    Err(flume::RecvTimeoutError::Timeout) => None,
-                    Err(flume::RecvTimeoutError::Disconnected) => break,
-                },
-                None => match rx.recv() {
-                    Ok(msg) => Some(msg),
-                    Err(_) => break,
-                },
-            };
-            match msg {
-                Some(Message::Finish) => break,
-                Some(msg) => {
-                    self.handle(msg);
-                    flush_at.get_or_insert_with(|| Instant::now() + FLUSH_EVERY);
-                    if self.buf.len() >= BUFFER {
-                        self.flush();
-                    }
-                }
-                None => {}
-            }
-            if flush_at.is_some_and(|at| at <= Instant::now()) {
-                self.flush();
-                flush_at = None;
+        // Quiet: wait for the first message, then take the batch that follows it.
+        while let Ok(first) = rx.recv() {
+            if !self.take_batch(first, &rx) {
+                break;
             }
         }
         self.note_dropped();
         self.flush();
         self.store.finished(&self.slot, self.run);
+    }
+
+    /// Handles `first` and whatever comes until the flush is due, then flushes. Sleeps in
+    /// between rather than waiting on the channel, so the senders wake nobody (see the module
+    /// docs). Returns false when the recording is over.
+    fn take_batch(&mut self, first: Message, rx: &flume::Receiver<Message>) -> bool {
+        let flush_at = Instant::now() + FLUSH_EVERY;
+        let mut next = Some(first);
+        loop {
+            while let Some(msg) = next.take() {
+                if matches!(msg, Message::Finish) {
+                    return false;
+                }
+                self.handle(msg);
+                if self.buf.len() >= BUFFER {
+                    self.flush();
+                }
+                next = match rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(flume::TryRecvError::Empty) => None,
+                    Err(flume::TryRecvError::Disconnected) => return false,
+                };
+            }
+            let now = Instant::now();
+            if now >= flush_at {
+                self.flush();
+                return true;
+            }
+            std::thread::park_timeout(flush_at - now);
+            next = match rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(flume::TryRecvError::Empty) => None,
+                Err(flume::TryRecvError::Disconnected) => return false,
+            };
+        }
     }
 
     fn handle(&mut self, msg: Message) {
