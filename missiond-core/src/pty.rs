@@ -26,6 +26,9 @@ const READ_BUFFER: usize = 16 * 1024;
 const INPUT_QUEUE: usize = 1024;
 /// Stack size of the per-slot threads: they hold small buffers only.
 const THREAD_STACK: usize = 256 * 1024;
+/// Stack size of the reader thread, which also hands each chunk to the screen and the
+/// classifier (vt100, the rules' regexes) before it reads on.
+const READER_STACK: usize = 512 * 1024;
 
 /// Each message is whole on its own (the daemon prints errors by `Display`); `source()` keeps
 /// the cause for callers that look at it.
@@ -71,8 +74,9 @@ pub struct ExitInfo {
 
 /// Receives everything a running program produces. Called from the pump threads.
 pub trait PtyEvents: Send + Sync + 'static {
-    /// A chunk of output that never ends inside a UTF-8 character.
-    fn output(&self, chunk: Bytes);
+    /// A chunk of output that never ends inside a UTF-8 character. `more_waiting`: the read
+    /// filled its buffer, so more output is likely queued behind it (a flood).
+    fn output(&self, chunk: Bytes, more_waiting: bool);
     /// The terminal reached end of file (every holder of the slave side closed it).
     fn output_closed(&self);
     /// The program was reaped.
@@ -572,9 +576,17 @@ fn pty_size(cols: u16, rows: u16) -> PtySize {
 }
 
 fn spawn_thread(name: String, f: impl FnOnce() + Send + 'static) -> Result<(), PtyError> {
+    spawn_thread_with_stack(name, THREAD_STACK, f)
+}
+
+fn spawn_thread_with_stack(
+    name: String,
+    stack: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(), PtyError> {
     std::thread::Builder::new()
         .name(name)
-        .stack_size(THREAD_STACK)
+        .stack_size(stack)
         .spawn(f)?;
     Ok(())
 }
@@ -685,7 +697,7 @@ fn spawn_reader(
     events: &Arc<dyn PtyEvents>,
 ) -> Result<(), PtyError> {
     let (control, events) = (control.clone(), events.clone());
-    spawn_thread(format!("pty-read-{pid}"), move || {
+    spawn_thread_with_stack(format!("pty-read-{pid}"), READER_STACK, move || {
         let paused = read_pump(reader, &control, events.as_ref());
         if !paused {
             events.output_closed();
@@ -723,7 +735,8 @@ fn read_pump(mut reader: std::fs::File, control: &ReaderControl, events: &dyn Pt
                 }
                 let complete = utf8_complete_len(&buf[..filled]);
                 if complete > 0 {
-                    events.output(Bytes::copy_from_slice(&buf[..complete]));
+                    let more_waiting = filled == buf.len() && readable_now(&reader);
+                    events.output(Bytes::copy_from_slice(&buf[..complete]), more_waiting);
                 }
                 buf.copy_within(complete..filled, 0);
                 carry = filled - complete;
@@ -734,7 +747,7 @@ fn read_pump(mut reader: std::fs::File, control: &ReaderControl, events: &dyn Pt
         }
     }
     if carry > 0 {
-        events.output(Bytes::copy_from_slice(&buf[..carry]));
+        events.output(Bytes::copy_from_slice(&buf[..carry]), false);
     }
     paused
 }

@@ -1,20 +1,27 @@
 //! One run of a slot's program: the process, its output pipeline and its viewers' broadcast.
 //!
 //! ```text
-//! reader thread --(chunk)--> parser queue --> parser thread: vt100 + classifier -> states
+//! reader thread --(chunk)--> screen (vt100) + classifier -> states       (a trickle)
+//!               \--(chunk)--> parser queue --> parser thread: the same   (a flood)
 //!               \--(chunk)--> fan-out ring --> every viewer, each at its own pace
+//! parser thread: also timers, inspections (snapshots), resizes, hooks, the exit
 //! ```
-//! The reader hands a chunk to the parser queue *before* the broadcast. A viewer subscribes to
-//! the broadcast first and then asks the parser thread for a snapshot through the same queue,
-//! so the snapshot covers every chunk the viewer missed; chunks it got twice are skipped by
-//! their byte offset. The parser queue is bounded (the emulator must see every byte, so a
-//! flood waits for it); the fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow
-//! viewer falls behind alone and is healed with a fresh snapshot.
+//! The screen and the classifier ([`Pipeline`]) are shared by the reader and the parser thread
+//! under one lock. A small chunk read alone (a spinner frame, an echo) is parsed on the reader
+//! thread before it reads on, so it wakes one thread of the daemon rather than two; a flood
+//! (reads that fill their buffer, or large ones) goes through the bounded parser queue, so reading and parsing run
+//! side by side and the flood waits for the emulator, which must see every byte. A chunk is
+//! parsed inline only when no queued chunk is still unparsed, so the screen sees the output in
+//! order. A chunk is queued or parsed before it is broadcast: a viewer subscribes to the
+//! broadcast first and then asks the parser thread for a snapshot through the same queue, so
+//! the snapshot covers every chunk the viewer missed; chunks it got twice are skipped by their
+//! byte offset. The fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow viewer
+//! falls behind alone and is healed with a fresh snapshot.
 //!
-//! A recorded run also hands each chunk to its [`Recorder`] (a reference-counted `Bytes` on an
-//! unbounded channel, bounded in bytes, see [`crate::recording`]) before anything else, so the
-//! markers the parser thread adds for states and dialogs always follow, in the file and in
-//! time, the output they were read from; the exit closes the recording.
+//! A recorded run also hands each chunk to its [`Recorder`] (a reference-counted `Bytes`,
+//! bounded in bytes, see [`crate::recording`]) before anything else, so the markers added for
+//! states and dialogs always follow, in the file and in time, the output they were read from;
+//! the exit closes the recording.
 
 use super::fanout::{FanoutReceiver, FanoutSender};
 /// Output framing lives with the wire ([`crate::protocol::framing`]); re-exported for the run's users.
@@ -36,6 +43,9 @@ const PARSER_QUEUE: usize = 256;
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// Parser work between two classifications while output floods in.
 const CLASSIFY_EVERY: usize = 256 * 1024;
+/// The largest chunk the reader thread parses itself (a spinner frame is about 50 bytes): a
+/// larger one is likely part of a flood, whose parsing runs beside the reading.
+const PARSE_INLINE_MAX: usize = 1024;
 /// A slot whose output has been quiet this long has its scrollback compacted.
 const COMPACT_WHEN_QUIET: Duration = Duration::from_secs(1);
 /// Compacting at least this many lines also hands the memory they held back to the system.
@@ -75,14 +85,20 @@ pub struct Snapshot {
 /// A look at the screen, run on the parser thread: the screen and the output offset it covers.
 type InspectJob = Box<dyn FnOnce(&mut Screen, u64) + Send>;
 
-/// Work for the parser thread, in stream order.
+/// Work for the parser thread, in order.
 enum ParserMsg {
-    Output { start: u64, bytes: Bytes },
+    /// A chunk of a flood (see the module docs).
+    Output(Arc<Chunk>),
     Inspect(InspectJob),
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
     SessionBusy(bool),
     Hook(crate::semantic::hooks::HookSignal),
     Exited(ExitInfo),
+    /// The reader thread set a timer earlier than the one the parser thread sleeps on.
+    Rearm,
 }
 
 /// Where the parser thread reports state changes and the exit (implemented by the slot).
@@ -184,8 +200,26 @@ impl Run {
         let (eof_tx, eof_rx) = flume::bounded(1);
         let last_query = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
+        let pipeline = Arc::new(Mutex::new(Pipeline {
+            screen,
+            classifier: Classifier::new(rules),
+            input: None,
+            output: output.clone(),
+            observer: observer.clone(),
+            exit: exit_tx,
+            last_query: last_query.clone(),
+            epoch,
+            parsed_end: 0,
+            compact_at: None,
+            armed: None,
+            recorder: recorder.clone(),
+            last_dialog: None,
+        }));
+        let queued = Arc::new(AtomicUsize::new(0));
         let events = Arc::new(PumpEvents {
+            pipeline: pipeline.clone(),
             parser: parser_tx.clone(),
+            queued: queued.clone(),
             output: output.clone(),
             offset: AtomicU64::new(0),
             eof_tx,
@@ -193,27 +227,20 @@ impl Run {
             last_query: last_query.clone(),
             epoch,
             recorder: recorder.clone(),
-            observer: observer.clone(),
-        });
-        let process = open(events)?;
-        let pipeline = Pipeline {
-            screen,
-            classifier: Classifier::new(rules),
-            input: process.input(),
-            output: output.clone(),
             observer,
-            exit: exit_tx,
-            last_query: last_query.clone(),
-            epoch,
-            parsed_end: 0,
-            compact_at: None,
-            recorder: recorder.clone(),
-            last_dialog: None,
+        });
+        // The reader thread starts inside `open` and waits here for the terminal's input side,
+        // which the screen's replies to the program's queries need.
+        let process = {
+            let mut pipeline = lock(&pipeline);
+            let process = open(events)?;
+            pipeline.input = Some(process.input());
+            process
         };
         std::thread::Builder::new()
             .name(format!("slot-parse-{}", process.pid()))
-            .stack_size(512 * 1024)
-            .spawn(move || pipeline.run(parser_rx))?;
+            .stack_size(256 * 1024)
+            .spawn(move || Pipeline::run(&pipeline, parser_rx, &queued))?;
         Ok(Arc::new(Run {
             process,
             parser: parser_tx,
@@ -387,9 +414,12 @@ impl Drop for ViewerToken {
     }
 }
 
-/// The pump threads' side: stamps chunks with offsets and fans them out.
+/// The pump threads' side: stamps chunks with offsets, parses them and fans them out.
 struct PumpEvents {
+    pipeline: Arc<Mutex<Pipeline>>,
     parser: flume::Sender<ParserMsg>,
+    /// Output chunks queued for the parser thread and not parsed yet (shared with it).
+    queued: Arc<AtomicUsize>,
     output: FanoutSender,
     /// Only the reader thread advances it.
     offset: AtomicU64,
@@ -403,29 +433,45 @@ struct PumpEvents {
 }
 
 impl PtyEvents for PumpEvents {
-    fn output(&self, bytes: Bytes) {
+    fn output(&self, bytes: Bytes, more_waiting: bool) {
         let start = self.offset.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.observer.output_read(bytes.len());
-        // A cursor position query is noted here, before any viewer can see it: the parser
-        // thread notes it too, but later, and under load the viewers' own replies came back
-        // before it did and reached the program (tests/pty_ws.rs, terminal queries test).
+        // A cursor position query is noted here, before any viewer can see it: the screen
+        // notes it too, but later, and under load the viewers' own replies came back before
+        // it did and reached the program (tests/pty_ws.rs, terminal queries test).
         if asks_cursor_position(&bytes) {
             let now = self.epoch.elapsed().as_millis() as u64;
             self.last_query.store(now.max(1), Ordering::Relaxed);
         }
-        // Recorder first: the parser thread marks states and dialogs in the recording, and a
-        // marker stamped before the output it was read from would seek the player to a screen
-        // without it (the History view's "Next dialog" showed the screen before the dialog).
+        // Recorder first: states and dialogs are marked in the recording as they are read, and
+        // a marker stamped before the output it was read from would seek the player to a
+        // screen without it (the History view's "Next dialog" showed the screen before it).
         if let Some(recorder) = &self.recorder {
             recorder.output(&bytes);
         }
-        // Parser second, broadcast third: see the module docs.
-        let _ = self.parser.send(ParserMsg::Output {
-            start,
-            bytes: bytes.clone(),
-        });
-        self.output
-            .send(ViewerMsg::Output(Arc::new(Chunk::new(start, bytes))));
+        let chunk = Arc::new(Chunk::new(start, bytes));
+        if more_waiting
+            || chunk.bytes.len() > PARSE_INLINE_MAX
+            || self.queued.load(Ordering::Acquire) > 0
+        {
+            // A flood, or behind one: the parser thread takes it, in order.
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            let _ = self.parser.send(ParserMsg::Output(chunk.clone()));
+            self.output.send(ViewerMsg::Output(chunk));
+            return;
+        }
+        let rearm = {
+            let mut pipeline = lock(&self.pipeline);
+            pipeline.feed(&chunk);
+            // Parsed before it is broadcast (see the module docs), and broadcast before the
+            // state read from it.
+            self.output.send(ViewerMsg::Output(chunk));
+            pipeline.classify_output();
+            pipeline.needs_rearm()
+        };
+        if rearm {
+            let _ = self.parser.try_send(ParserMsg::Rearm);
+        }
     }
 
     fn output_closed(&self) {
@@ -449,11 +495,15 @@ fn asks_cursor_position(bytes: &[u8]) -> bool {
     })
 }
 
-/// The parser thread's state.
+/// The screen, the classifier and what they have seen: fed by the reader thread (a trickle) or
+/// the parser thread (a flood), looked at and timed by the parser thread, one at a time (see
+/// the module docs).
 struct Pipeline {
     screen: Screen,
     classifier: Classifier,
-    input: crate::pty::InputSender,
+    /// The terminal's input side, for the screen's replies to the program's queries (set as
+    /// soon as the process is open, before any output is fed).
+    input: Option<crate::pty::InputSender>,
     output: FanoutSender,
     observer: Arc<dyn RunObserver>,
     exit: watch::Sender<Option<ExitInfo>>,
@@ -462,17 +512,22 @@ struct Pipeline {
     parsed_end: u64,
     /// When to compact the scrollback: [`COMPACT_WHEN_QUIET`] after the last output.
     compact_at: Option<Instant>,
+    /// The timer the parser thread sleeps on; the reader wakes it only for an earlier one.
+    armed: Option<Instant>,
     recorder: Option<Recorder>,
     /// The last dialog marked in the recording, so a redraw is not marked twice.
     last_dialog: Option<String>,
 }
 
 impl Pipeline {
-    fn run(mut self, queue: flume::Receiver<ParserMsg>) {
+    /// The parser thread: a flood's output, everything else that is not output, and the
+    /// timers (the classifier's, and the scrollback's compaction once the output is quiet).
+    fn run(pipeline: &Mutex<Pipeline>, queue: flume::Receiver<ParserMsg>, queued: &AtomicUsize) {
         loop {
-            let deadline = match (self.classifier.next_deadline(), self.compact_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let deadline = {
+                let mut p = lock(pipeline);
+                p.armed = p.deadline();
+                p.armed
             };
             let msg = match deadline {
                 Some(deadline) => match queue.recv_deadline(deadline) {
@@ -485,70 +540,107 @@ impl Pipeline {
                     Err(_) => return,
                 },
             };
+            let mut p = lock(pipeline);
             let Some(msg) = msg else {
-                let now = Instant::now();
-                if self.compact_at.is_some_and(|at| at <= now) {
-                    self.compact_at = None;
-                    self.compact_scrollback();
-                    self.observer.screen_settled(&mut self.screen);
-                }
-                if self.classifier.next_deadline().is_some_and(|at| at <= now) {
-                    let t = self
-                        .classifier
-                        .on_tick(self.screen.vt(), self.screen.title(), now);
-                    self.publish(t);
-                }
+                p.on_timers();
                 continue;
             };
             // Take whatever else is queued before classifying: one look per batch.
-            let mut fed = self.handle(msg);
+            let mut fed = p.handle(msg, queued);
             while fed > 0 && fed < CLASSIFY_EVERY {
                 match queue.try_recv() {
-                    Ok(msg) => fed += self.handle(msg),
+                    Ok(msg) => fed += p.handle(msg, queued),
                     Err(_) => break,
                 }
             }
             if fed > 0 {
-                let now = Instant::now();
-                let t = self
-                    .classifier
-                    .on_output(self.screen.vt(), self.screen.title(), now);
-                self.publish(t);
-                self.compact_at = Some(now + COMPACT_WHEN_QUIET);
+                p.classify_output();
             }
         }
     }
 
-    /// Handles one message; returns how many output bytes it fed to the screen.
-    fn handle(&mut self, msg: ParserMsg) -> usize {
+    /// The earliest timer: a classifier deadline or the compaction.
+    fn deadline(&self) -> Option<Instant> {
+        match (self.classifier.next_deadline(), self.compact_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the parser thread must wake for a timer set since it went to sleep (once per
+    /// timer: the answer is noted as armed).
+    fn needs_rearm(&mut self) -> bool {
+        let deadline = self.deadline();
+        let earlier = match (deadline, self.armed) {
+            (Some(new), Some(armed)) => new < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            self.armed = deadline;
+        }
+        earlier
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        if self.compact_at.is_some_and(|at| at <= now) {
+            self.compact_at = None;
+            self.compact_scrollback();
+            self.observer.screen_settled(&mut self.screen);
+        }
+        if self.classifier.next_deadline().is_some_and(|at| at <= now) {
+            let t = self
+                .classifier
+                .on_tick(self.screen.vt(), self.screen.title(), now);
+            self.publish(t);
+        }
+    }
+
+    /// Output as read (on the reader thread) or as queued (a flood, on the parser thread).
+    fn feed(&mut self, chunk: &Chunk) {
+        let replies = self.screen.process(&chunk.bytes);
+        self.parsed_end = chunk.end();
+        if !replies.is_empty() {
+            let now = self.epoch.elapsed().as_millis() as u64;
+            self.last_query.store(now.max(1), Ordering::Relaxed);
+            if let Some(input) = &self.input {
+                let _ = input.try_send(Bytes::from(replies));
+            }
+        }
+    }
+
+    /// Reads the state from the screen as the output left it.
+    fn classify_output(&mut self) {
+        let now = Instant::now();
+        let t = self
+            .classifier
+            .on_output(self.screen.vt(), self.screen.title(), now);
+        self.publish(t);
+        self.compact_at = Some(now + COMPACT_WHEN_QUIET);
+    }
+
+    /// Handles one message of the parser thread's queue; returns how many output bytes it fed
+    /// to the screen (a resize counts as one: the screen changed).
+    fn handle(&mut self, msg: ParserMsg, queued: &AtomicUsize) -> usize {
         match msg {
-            ParserMsg::Output { start, bytes } => {
-                let replies = self.screen.process(&bytes);
-                self.parsed_end = start + bytes.len() as u64;
-                if !replies.is_empty() {
-                    let now = self.epoch.elapsed().as_millis() as u64;
-                    self.last_query.store(now.max(1), Ordering::Relaxed);
-                    let _ = self.input.try_send(Bytes::from(replies));
-                }
-                bytes.len().max(1)
+            ParserMsg::Output(chunk) => {
+                self.feed(&chunk);
+                queued.fetch_sub(1, Ordering::AcqRel);
+                return chunk.bytes.len().max(1);
             }
-            ParserMsg::Inspect(job) => {
-                job(&mut self.screen, self.parsed_end);
-                0
-            }
+            ParserMsg::Inspect(job) => job(&mut self.screen, self.parsed_end),
             ParserMsg::Resize { cols, rows } => {
                 self.screen.resize(cols, rows);
-                1
+                return 1;
             }
             ParserMsg::SessionBusy(busy) => {
                 let t = self.classifier.on_session_status(busy, Instant::now());
                 self.publish(t);
-                0
             }
             ParserMsg::Hook(signal) => {
                 let t = self.classifier.on_hook(&signal, Instant::now());
                 self.publish(t);
-                0
             }
             ParserMsg::Exited(exit) => {
                 let t = self.classifier.on_exit();
@@ -565,9 +657,10 @@ impl Pipeline {
                 }
                 self.output.send(ViewerMsg::Exit(exit.clone()));
                 let _ = self.exit.send(Some(exit));
-                0
             }
+            ParserMsg::Rearm => {}
         }
+        0
     }
 
     /// Markers of a state change in the recording: `state:`, `dialog:`, `error:`.
@@ -643,7 +736,84 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::asks_cursor_position;
+    use super::*;
+    use crate::semantic::rules::RuleBook;
+    use crate::supervisor::fanout::RecvError;
+
+    struct Quiet;
+    impl RunObserver for Quiet {
+        fn state_changed(&self, _: &Transition) {}
+        fn exited(&self, _: &ExitInfo) {}
+    }
+
+    /// Output that keeps switching between small chunks (parsed on the reader thread) and large
+    /// ones (queued for the parser thread) reaches the screen complete and in order: the
+    /// screen equals one fed the broadcast chunks in their order. (With the reader parsing a
+    /// small chunk while a large one is still queued, this failed five runs out of five.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn output_switching_between_reader_and_parser_thread_is_parsed_in_order() {
+        // A long colourful line (several reads, slow to parse), then soon after a short one
+        // as a read of its own, which must wait for the long one's last piece.
+        let script = "import sys, time\n\
+            sys.stdin.readline()\n\
+            for i in range(100):\n\
+            \x20   sys.stdout.write('L%d:' % i + '\\x1b[31mx\\x1b[0m' * 3200 + '\\n'); sys.stdout.flush()\n\
+            \x20   time.sleep(0.0005)\n\
+            \x20   sys.stdout.write('S%d\\n' % i); sys.stdout.flush(); time.sleep(0.002)\n";
+        let req = SpawnRequest {
+            command: "python3".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: Default::default(),
+            cols: 120,
+            rows: 40,
+        };
+        let rules = RuleBook::embedded().rules(crate::protocol::Profile::Shell);
+        let run = Run::start(&req, 5000, rules, Arc::new(Quiet), None).expect("python3 starts");
+        let (mut rx, snapshot) = run.subscribe().await.expect("subscribed");
+        let mut mirror = Screen::new(120, 40, 5000);
+        mirror.process(&snapshot.ansi);
+        let mut end = snapshot.end;
+        run.write(Bytes::from_static(b"go\n")).expect("input");
+        let (mut small, mut large, mut switches, mut last_large) = (0, 0, 0, None);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Ok(ViewerMsg::Output(chunk))) => {
+                    if chunk.end() <= end {
+                        continue;
+                    }
+                    let from = end.saturating_sub(chunk.start) as usize;
+                    mirror.process(&chunk.bytes[from..]);
+                    end = chunk.end();
+                    let is_large = chunk.bytes.len() > PARSE_INLINE_MAX;
+                    if is_large {
+                        large += 1
+                    } else {
+                        small += 1
+                    }
+                    switches += usize::from(last_large.is_some_and(|was| was != is_large));
+                    last_large = Some(is_large);
+                }
+                Ok(Ok(ViewerMsg::Exit(_))) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged)) => panic!("the viewer lagged"),
+                Ok(Err(RecvError::Closed)) => break,
+                Err(_) => panic!("no exit within 30 s"),
+            }
+        }
+        assert!(
+            small > 10 && large > 10 && switches > 20,
+            "both paths taken: {small} small and {large} large chunks, {switches} switches"
+        );
+        let screen = run.snapshot().await.expect("a snapshot");
+        assert_eq!(screen.end, end, "every byte parsed");
+        let mut expected = mirror.history_ansi();
+        expected.extend_from_slice(&mirror.ansi());
+        assert!(
+            screen.ansi == expected,
+            "the slot's screen differs from the chunks fed in order"
+        );
+    }
 
     #[test]
     fn cursor_position_queries_are_found_anywhere_in_a_chunk() {
