@@ -438,3 +438,41 @@ fn a_restored_slot_comes_back_in_its_worktree() {
     assert_eq!(text(&count), "ran\n", "the setup ran once");
     assert_eq!(worktree(&d.slot("w")).stats.dirty_files, 1);
 }
+
+#[test]
+fn a_slot_whose_worktree_is_gone_is_not_restored_and_rm_forgets_it() {
+    let mut d = Daemon::start();
+    let repo = repository(&d);
+    let before = launch_shell(&d, "w", &repo, &[]);
+    let path = PathBuf::from(&worktree(&before).path);
+    d.kill_hard();
+    std::fs::remove_dir_all(&path).expect("remove the worktree");
+    d.start_again();
+    let said = support::daemon::poll(support::daemon::STEP, || {
+        d.log().contains("slot 'w' not restored").then_some(())
+    });
+    assert!(said.is_some(), "the daemon said nothing:\n{}", d.log());
+    assert!(
+        d.log()
+            .contains(&format!("its worktree {} is gone", path.display())),
+        "the message names the missing worktree:\n{}",
+        d.log()
+    );
+    assert!(
+        d.slots().iter().all(|s| s.id != "w"),
+        "not restored: {:?}",
+        d.slots()
+    );
+    let registry = d.dir().join("state/missiond/slots.json");
+    assert!(
+        text(&registry).contains("\"w\""),
+        "the record is kept until rm"
+    );
+    d.cli_ok(&["rm", "w"]);
+    d.stop();
+    assert!(
+        !text(&registry).contains("\"w\""),
+        "rm forgot the record:\n{}",
+        text(&registry)
+    );
+}

@@ -77,7 +77,10 @@ pub async fn remove(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> ApiResult<Response> {
-    slot(&state, &id)?;
+    // A recorded slot that could not be restored has no live slot: `rm` is how it is forgotten.
+    if !state.supervisor.holds_unrestored(&id) {
+        slot(&state, &id)?;
+    }
     record(
         &state,
         &AuditEntry::new(now_millis(), &id, AuditAction::Remove, actor),

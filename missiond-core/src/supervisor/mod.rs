@@ -345,6 +345,17 @@ impl Supervisor {
         Ok(removed)
     }
 
+    /// Whether the registry holds a record of `id` without a live slot (one that could not be
+    /// restored, which `remove` forgets).
+    pub fn holds_unrestored(&self, id: &str) -> bool {
+        self.get(id).is_err()
+            && self
+                .shared
+                .registry
+                .get()
+                .is_some_and(|registry| registry.holds(id))
+    }
+
     /// Forgets a record the registry holds without a live slot; `None` when it has none.
     fn forget_held(&self, id: &str) -> Option<RemovedSlot> {
         let registry = self.shared.registry.get()?;
