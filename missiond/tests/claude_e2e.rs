@@ -936,9 +936,12 @@ fn a_conversation_resumes_after_the_daemon_is_killed(release: &str) {
     assert_eq!(last.session_id().as_deref(), Some(session.as_str()));
 }
 
-/// An idle Claude Code screen without what Claude Code changes on its own: its logo (block
-/// glyphs whose eyes blink, and a mascot that jumps a row and waves its arms, `~`, in the
-/// header above the first prompt), the passing effort hint above the input box
+/// Columns of the logo at the left of Claude Code's header; its text starts after them.
+const LOGO_COLUMNS: usize = 11;
+
+/// An idle Claude Code screen without what Claude Code changes on its own: its logo (the
+/// header's first [`LOGO_COLUMNS`] columns above the first prompt: a mascot whose eyes blink,
+/// who jumps a row and waves its arms), the passing effort hint above the input box
 /// ("◐ medium · /effort") and the passing hints after " · " on its last line (the mode line:
 /// "⏸ manual mode on · ← for agents" drops the hint after a while).
 fn settled(screen: &str) -> Vec<String> {
@@ -960,9 +963,10 @@ fn settled(screen: &str) -> Vec<String> {
                 line
             };
             line.chars()
-                .map(|c| {
-                    let logo =
-                        ('\u{2580}'..='\u{259F}').contains(&c) || (c == '~' && row < header_end);
+                .enumerate()
+                .map(|(column, c)| {
+                    let logo = (row < header_end && column < LOGO_COLUMNS)
+                        || ('\u{2580}'..='\u{259F}').contains(&c);
                     if logo {
                         ' '
                     } else {
@@ -981,6 +985,8 @@ fn a_settled_screen_leaves_out_the_logo_s_moves_and_the_passing_hints() {
     let resting = " ▐▛███▛█   Claude Code v2.1.332\n▝▜██████▀  Opus 5.5\n ▝▝   ▝▝   /tmp/p\n\n❯ first\n\n● Answer.\n\n────\n❯\n────\n  ⏸ manual mode on";
     let jumping = "           Claude Code v2.1.332\n ▐▛███▛█   Opus 5.5\n~▜██████~  /tmp/p\n\n❯ first\n\n● Answer.\n                ◐ medium · /effort\n────\n❯\n────\n  ⏸ manual mode on · ← for agents";
     assert_eq!(settled(resting), settled(jumping));
+    let waving = jumping.replace("~▜██████~", "\\▜██████/");
+    assert_eq!(settled(resting), settled(&waving));
     // What the program wrote itself must still match.
     assert_ne!(
         settled(resting),
