@@ -9,8 +9,9 @@
 //! The screen and the classifier ([`Pipeline`]) are shared by the reader and the parser thread
 //! under one lock. A small chunk read alone (a spinner frame, an echo) is parsed on the reader
 //! thread before it reads on, so it wakes one thread of the daemon rather than two; a flood
-//! (reads that fill their buffer, or large ones) goes through the bounded parser queue, so reading and parsing run
-//! side by side and the flood waits for the emulator, which must see every byte. A chunk is
+//! (reads that fill their buffer, or large ones) goes through the bounded parser queue, so
+//! reading and parsing run side by side and the flood waits for the emulator, which must see
+//! every byte. A chunk is
 //! parsed inline only when no queued chunk is still unparsed, so the screen sees the output in
 //! order. A chunk is queued or parsed before it is broadcast: a viewer subscribes to the
 //! broadcast first and then asks the parser thread for a snapshot through the same queue, so
@@ -239,7 +240,7 @@ impl Run {
         };
         std::thread::Builder::new()
             .name(format!("slot-parse-{}", process.pid()))
-            .stack_size(256 * 1024)
+            .stack_size(512 * 1024)
             .spawn(move || Pipeline::run(&pipeline, parser_rx, &queued))?;
         Ok(Arc::new(Run {
             process,
