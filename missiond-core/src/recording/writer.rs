@@ -183,32 +183,28 @@ impl Writer {
     /// docs). Returns false when the recording is over.
     fn take_batch(&mut self, first: Message, rx: &flume::Receiver<Message>) -> bool {
         let flush_at = Instant::now() + FLUSH_EVERY;
-        let mut next = Some(first);
+        let mut msg = first;
         loop {
-            while let Some(msg) = next.take() {
-                if matches!(msg, Message::Finish) {
-                    return false;
-                }
-                self.handle(msg);
-                if self.buf.len() >= BUFFER {
-                    self.flush();
-                }
-                next = match rx.try_recv() {
-                    Ok(msg) => Some(msg),
-                    Err(flume::TryRecvError::Empty) => None,
-                    Err(flume::TryRecvError::Disconnected) => return false,
-                };
+            if matches!(msg, Message::Finish) {
+                return false;
             }
-            let now = Instant::now();
-            if now >= flush_at {
+            self.handle(msg);
+            if self.buf.len() >= BUFFER {
                 self.flush();
-                return true;
             }
-            std::thread::park_timeout(flush_at - now);
-            next = match rx.try_recv() {
-                Ok(msg) => Some(msg),
-                Err(flume::TryRecvError::Empty) => None,
-                Err(flume::TryRecvError::Disconnected) => return false,
+            msg = loop {
+                match rx.try_recv() {
+                    Ok(next) => break next,
+                    Err(flume::TryRecvError::Disconnected) => return false,
+                    Err(flume::TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if now >= flush_at {
+                            self.flush();
+                            return true;
+                        }
+                        std::thread::park_timeout(flush_at - now);
+                    }
+                }
             };
         }
     }
