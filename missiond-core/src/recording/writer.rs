@@ -4,10 +4,11 @@
 //! `Bytes` (a reference count) and one channel send. The writer thread JSON-escapes it straight
 //! into its write buffer (valid UTF-8 is not copied first; the reader never splits a character)
 //! and flushes at least every [`FLUSH_EVERY`], so a daemon crash loses about a second at most.
-//! It takes what came in a batch: woken by the first message after a quiet spell, it sleeps
-//! until the flush and writes everything that came meanwhile, so a program trickling output
-//! (a spinner) does not wake it for every chunk; [`WAKE_AT`] bytes waiting, or the end of
-//! the run, wake it at once.
+//! It takes what came in batches: woken by the first message after a quiet spell, it sleeps
+//! until the flush, writes everything that came meanwhile, and sleeps on to the next flush for
+//! as long as output keeps coming, so a program trickling output (a spinner) wakes it once a
+//! flush rather than for every chunk; a flush period without output sends it back to waiting
+//! on the channel. [`WAKE_AT`] bytes waiting, or the end of the run, wake it at once.
 //! Output waiting for the writer is bounded by [`MAX_PENDING`] bytes: past it chunks are
 //! dropped rather than slowing the slot, and the recording gets a `rec:dropped` marker saying
 //! how many bytes are missing (the slot's screen and its viewers lose nothing).
@@ -167,9 +168,9 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: flume::Receiver<Message>) {
         yield_to_the_slot();
-        // Quiet: wait for the first message, then take the batch that follows it.
+        // Quiet: wait for the first message, then the batches that follow it.
         while let Ok(first) = rx.recv() {
-            if !self.take_batch(first, &rx) {
+            if !self.take_batches(first, &rx) {
                 break;
             }
         }
@@ -178,16 +179,21 @@ impl Writer {
         self.store.finished(&self.slot, self.run);
     }
 
-    /// Handles `first` and whatever comes until the flush is due, then flushes. Sleeps in
-    /// between rather than waiting on the channel, so the senders wake nobody (see the module
-    /// docs). Returns false when the recording is over.
-    fn take_batch(&mut self, first: Message, rx: &flume::Receiver<Message>) -> bool {
-        let flush_at = Instant::now() + FLUSH_EVERY;
+    /// Handles `first` and whatever comes until the flush is due, then flushes, and so on
+    /// until a flush period passes without output. Sleeps in between rather than waiting on
+    /// the channel, so the senders wake nobody (see the module docs). Returns false when the
+    /// recording is over.
+    fn take_batches(&mut self, first: Message, rx: &flume::Receiver<Message>) -> bool {
+        let mut flush_at = Instant::now() + FLUSH_EVERY;
+        // Whether anything came since the last flush: a second without goes back to waiting
+        // on the channel, so a slot that trickles all the time wakes the writer once a flush.
+        let mut busy: bool;
         let mut msg = first;
         loop {
             if matches!(msg, Message::Finish) {
                 return false;
             }
+            busy = true;
             self.handle(msg);
             if self.buf.len() >= BUFFER {
                 self.flush();
@@ -199,8 +205,13 @@ impl Writer {
                     Err(flume::TryRecvError::Empty) => {
                         let now = Instant::now();
                         if now >= flush_at {
+                            if !busy {
+                                return true;
+                            }
                             self.flush();
-                            return true;
+                            busy = false;
+                            flush_at = now + FLUSH_EVERY;
+                            continue;
                         }
                         std::thread::park_timeout(flush_at - now);
                     }
