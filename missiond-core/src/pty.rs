@@ -77,6 +77,13 @@ pub trait PtyEvents: Send + Sync + 'static {
     /// A chunk of output that never ends inside a UTF-8 character. `more_waiting`: the read
     /// filled its buffer, so more output is likely queued behind it (a flood).
     fn output(&self, chunk: Bytes, more_waiting: bool);
+    /// How long the reader may wait before reading again after a read of `last_read` bytes,
+    /// when nobody needs the output at once (a busy slot nobody watches): the output gathers
+    /// in the terminal meanwhile and is read in one go. [`PtyProcess::nudge_reading`] ends
+    /// the wait.
+    fn read_beat(&self, _last_read: usize) -> Option<std::time::Duration> {
+        None
+    }
     /// The terminal reached end of file (every holder of the slave side closed it).
     fn output_closed(&self);
     /// The program was reaped.
@@ -125,6 +132,9 @@ impl Master {
 struct ReaderControl {
     pause_rx: std::os::fd::OwnedFd,
     pause_tx: std::os::fd::OwnedFd,
+    /// A byte here ends the reader's wait between beats (non-blocking both ends).
+    nudge_rx: std::os::fd::OwnedFd,
+    nudge_tx: std::os::fd::OwnedFd,
     /// The reader thread has returned: everything it read was handed out.
     stopped: Mutex<bool>,
     changed: std::sync::Condvar,
@@ -134,9 +144,12 @@ struct ReaderControl {
 impl ReaderControl {
     fn new(stop_rx: std::os::fd::OwnedFd) -> std::io::Result<Arc<ReaderControl>> {
         let (pause_rx, pause_tx) = stop_pipe()?;
+        let (nudge_rx, nudge_tx) = pipe(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
         Ok(Arc::new(ReaderControl {
             pause_rx,
             pause_tx,
+            nudge_rx,
+            nudge_tx,
             stopped: Mutex::new(false),
             changed: std::sync::Condvar::new(),
             stop_rx,
@@ -250,9 +263,12 @@ impl PtyProcess {
         spawn_thread(format!("pty-write-{pid}"), move || {
             write_pump(writer, input_rx, &flushed)
         })?;
-        let waiter_events = events.clone();
+        let (waiter_events, waiter_reading) = (events.clone(), reading.clone());
         spawn_thread(format!("pty-wait-{pid}"), move || {
-            waiter_events.exited(wait())
+            let exit = wait();
+            // The last output is read now, not a beat later: the exit is told after it.
+            nudge(&waiter_reading);
+            waiter_events.exited(exit)
         })?;
         Ok(PtyProcess {
             pid,
@@ -317,6 +333,12 @@ impl PtyProcess {
     }
 
     /// Reads again after [`PtyProcess::pause_reading`] (an upgrade that failed).
+    /// Ends the reader's wait between beats ([`PtyEvents::read_beat`]): input, a viewer or a
+    /// hook wants the output read now. Never blocks; a no-op when the reader is not waiting.
+    pub fn nudge_reading(&self) {
+        nudge(&self.reading);
+    }
+
     pub fn resume_reading(&self) -> Result<(), PtyError> {
         let mut pending = [0u8; 16];
         // The pause request is still in its pipe: take it, reading only while poll says a
@@ -636,10 +658,15 @@ fn readable_now(file: &std::fs::File) -> bool {
 
 /// A pipe whose write end, once closed, wakes the reader: `(read end, write end)`.
 fn stop_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    pipe(libc::O_CLOEXEC)
+}
+
+/// A new pipe with `flags` (`pipe2`): `(read end, write end)`.
+fn pipe(flags: libc::c_int) -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: pipe2 writes two new descriptors into the array we pass.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), flags) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: both descriptors are fresh and owned by nobody else.
@@ -688,6 +715,49 @@ fn wait_readable(
             return Wake::Readable;
         }
     }
+}
+
+/// Ends the reader's wait between beats, if it waits (see [`PtyProcess::nudge_reading`]).
+fn nudge(reading: &ReaderControl) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: writing one byte from a valid buffer to our own non-blocking pipe; a full pipe
+    // (EAGAIN) already holds a nudge.
+    unsafe {
+        libc::write(reading.nudge_tx.as_raw_fd(), [1u8].as_ptr().cast(), 1);
+    }
+}
+
+/// Waits out a beat of [`PtyEvents::read_beat`]: until `beat` has passed, a nudge came (taken
+/// here), `stop` is closed or a pause is asked. Never reports the terminal: it is not watched.
+fn wait_beat(control: &ReaderControl, beat: std::time::Duration) -> Wake {
+    use std::os::fd::AsRawFd;
+    let mut polls = [
+        control.stop_rx.as_raw_fd(),
+        control.pause_rx.as_raw_fd(),
+        control.nudge_rx.as_raw_fd(),
+    ]
+    .map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let timeout = beat.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: three valid pollfds. An interrupted wait ends the beat early, which is harmless.
+    let ready = unsafe { libc::poll(polls.as_mut_ptr(), 3, timeout) };
+    if ready > 0 {
+        if polls[0].revents != 0 {
+            return Wake::Stop;
+        }
+        if polls[1].revents != 0 {
+            return Wake::Pause;
+        }
+    }
+    // Take every nudge waiting, the ones sent while the reader was busy too: each asked for
+    // a read, and this read answers them all.
+    let mut drained = [0u8; 64];
+    // SAFETY: reading into a valid buffer of its length from our own non-blocking pipe.
+    while unsafe { libc::read(polls[2].fd, drained.as_mut_ptr().cast(), drained.len()) } > 0 {}
+    Wake::Readable
 }
 
 fn spawn_reader(
@@ -740,6 +810,17 @@ fn read_pump(mut reader: std::fs::File, control: &ReaderControl, events: &dyn Pt
                 }
                 buf.copy_within(complete..filled, 0);
                 carry = filled - complete;
+                // Nobody needs the output at once: let the next reads gather.
+                if let Some(beat) = events.read_beat(filled) {
+                    match wait_beat(control, beat) {
+                        Wake::Readable => {}
+                        Wake::Stop => break,
+                        Wake::Pause => {
+                            paused = true;
+                            break;
+                        }
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // Linux reports EIO once the last slave descriptor is closed: that is end of file.
@@ -890,5 +971,72 @@ mod tests {
         }
         assert_eq!(utf8_complete_len(&s[..2]), 1); // half of é held back
         assert_eq!(utf8_complete_len(b"\xff\xfe"), 2); // invalid bytes pass
+    }
+
+    /// Output handed to a channel; after every small read the reader is told to wait an hour.
+    struct SlowBeat(flume::Sender<Bytes>);
+    impl PtyEvents for SlowBeat {
+        fn output(&self, chunk: Bytes, _more_waiting: bool) {
+            let _ = self.0.send(chunk);
+        }
+        fn read_beat(&self, _last_read: usize) -> Option<std::time::Duration> {
+            Some(std::time::Duration::from_secs(3600))
+        }
+        fn output_closed(&self) {}
+        fn exited(&self, _exit: ExitInfo) {}
+    }
+
+    /// Reads `rx` until its text holds `needle`; false after 20 s.
+    fn read_until(rx: &flume::Receiver<Bytes>, text: &mut String, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !text.contains(needle) {
+            match rx.recv_deadline(deadline) {
+                Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// A reader waiting between beats reads again as soon as it is nudged, and ends its wait
+    /// when the process handle goes (without the nudge this test waits its 20 s and fails).
+    #[test]
+    fn a_nudge_ends_the_wait_between_beats() {
+        let (tx, rx) = flume::unbounded();
+        let req = SpawnRequest {
+            command: "sh".into(),
+            args: vec!["-c".into(), "printf first; read x; echo got-$x".into()],
+            cwd: std::env::temp_dir(),
+            env: Default::default(),
+            cols: 80,
+            rows: 24,
+        };
+        let process = PtyProcess::spawn(&req, Arc::new(SlowBeat(tx))).expect("sh starts");
+        let mut text = String::new();
+        assert!(
+            read_until(&rx, &mut text, "first"),
+            "first output: {text:?}"
+        );
+        // The reader now waits its hour: the echo of this input gathers in the terminal.
+        process
+            .write(Bytes::from_static(b"nudged\n"))
+            .expect("input");
+        process.nudge_reading();
+        assert!(
+            read_until(&rx, &mut text, "nudged"),
+            "read after the nudge: {text:?}"
+        );
+        // Every holder of the events (the reader thread among them) lets go of them.
+        drop(process);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match rx.recv_deadline(deadline) {
+                Ok(_) => continue,
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+                Err(flume::RecvTimeoutError::Timeout) => {
+                    panic!("the reader thread still waits its beat after the handle went")
+                }
+            }
+        }
     }
 }

@@ -1440,8 +1440,8 @@ async fn filled_scrollback(exe: &Path, s: &Settings, table: &mut Table) -> Resul
     }
     let per_slot_now = |d: &Daemon| d.rss_kib().saturating_sub(rss0) as f64 / 1024.0 / n as f64;
     let just_printed = [per_slot_now(&d)];
-    // A slot compacts its scrollback once its output has been quiet for a second.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A slot compacts its scrollback two to four seconds after its output went quiet.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let mut per_slot = Vec::new();
     for _ in 0..s.runs {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1704,7 +1704,7 @@ async fn busy(exe: &Path, s: &Settings, table: &mut Table) -> Result<()> {
 }
 
 /// N real Claude Code slots, each thinking about a prompt the stand-in never answers, one viewer
-/// each. Returns the Claude Code processes' median CPU per busy slot (% of a core) per N.
+/// each, then none at the largest N. Returns the Claude Code processes' median CPU per busy slot (% of a core) per N.
 async fn busy_real(exe: &Path, s: &Settings, table: &mut Table) -> Result<Vec<(usize, f64)>> {
     let stand_in = stand_in::StandIn::start([]);
     // Never opened: the answers arrive after the bench is gone.
@@ -1751,37 +1751,56 @@ async fn busy_real(exe: &Path, s: &Settings, table: &mut Table) -> Result<Vec<(u
         tokio::time::sleep(Duration::from_secs(2)).await;
         let windows = measure_busy(&d, &pids, &viewers, s).await;
         let label = format!("{n} Claude Code slot(s) thinking, 1 viewer each");
-        report_busy(table, &label, n, &windows, s, None);
-        let programs: Vec<f64> = windows.iter().map(|w| w.programs_pct).collect();
-        table.add(
-            "9",
-            format!("{label}: Claude Code processes' CPU"),
-            &programs,
-            "% core",
-            format!(
-                "sum of their process trees; {:.1}% per slot",
-                Stat::of(&programs).median / n as f64
-            ),
-        );
-        let ratio: Vec<f64> = windows
-            .iter()
-            .map(|w| w.daemon_pct / w.programs_pct * 100.0)
-            .collect();
-        table.add(
-            "9",
-            format!("{label}: daemon CPU / Claude Code CPU"),
-            &ratio,
-            "%",
-            "target < 1 %",
-        );
-        per_slot.push((n, Stat::of(&programs).median / n as f64));
+        per_slot.push((n, report_busy_real(table, &label, n, &windows, s)));
     }
-    drop(viewers);
+    if let Some(&n) = s.busy_slots.last() {
+        // What most slots are most of the time: working with nobody watching.
+        eprintln!("== 9 busy: {n} Claude Code {BUSY_RELEASE} slots thinking, no viewer");
+        viewers.clear();
+        let windows = measure_busy(&d, &pids, &viewers, s).await;
+        let label = format!("{n} Claude Code slot(s) thinking, no viewer");
+        report_busy_real(table, &label, n, &windows, s);
+    }
     let deletes = ids.iter().map(|id| d.delete_slot(id));
     for r in futures_util::future::join_all(deletes).await {
         r?;
     }
     Ok(per_slot)
+}
+
+/// [`report_busy`] for real Claude Code slots, with their processes' CPU and the ratio of the
+/// daemon's to theirs. Returns the processes' median CPU per slot (% of a core).
+fn report_busy_real(
+    table: &mut Table,
+    label: &str,
+    n: usize,
+    windows: &[BusyWindow],
+    s: &Settings,
+) -> f64 {
+    report_busy(table, label, n, windows, s, None);
+    let programs: Vec<f64> = windows.iter().map(|w| w.programs_pct).collect();
+    table.add(
+        "9",
+        format!("{label}: Claude Code processes' CPU"),
+        &programs,
+        "% core",
+        format!(
+            "sum of their process trees; {:.1}% per slot",
+            Stat::of(&programs).median / n as f64
+        ),
+    );
+    let ratio: Vec<f64> = windows
+        .iter()
+        .map(|w| w.daemon_pct / w.programs_pct * 100.0)
+        .collect();
+    table.add(
+        "9",
+        format!("{label}: daemon CPU / Claude Code CPU"),
+        &ratio,
+        "%",
+        "target < 1 %",
+    );
+    Stat::of(&programs).median / n as f64
 }
 
 /// N slots replaying the recorded spinner (one viewer each, then none at the largest N). The

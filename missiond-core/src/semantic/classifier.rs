@@ -248,6 +248,13 @@ impl Classifier {
         self.state
     }
 
+    /// Busy, as drawn on the screen, under rules that do not time the output itself: reading
+    /// such a screen a little later changes no state but the moment it is seen (a shell's
+    /// `quiet_ms` would, so its slots are never read late).
+    pub fn busy_on_screen(&self) -> bool {
+        self.state.is_busy() && self.rules.activity.is_none()
+    }
+
     pub fn detail(&self) -> &StateDetail {
         &self.detail
     }

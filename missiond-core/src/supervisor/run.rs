@@ -19,6 +19,14 @@
 //! byte offset. The fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow viewer
 //! falls behind alone and is healed with a fresh snapshot.
 //!
+//! Nobody needs a busy slot's spinner at once when no viewer watches it: while the screen
+//! says busy ([`Classifier::busy_on_screen`]), no viewer is attached and no input came for a
+//! few seconds, the reader reads at a beat of [`READ_BEAT`] instead of at every frame, which
+//! is what such a slot mostly costs the daemon (a wake-up per frame). Input, a viewer, a hook,
+//! a resize, a task's news or the program's exit end the wait at once (`nudge`). Only a small
+//! read (a spinner frame) is followed by a wait, so a flood is read as it comes; no output
+//! waits longer than a beat, and every byte is read and parsed in order.
+//!
 //! A recorded run also hands each chunk to its [`Recorder`] (a reference-counted `Bytes`,
 //! bounded in bytes, see [`crate::recording`]) before anything else, so the markers added for
 //! states and dialogs always follow, in the file and in time, the output they were read from;
@@ -47,14 +55,22 @@ const CLASSIFY_EVERY: usize = 256 * 1024;
 /// The largest chunk the reader thread parses itself (a spinner frame is about 50 bytes): a
 /// larger one is likely part of a flood, whose parsing runs beside the reading.
 const PARSE_INLINE_MAX: usize = 1024;
-/// A slot whose output has been quiet this long has its scrollback compacted.
-const COMPACT_WHEN_QUIET: Duration = Duration::from_secs(1);
+/// A slot whose output has been quiet this long has its scrollback compacted (checked at most
+/// once a period, so it happens one to two periods after the last output).
+const COMPACT_WHEN_QUIET: Duration = Duration::from_secs(2);
 /// Compacting at least this many lines also hands the memory they held back to the system.
 const RELEASE_AFTER_LINES: usize = 256;
 /// The line between what an earlier run showed and the new run (a restored slot).
 const EARLIER_RUN_NOTE: &str = "[missiond] above: the slot's screen before the daemon restarted";
 /// A viewer's cursor-position report is dropped this long after the program asked for one.
 const QUERY_WINDOW_MS: u64 = 2000;
+/// How often the output of a busy slot nobody watches is read (see the module docs). Shorter
+/// than [`COMPACT_WHEN_QUIET`] and the Claude Code rules' `idle_hold_ms`, so waiting for a
+/// beat never looks like a pause.
+const READ_BEAT: Duration = Duration::from_secs(1);
+/// After input the output is read as it comes for this long: the echo, the answer's first
+/// frames.
+const LIVE_AFTER_INPUT_MS: u64 = 3000;
 
 /// What viewers of a run receive, in order.
 #[derive(Debug, Clone)]
@@ -106,7 +122,7 @@ enum ParserMsg {
 pub trait RunObserver: Send + Sync + 'static {
     fn state_changed(&self, transition: &Transition);
     fn exited(&self, exit: &ExitInfo);
-    /// The output paused (a second of quiet) or the program exited: a moment to keep the
+    /// The output paused (a few seconds of quiet) or the program exited: a moment to keep the
     /// screen (see [`crate::registry`]). On the parser thread; leave the screen as found.
     fn screen_settled(&self, _screen: &mut Screen) {}
     /// The program wrote `bytes` more (on the reader thread: keep it to a counter).
@@ -123,6 +139,8 @@ pub struct Run {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     viewers: Arc<AtomicUsize>,
+    /// Shared with the reader's side: when input last came (milliseconds since `epoch`, + 1).
+    last_input: Arc<AtomicU64>,
     recorder: Option<Recorder>,
 }
 
@@ -217,6 +235,8 @@ impl Run {
             last_dialog: None,
         }));
         let queued = Arc::new(AtomicUsize::new(0));
+        let viewers = Arc::new(AtomicUsize::new(0));
+        let last_input = Arc::new(AtomicU64::new(0));
         let events = Arc::new(PumpEvents {
             pipeline: pipeline.clone(),
             parser: parser_tx.clone(),
@@ -229,6 +249,8 @@ impl Run {
             epoch,
             recorder: recorder.clone(),
             observer,
+            viewers: viewers.clone(),
+            last_input: last_input.clone(),
         });
         // The reader thread starts inside `open` and waits here for the terminal's input side,
         // which the screen's replies to the program's queries need.
@@ -249,7 +271,8 @@ impl Run {
             exit: exit_rx,
             last_query,
             epoch,
-            viewers: Arc::new(AtomicUsize::new(0)),
+            viewers,
+            last_input,
             recorder,
         }))
     }
@@ -309,7 +332,14 @@ impl Run {
 
     /// Input from the API or a trusted source, passed through as is.
     pub fn write(&self, data: Bytes) -> Result<(), PtyError> {
+        self.input_came();
         self.process.write(data)
+    }
+
+    /// Input is on its way: the output is read as it comes for a while (see the module docs).
+    fn input_came(&self) {
+        self.last_input.store(self.millis() + 1, Ordering::Relaxed);
+        self.process.nudge_reading();
     }
 
     /// Input typed in a viewer: its terminal's replies to queries are removed first, since
@@ -324,6 +354,7 @@ impl Run {
         if clean.is_empty() {
             return Ok(());
         }
+        self.input_came();
         self.process.write(Bytes::copy_from_slice(&clean))
     }
 
@@ -333,6 +364,7 @@ impl Run {
 
     pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), PtyError> {
         self.process.resize(cols, rows)?;
+        self.process.nudge_reading();
         let _ = self
             .parser
             .send_async(ParserMsg::Resize { cols, rows })
@@ -346,11 +378,14 @@ impl Run {
 
     pub fn session_busy(&self, busy: bool) {
         let _ = self.parser.try_send(ParserMsg::SessionBusy(busy));
+        self.process.nudge_reading();
     }
 
-    /// One of Claude Code's hooks ran in this run (the classifier's second witness).
+    /// One of Claude Code's hooks ran in this run (the classifier's second witness). The
+    /// screen it speaks of is read at once: a turn's end or a dialog ends the busy state.
     pub fn hook(&self, signal: crate::semantic::hooks::HookSignal) {
         let _ = self.parser.try_send(ParserMsg::Hook(signal));
+        self.process.nudge_reading();
     }
 
     /// Runs `f` on the parser thread with the screen as of every byte read so far. The screen
@@ -397,6 +432,10 @@ impl Run {
                 (n < max).then_some(n + 1)
             })
             .is_ok();
+        if admitted {
+            // Its first frames come live, not after a beat.
+            self.process.nudge_reading();
+        }
         admitted.then(|| ViewerToken(self.viewers.clone()))
     }
 
@@ -431,6 +470,9 @@ struct PumpEvents {
     epoch: Instant,
     recorder: Option<Recorder>,
     observer: Arc<dyn RunObserver>,
+    /// Shared with [`Run`]: viewers attached, when input last came.
+    viewers: Arc<AtomicUsize>,
+    last_input: Arc<AtomicU64>,
 }
 
 impl PtyEvents for PumpEvents {
@@ -475,6 +517,23 @@ impl PtyEvents for PumpEvents {
         }
     }
 
+    fn read_beat(&self, last_read: usize) -> Option<Duration> {
+        // After a flood's read, or while the parser thread still works through one, read on.
+        if last_read > PARSE_INLINE_MAX || self.queued.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since_input = match self.last_input.load(Ordering::Relaxed) {
+            0 => u64::MAX,
+            at => (self.epoch.elapsed().as_millis() as u64).saturating_sub(at),
+        };
+        let busy_on_screen = lock(&self.pipeline).classifier.busy_on_screen();
+        read_beat(
+            busy_on_screen,
+            self.viewers.load(Ordering::Acquire),
+            since_input,
+        )
+    }
+
     fn output_closed(&self) {
         let _ = self.eof_tx.try_send(());
     }
@@ -484,6 +543,12 @@ impl PtyEvents for PumpEvents {
         let _ = self.eof_rx.recv_timeout(DRAIN_AFTER_EXIT);
         let _ = self.parser.send(ParserMsg::Exited(exit));
     }
+}
+
+/// The beat at which output is read (see the module docs): only while the screen says busy, no
+/// viewer watches and the last input is `since_input_ms` old enough.
+fn read_beat(busy_on_screen: bool, viewers: usize, since_input_ms: u64) -> Option<Duration> {
+    (busy_on_screen && viewers == 0 && since_input_ms >= LIVE_AFTER_INPUT_MS).then_some(READ_BEAT)
 }
 
 /// Whether `bytes` hold a cursor position query, `CSI 6 n` or `CSI ? 6 n`.
@@ -585,10 +650,16 @@ impl Pipeline {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
-        if self.compact_at.is_some_and(|at| at <= now) {
-            self.compact_at = None;
-            self.compact_scrollback();
-            self.observer.screen_settled(&mut self.screen);
+        match self.compact_at {
+            Some(at) if at <= now => {
+                self.compact_at = None;
+                self.compact_scrollback();
+                self.observer.screen_settled(&mut self.screen);
+            }
+            // Output came since the timer was set: look again a whole period from now, not
+            // at every read of a slot that never pauses.
+            Some(at) => self.compact_at = Some(at.max(now + COMPACT_WHEN_QUIET)),
+            None => {}
         }
         if self.classifier.next_deadline().is_some_and(|at| at <= now) {
             let t = self
@@ -814,6 +885,107 @@ mod tests {
             screen.ansi == expected,
             "the slot's screen differs from the chunks fed in order"
         );
+    }
+
+    /// Counts reads and their bytes, and tells every state.
+    struct Reads {
+        reads: flume::Sender<usize>,
+        states: flume::Sender<SemanticState>,
+    }
+    impl RunObserver for Reads {
+        fn state_changed(&self, t: &Transition) {
+            let _ = self.states.send(t.state);
+        }
+        fn exited(&self, _: &ExitInfo) {}
+        fn output_read(&self, bytes: usize) {
+            let _ = self.reads.send(bytes);
+        }
+    }
+
+    /// Bytes of one spinner frame of the program below.
+    const FRAME: usize = "\x1b[4;1H✶ Thinking… (0000)".len();
+
+    /// Reads until `frames` frames' worth of bytes came; returns how many reads that took.
+    fn reads_for(reads: &flume::Receiver<usize>, frames: usize) -> usize {
+        let (mut bytes, mut count) = (0, 0);
+        while bytes < frames * FRAME {
+            bytes += reads
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the spinner goes on");
+            count += 1;
+        }
+        count
+    }
+
+    /// A Claude Code slot showing a spinner (a frame every 40 ms) is read at a beat while
+    /// nobody watches it: many frames per read, and still `thinking`; a viewer, then input,
+    /// bring back a read per frame or so.
+    #[test]
+    fn a_busy_slot_nobody_watches_is_read_at_a_beat() {
+        let script = "import sys, time\n\
+            sys.stdout.write('\\x1b[2J\\x1b[H\\n\\n\\n\\n\\n' + '─' * 120 + '\\r\\n❯ \\r\\n' + '─' * 120)\n\
+            for i in range(2000):\n\
+            \x20   sys.stdout.write('\\x1b[4;1H' + '✶✻✽✢'[i % 4] + ' Thinking… (%04d)' % i); sys.stdout.flush()\n\
+            \x20   time.sleep(0.04)\n";
+        let req = SpawnRequest {
+            command: "python3".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: Default::default(),
+            cols: 120,
+            rows: 40,
+        };
+        let rules = RuleBook::embedded().rules(crate::protocol::Profile::ClaudeCode);
+        let (reads_tx, reads) = flume::unbounded();
+        let (states_tx, states) = flume::unbounded();
+        let observer = Arc::new(Reads {
+            reads: reads_tx,
+            states: states_tx,
+        });
+        let run = Run::start(&req, 100, rules, observer, None).expect("python3 starts");
+        loop {
+            let state = states
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the spinner reads as thinking");
+            if state == SemanticState::Thinking {
+                break;
+            }
+        }
+        // Unwatched: a read per beat (1 s, 25 frames), whatever the load.
+        reads.drain();
+        let unwatched = reads_for(&reads, 100);
+        assert!(
+            unwatched <= 20,
+            "100 frames unwatched took {unwatched} reads"
+        );
+        // Watched: the viewer's admission ends the wait, and every frame is read as it comes.
+        let viewer = run.admit_viewer(1).expect("a viewer");
+        reads_for(&reads, 5);
+        let watched = reads_for(&reads, 40);
+        assert!(watched >= 13, "40 frames watched took only {watched} reads");
+        // Unwatched again, then input: read as it comes for a while.
+        drop(viewer);
+        while reads.recv_timeout(Duration::from_secs(20)).expect("reads") < 5 * FRAME {}
+        run.write(Bytes::from_static(b"x")).expect("input");
+        reads_for(&reads, 5);
+        let after_input = reads_for(&reads, 25);
+        assert!(
+            after_input >= 8,
+            "25 frames after input took only {after_input} reads"
+        );
+        assert!(
+            states.try_iter().all(|s| s == SemanticState::Thinking),
+            "the state held through the beats"
+        );
+    }
+
+    #[test]
+    fn a_slot_is_read_at_a_beat_only_when_busy_unwatched_and_left_alone() {
+        let long_ago = LIVE_AFTER_INPUT_MS;
+        assert_eq!(read_beat(true, 0, long_ago), Some(READ_BEAT));
+        assert_eq!(read_beat(false, 0, long_ago), None, "not busy");
+        assert_eq!(read_beat(true, 1, long_ago), None, "watched");
+        assert_eq!(read_beat(true, 0, long_ago - 1), None, "input just came");
     }
 
     #[test]
