@@ -332,13 +332,14 @@ impl PtyProcess {
         *passed > before
     }
 
-    /// Reads again after [`PtyProcess::pause_reading`] (an upgrade that failed).
     /// Ends the reader's wait between beats ([`PtyEvents::read_beat`]): input, a viewer or a
-    /// hook wants the output read now. Never blocks; a no-op when the reader is not waiting.
+    /// hook wants the output read now. Never blocks; a reader that is not waiting reads on
+    /// without a wait after its next read.
     pub fn nudge_reading(&self) {
         nudge(&self.reading);
     }
 
+    /// Reads again after [`PtyProcess::pause_reading`] (an upgrade that failed).
     pub fn resume_reading(&self) -> Result<(), PtyError> {
         let mut pending = [0u8; 16];
         // The pause request is still in its pipe: take it, reading only while poll says a

@@ -656,8 +656,8 @@ impl Pipeline {
                 self.compact_scrollback();
                 self.observer.screen_settled(&mut self.screen);
             }
-            // Output came since the timer was set: look again a whole period from now, not
-            // at every read of a slot that never pauses.
+            // Not due: output came since it was set (or another timer woke the thread). Look
+            // again a whole period from now, not at every read of a slot that never pauses.
             Some(at) => self.compact_at = Some(at.max(now + COMPACT_WHEN_QUIET)),
             None => {}
         }
