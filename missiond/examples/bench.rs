@@ -1851,6 +1851,14 @@ async fn busy_replayed(
         report_busy(table, &label, n, &windows, s, yardstick(n));
     }
     if let Some(&n) = s.busy_slots.last() {
+        eprintln!("== 9 busy: {n} slots replaying Claude Code's spinner, one hidden viewer each");
+        viewers.clear();
+        for id in &ids {
+            viewers.push(open_viewer_in(&d, id, true).await?);
+        }
+        let windows = measure_busy(&d, &pids, &viewers, s).await;
+        let label = format!("{n} replayed busy slot(s), 1 hidden viewer each");
+        report_busy(table, &label, n, &windows, s, yardstick(n));
         eprintln!("== 9 busy: {n} slots replaying Claude Code's spinner, no viewer");
         viewers.clear();
         let windows = measure_busy(&d, &pids, &viewers, s).await;
@@ -2084,7 +2092,16 @@ impl Drop for Viewer {
 }
 
 async fn open_viewer(d: &Daemon, id: &str) -> Result<Viewer> {
+    open_viewer_in(d, id, false).await
+}
+
+/// [`open_viewer`], in a tab nobody looks at when `hidden` (`visibility`, docs/API.md).
+async fn open_viewer_in(d: &Daemon, id: &str, hidden: bool) -> Result<Viewer> {
     let mut ws = attach(d, id).await?;
+    if hidden {
+        let msg = serde_json::json!({"type": "visibility", "hidden": true}).to_string();
+        ws.send(Message::Text(msg.into())).await?;
+    }
     let bytes = Arc::new(AtomicU64::new(0));
     let counter = bytes.clone();
     let task = tokio::spawn(async move {

@@ -1546,3 +1546,67 @@ fn unknown_query_values_are_refused_with_what_is_accepted() {
         assert_eq!(body["state"], "idle", "{body}");
     });
 }
+
+/// Bytes of one frame of [`SPINNER`].
+const SPINNER_FRAME: u64 = "\x1b[4;1H✶ Thinking… (0000)".len() as u64;
+/// A Claude Code-like busy screen: a spinner frame every 40 ms above a prompt box.
+const SPINNER: &str = "import sys, time\n\
+    sys.stdout.write('\\x1b[2J\\x1b[H\\n\\n\\n\\n\\n' + '─' * 120 + '\\r\\n❯ \\r\\n' + '─' * 120)\n\
+    for i in range(5000):\n\
+    \x20   sys.stdout.write('\\x1b[4;1H' + '✶✻✽✢'[i % 4] + ' Thinking… (%04d)' % i); sys.stdout.flush()\n\
+    \x20   time.sleep(0.04)\n";
+
+/// A viewer in a browser tab nobody looks at (`visibility`, hidden) counts as nobody watching:
+/// a busy slot is then read once a second, and the viewer gets the spinner's frames gathered,
+/// many to a message; back in view, about a message a frame. (Without the message's effect the
+/// hidden viewer keeps getting a message a frame, and the first wait below fails.)
+#[test]
+fn a_hidden_viewer_gets_a_busy_slot_s_frames_gathered() {
+    let d = Daemon::in_process();
+    block_on(async {
+        let api = Api::new(&d);
+        api.create(json!({
+            "id": "busy", "command": "python3", "args": ["-c", SPINNER],
+            "profile": "claude-code", "cols": 120, "rows": 40,
+        }))
+        .await;
+        api.wait_slot("busy", "thinking", |s| s["state"] == "thinking")
+            .await;
+        let mut v = Viewer::attach(&d, "/pty/busy?binary=1").await;
+        let output = async |v: &mut Viewer| -> u64 {
+            loop {
+                match v.next_within(Duration::from_secs(20)).await {
+                    Ev::Msg(m) if m["type"] == "binary" => {
+                        return m["bytes"].as_u64().expect("a size");
+                    }
+                    Ev::Msg(_) => continue,
+                    other => panic!("the viewer's output ended: {other:?}"),
+                }
+            }
+        };
+        v.send_json(json!({"type": "visibility", "hidden": true}))
+            .await;
+        let deadline = tokio::time::Instant::now() + STEP;
+        while output(&mut v).await < 5 * SPINNER_FRAME {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a hidden viewer still gets a message per frame"
+            );
+        }
+        v.send_json(json!({"type": "visibility", "hidden": false}))
+            .await;
+        // The gathered frames and the first live ones, then 40 frames live.
+        for _ in 0..3 {
+            output(&mut v).await;
+        }
+        let (mut bytes, mut messages) = (0, 0);
+        while bytes < 40 * SPINNER_FRAME {
+            bytes += output(&mut v).await;
+            messages += 1;
+        }
+        assert!(
+            messages >= 13,
+            "40 frames in view came in only {messages} messages"
+        );
+    });
+}

@@ -13,6 +13,8 @@ export const PtyMsg = Object.freeze({
   EXIT: 'exit',
   ERROR: 'error',
   INPUT: 'input',
+  /** Viewer to daemon: `{hidden}`, whether anyone looks at this viewer (a background tab). */
+  VISIBILITY: 'visibility',
 });
 
 /** Messages on `/events`. */

@@ -75,7 +75,10 @@ export class TerminalView extends EventTarget {
       () => socketUrl(`/pty/${encodeURIComponent(this.slotId)}`, this.token,
         this.readOnly ? { mode: 'ro', binary: '1' } : { binary: '1' }),
       {
-        onOpen: () => this.setStatus('connecting', 'attaching…'),
+        onOpen: () => {
+          this.setStatus('connecting', 'attaching…');
+          if (document.hidden) this.sendVisibility();
+        },
         onMessage: (msg) => this.onMessage(msg),
         onBytes: (bytes) => this.term.write(bytes),
         onClose: (ev, retry, delay) => this.onClose(ev, retry, delay),
@@ -89,7 +92,15 @@ export class TerminalView extends EventTarget {
       this.resizeTimer = setTimeout(() => this.fitToPane(), 80);
     });
     this.observer.observe(host);
+    // A tab in the background tells the daemon nobody looks: a busy slot is then read once a
+    // second instead of at every spinner frame (docs/API.md, `visibility`).
+    this.onVisibility = () => this.sendVisibility();
+    document.addEventListener('visibilitychange', this.onVisibility);
     this.socket.start();
+  }
+
+  sendVisibility() {
+    this.socket.send({ type: PtyMsg.VISIBILITY, hidden: document.hidden });
   }
 
   onMessage(msg) {
@@ -232,6 +243,7 @@ export class TerminalView extends EventTarget {
   }
 
   dispose() {
+    document.removeEventListener('visibilitychange', this.onVisibility);
     this.socket.stop();
     this.observer.disconnect();
     clearTimeout(this.resizeTimer);

@@ -38,6 +38,7 @@ let context;
 let page;
 const requested = []; // every URL the main page asked for (HTTP and WebSocket)
 const binaryFrom = new Set(); // WebSocket URLs the main page received binary frames on
+const errorFrames = []; // `error` messages the main page received on any WebSocket
 const pageErrors = [];
 const cspViolations = [];
 const consoleLog = []; // the page's console, shown when a step fails
@@ -135,7 +136,10 @@ describe('viewer in Chromium', () => {
     page.on('request', (req) => requested.push(req.url()));
     page.on('websocket', (ws) => {
       requested.push(ws.url());
-      ws.on('framereceived', (f) => { if (typeof f.payload !== 'string') binaryFrom.add(ws.url()); });
+      ws.on('framereceived', (f) => {
+        if (typeof f.payload !== 'string') binaryFrom.add(ws.url());
+        else if (f.payload.includes('"type":"error"')) errorFrames.push(f.payload);
+      });
     });
   });
 
@@ -207,6 +211,32 @@ describe('viewer in Chromium', () => {
     const pty = [...binaryFrom].filter((u) => new URL(u).pathname === '/pty/shell');
     assert.ok(pty.length > 0 && pty.every((u) => new URL(u).searchParams.get('binary') === '1'),
       `binary frames from: ${[...binaryFrom].join(', ')}`);
+  });
+
+  step('tells the daemon when its tab goes to the background and comes back', async () => {
+    const visibility = () => page.evaluate(() => window.__wsSent
+      .map((t) => { try { return JSON.parse(t); } catch { return null; } })
+      .filter((m) => m?.type === 'visibility'));
+    assert.deepEqual(await visibility(), [], 'a visible tab says nothing');
+    // Headless Chromium never hides the page: play the browser's part.
+    const setHidden = (hidden) => page.evaluate((h) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+    await setHidden(true);
+    await waitFor('visibility hidden sent', async () => (await visibility()).length === 1);
+    await setHidden(false);
+    await waitFor('visibility shown sent', async () => (await visibility()).length === 2);
+    assert.deepEqual((await visibility()).map((m) => m.hidden), [true, false]);
+    // The daemon took both: a message it refused comes back as an `error`, sent before the
+    // echo of what is typed next.
+    await page.locator('.pane[data-slot-id="shell"] .term-host').click();
+    await page.keyboard.type('echo back-in-view');
+    await page.keyboard.press('Enter');
+    await waitFor('echo after the visibility messages',
+      async () => (await bufferLines('shell')).some((l) => l.trim() === 'back-in-view'));
+    assert.deepEqual(errorFrames, [], 'the daemon refused a message');
   });
 
   step('resizes the slot to the page after a window resize', async () => {

@@ -464,6 +464,12 @@ pub enum PtyClientMsg {
         #[serde(default)]
         force: bool,
     },
+    /// Whether anyone looks at this viewer (`hidden`: a browser tab in the background). A busy
+    /// slot whose viewers are all hidden is read once a second, as one nobody watches; the
+    /// viewer still gets every byte, gathered.
+    Visibility {
+        hidden: bool,
+    },
 }
 
 /// Frames of the `/events` stream: every slot's lifecycle and state.

@@ -16,7 +16,7 @@ use crate::config::validate_slot_id;
 use crate::protocol::audit::{Actor, AuditAction, AuditEntry};
 use crate::protocol::framing::{json_escape, Chunk, DATA_FRAME_HEAD, DATA_FRAME_TAIL};
 use crate::protocol::{PtyClientMsg, PtyServerMsg};
-use crate::supervisor::now_millis;
+use crate::supervisor::{now_millis, ViewerToken};
 use crate::supervisor::{FanoutReceiver, RecvError, TryRecvError};
 use crate::supervisor::{Run, Snapshot, ViewerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -128,8 +128,8 @@ pub async fn attach(
     let read_only = access == Access::ReadOnly || read_only_mode;
     let state_view = slot.state();
     ws.on_upgrade(move |socket| async move {
-        let _token = token;
         let viewer = Viewer {
+            token,
             run,
             slot,
             state: state.clone(),
@@ -171,6 +171,8 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 struct Viewer {
+    /// Keeps the viewer counted while it is served.
+    token: ViewerToken,
     run: Arc<Run>,
     slot: Arc<crate::supervisor::Slot>,
     /// For the audit trail.
@@ -381,6 +383,10 @@ impl Viewer {
                 Ok(value) if value.is_object() => {
                     match serde_json::from_value::<PtyClientMsg>(value) {
                         Ok(PtyClientMsg::Input { data }) => self.input(data.as_bytes(), sink).await,
+                        Ok(PtyClientMsg::Visibility { hidden }) => {
+                            self.run.set_viewer_hidden(&self.token, hidden);
+                            None
+                        }
                         Ok(PtyClientMsg::Resize { cols, rows, force }) => {
                             if self.read_only {
                                 return None;

@@ -20,7 +20,8 @@
 //! falls behind alone and is healed with a fresh snapshot.
 //!
 //! Nobody needs a busy slot's spinner at once when no viewer watches it: while the screen
-//! says busy ([`Classifier::busy_on_screen`]), no viewer is attached and no input came for a
+//! says busy ([`Classifier::busy_on_screen`]), no viewer is looked at (none attached, or all
+//! in hidden browser tabs) and no input came for a
 //! few seconds, the reader reads at a beat of [`READ_BEAT`] instead of at every frame, which
 //! is what such a slot mostly costs the daemon (a wake-up per frame). Input, a viewer, a hook,
 //! a resize, a task's news or the program's exit end the wait at once (`nudge`). Only a small
@@ -41,7 +42,7 @@ use crate::recording::Recorder;
 use crate::screen::Screen;
 use crate::semantic::{Classifier, Rules, Transition};
 use bytes::Bytes;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -139,6 +140,8 @@ pub struct Run {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     viewers: Arc<AtomicUsize>,
+    /// Of `viewers`, those nobody looks at ([`Run::set_viewer_hidden`]).
+    hidden_viewers: Arc<AtomicUsize>,
     /// Shared with the reader's side: when input last came (milliseconds since `epoch`, + 1).
     last_input: Arc<AtomicU64>,
     recorder: Option<Recorder>,
@@ -236,6 +239,7 @@ impl Run {
         }));
         let queued = Arc::new(AtomicUsize::new(0));
         let viewers = Arc::new(AtomicUsize::new(0));
+        let hidden_viewers = Arc::new(AtomicUsize::new(0));
         let last_input = Arc::new(AtomicU64::new(0));
         let events = Arc::new(PumpEvents {
             pipeline: pipeline.clone(),
@@ -250,6 +254,7 @@ impl Run {
             recorder: recorder.clone(),
             observer,
             viewers: viewers.clone(),
+            hidden_viewers: hidden_viewers.clone(),
             last_input: last_input.clone(),
         });
         // The reader thread starts inside `open` and waits here for the terminal's input side,
@@ -272,6 +277,7 @@ impl Run {
             last_query,
             epoch,
             viewers,
+            hidden_viewers,
             last_input,
             recorder,
         }))
@@ -436,7 +442,26 @@ impl Run {
             // Its first frames come live, not after a beat.
             self.process.nudge_reading();
         }
-        admitted.then(|| ViewerToken(self.viewers.clone()))
+        admitted.then(|| ViewerToken {
+            viewers: self.viewers.clone(),
+            hidden_viewers: self.hidden_viewers.clone(),
+            hidden: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether anyone looks at the viewer holding `token` (a browser tab in the background
+    /// does not): a busy slot whose viewers are all hidden is read at the beat.
+    pub fn set_viewer_hidden(&self, token: &ViewerToken, hidden: bool) {
+        if token.hidden.swap(hidden, Ordering::AcqRel) == hidden {
+            return;
+        }
+        // The token's own count: the run that admitted it, as its drop does.
+        if hidden {
+            token.hidden_viewers.fetch_add(1, Ordering::AcqRel);
+        } else {
+            token.hidden_viewers.fetch_sub(1, Ordering::AcqRel);
+            self.process.nudge_reading();
+        }
     }
 
     pub fn viewer_count(&self) -> usize {
@@ -446,11 +471,18 @@ impl Run {
 
 /// Keeps a viewer counted; dropping it releases the place.
 #[derive(Debug)]
-pub struct ViewerToken(Arc<AtomicUsize>);
+pub struct ViewerToken {
+    viewers: Arc<AtomicUsize>,
+    hidden_viewers: Arc<AtomicUsize>,
+    hidden: AtomicBool,
+}
 
 impl Drop for ViewerToken {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if *self.hidden.get_mut() {
+            self.hidden_viewers.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.viewers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -470,8 +502,9 @@ struct PumpEvents {
     epoch: Instant,
     recorder: Option<Recorder>,
     observer: Arc<dyn RunObserver>,
-    /// Shared with [`Run`]: viewers attached, when input last came.
+    /// Shared with [`Run`]: viewers attached, those of them hidden, when input last came.
     viewers: Arc<AtomicUsize>,
+    hidden_viewers: Arc<AtomicUsize>,
     last_input: Arc<AtomicU64>,
 }
 
@@ -527,11 +560,11 @@ impl PtyEvents for PumpEvents {
             at => (self.epoch.elapsed().as_millis() as u64).saturating_sub(at),
         };
         let busy_on_screen = lock(&self.pipeline).classifier.busy_on_screen();
-        read_beat(
-            busy_on_screen,
-            self.viewers.load(Ordering::Acquire),
-            since_input,
-        )
+        let watching = self
+            .viewers
+            .load(Ordering::Acquire)
+            .saturating_sub(self.hidden_viewers.load(Ordering::Acquire));
+        read_beat(busy_on_screen, watching, since_input)
     }
 
     fn output_closed(&self) {
@@ -546,9 +579,10 @@ impl PtyEvents for PumpEvents {
 }
 
 /// The beat at which output is read (see the module docs): only while the screen says busy, no
-/// viewer watches and the last input is `since_input_ms` old enough.
-fn read_beat(busy_on_screen: bool, viewers: usize, since_input_ms: u64) -> Option<Duration> {
-    (busy_on_screen && viewers == 0 && since_input_ms >= LIVE_AFTER_INPUT_MS).then_some(READ_BEAT)
+/// viewer is looked at (`watching`: attached and not hidden) and the last input is
+/// `since_input_ms` old enough.
+fn read_beat(busy_on_screen: bool, watching: usize, since_input_ms: u64) -> Option<Duration> {
+    (busy_on_screen && watching == 0 && since_input_ms >= LIVE_AFTER_INPUT_MS).then_some(READ_BEAT)
 }
 
 /// Whether `bytes` hold a cursor position query, `CSI 6 n` or `CSI ? 6 n`.
@@ -918,8 +952,8 @@ mod tests {
     }
 
     /// A Claude Code slot showing a spinner (a frame every 40 ms) is read at a beat while
-    /// nobody watches it: many frames per read, and still `thinking`; a viewer, then input,
-    /// bring back a read per frame or so.
+    /// nobody watches it: many frames per read, and still `thinking`; a viewer (unless it is
+    /// hidden), then input, bring back a read per frame or so.
     #[test]
     fn a_busy_slot_nobody_watches_is_read_at_a_beat() {
         let script = "import sys, time\n\
@@ -963,6 +997,14 @@ mod tests {
         reads_for(&reads, 5);
         let watched = reads_for(&reads, 40);
         assert!(watched >= 13, "40 frames watched took only {watched} reads");
+        // A viewer nobody looks at (a hidden tab) counts as none: gathered reads again
+        // (the receive times out and fails if they never come), until it is looked at.
+        run.set_viewer_hidden(&viewer, true);
+        while reads.recv_timeout(Duration::from_secs(20)).expect("reads") < 5 * FRAME {}
+        run.set_viewer_hidden(&viewer, false);
+        reads_for(&reads, 5);
+        let shown = reads_for(&reads, 40);
+        assert!(shown >= 13, "40 frames shown again took only {shown} reads");
         // Unwatched again, then input: read as it comes for a while.
         drop(viewer);
         while reads.recv_timeout(Duration::from_secs(20)).expect("reads") < 5 * FRAME {}
