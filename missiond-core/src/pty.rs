@@ -156,6 +156,16 @@ impl ReaderControl {
         }))
     }
 
+    /// Ends the reader's wait between beats, if it waits (see [`PtyProcess::nudge_reading`]).
+    fn nudge(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: writing one byte from a valid buffer to our own non-blocking pipe; a full
+        // pipe (EAGAIN) already holds a nudge.
+        unsafe {
+            libc::write(self.nudge_tx.as_raw_fd(), [1u8].as_ptr().cast(), 1);
+        }
+    }
+
     fn set_stopped(&self, stopped: bool) {
         *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = stopped;
         self.changed.notify_all();
@@ -267,7 +277,7 @@ impl PtyProcess {
         spawn_thread(format!("pty-wait-{pid}"), move || {
             let exit = wait();
             // The last output is read now, not a beat later: the exit is told after it.
-            nudge(&waiter_reading);
+            waiter_reading.nudge();
             waiter_events.exited(exit)
         })?;
         Ok(PtyProcess {
@@ -336,7 +346,7 @@ impl PtyProcess {
     /// hook wants the output read now. Never blocks; a reader that is not waiting reads on
     /// without a wait after its next read.
     pub fn nudge_reading(&self) {
-        nudge(&self.reading);
+        self.reading.nudge();
     }
 
     /// Reads again after [`PtyProcess::pause_reading`] (an upgrade that failed).
@@ -715,16 +725,6 @@ fn wait_readable(
             // Let the read itself block or fail.
             return Wake::Readable;
         }
-    }
-}
-
-/// Ends the reader's wait between beats, if it waits (see [`PtyProcess::nudge_reading`]).
-fn nudge(reading: &ReaderControl) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: writing one byte from a valid buffer to our own non-blocking pipe; a full pipe
-    // (EAGAIN) already holds a nudge.
-    unsafe {
-        libc::write(reading.nudge_tx.as_raw_fd(), [1u8].as_ptr().cast(), 1);
     }
 }
 

@@ -11,9 +11,8 @@
 //! thread before it reads on, so it wakes one thread of the daemon rather than two; a flood
 //! (reads that fill their buffer, or large ones) goes through the bounded parser queue, so
 //! reading and parsing run side by side and the flood waits for the emulator, which must see
-//! every byte. A chunk is
-//! parsed inline only when no queued chunk is still unparsed, so the screen sees the output in
-//! order. A chunk is queued or parsed before it is broadcast: a viewer subscribes to the
+//! every byte. A chunk is parsed inline only when no queued chunk is still unparsed, so the
+//! screen sees the output in order. A chunk is queued or parsed before it is broadcast: a viewer subscribes to the
 //! broadcast first and then asks the parser thread for a snapshot through the same queue, so
 //! the snapshot covers every chunk the viewer missed; chunks it got twice are skipped by their
 //! byte offset. The fan-out is a ring bounded in bytes ([`super::fanout`]), so a slow viewer
@@ -21,9 +20,9 @@
 //!
 //! Nobody needs a busy slot's spinner at once when no viewer watches it: while the screen
 //! says busy ([`Classifier::busy_on_screen`]), no viewer is looked at (none attached, or all
-//! in hidden browser tabs) and no input came for a
-//! few seconds, the reader reads at a beat of [`READ_BEAT`] instead of at every frame, which
-//! is what such a slot mostly costs the daemon (a wake-up per frame). Input, a viewer, a hook,
+//! in hidden browser tabs) and no input came for a few seconds, the reader reads at a beat of
+//! [`READ_BEAT`] instead of at every frame, which is what such a slot mostly costs the daemon
+//! (a wake-up per frame). Input, a viewer, a hook,
 //! a resize, a task's news or the program's exit end the wait at once (`nudge`). Only a small
 //! read (a spinner frame) is followed by a wait, so a flood is read as it comes; no output
 //! waits longer than a beat, and every byte is read and parsed in order.
@@ -610,7 +609,8 @@ struct Pipeline {
     last_query: Arc<AtomicU64>,
     epoch: Instant,
     parsed_end: u64,
-    /// When to compact the scrollback: [`COMPACT_WHEN_QUIET`] after the last output.
+    /// When to compact the scrollback: [`COMPACT_WHEN_QUIET`] after the last output, pushed
+    /// on by a period when the timer finds output came since ([`Pipeline::on_timers`]).
     compact_at: Option<Instant>,
     /// The timer the parser thread sleeps on; the reader wakes it only for an earlier one.
     armed: Option<Instant>,
@@ -846,6 +846,18 @@ mod tests {
     use crate::semantic::rules::RuleBook;
     use crate::supervisor::fanout::RecvError;
 
+    /// `python3 -c script` in a 120x40 terminal.
+    fn python_in_120x40(script: &str) -> SpawnRequest {
+        SpawnRequest {
+            command: "python3".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: Default::default(),
+            cols: 120,
+            rows: 40,
+        }
+    }
+
     struct Quiet;
     impl RunObserver for Quiet {
         fn state_changed(&self, _: &Transition) {}
@@ -866,14 +878,7 @@ mod tests {
             \x20   sys.stdout.write('L%d:' % i + '\\x1b[31mx\\x1b[0m' * 3200 + '\\n'); sys.stdout.flush()\n\
             \x20   time.sleep(0.0005)\n\
             \x20   sys.stdout.write('S%d\\n' % i); sys.stdout.flush(); time.sleep(0.002)\n";
-        let req = SpawnRequest {
-            command: "python3".into(),
-            args: vec!["-c".into(), script.into()],
-            cwd: std::env::temp_dir(),
-            env: Default::default(),
-            cols: 120,
-            rows: 40,
-        };
+        let req = python_in_120x40(script);
         let rules = RuleBook::embedded().rules(crate::protocol::Profile::Shell);
         let run = Run::start(&req, 5000, rules, Arc::new(Quiet), None).expect("python3 starts");
         let (mut rx, snapshot) = run.subscribe().await.expect("subscribed");
@@ -961,14 +966,7 @@ mod tests {
             for i in range(2000):\n\
             \x20   sys.stdout.write('\\x1b[4;1H' + '✶✻✽✢'[i % 4] + ' Thinking… (%04d)' % i); sys.stdout.flush()\n\
             \x20   time.sleep(0.04)\n";
-        let req = SpawnRequest {
-            command: "python3".into(),
-            args: vec!["-c".into(), script.into()],
-            cwd: std::env::temp_dir(),
-            env: Default::default(),
-            cols: 120,
-            rows: 40,
-        };
+        let req = python_in_120x40(script);
         let rules = RuleBook::embedded().rules(crate::protocol::Profile::ClaudeCode);
         let (reads_tx, reads) = flume::unbounded();
         let (states_tx, states) = flume::unbounded();
